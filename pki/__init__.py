@@ -1,0 +1,1 @@
+"""Deployment PKI: identities, keys, certificates, TLS credentials and join tokens."""
