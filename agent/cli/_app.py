@@ -1,0 +1,42 @@
+"""The ``rmagent`` command tree and its global options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent.cli import _consent, _decide, _setup, _status
+from agent.cli._common import DEFAULT_HOME, Options
+
+app = typer.Typer(
+    name="rmagent", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    help="The customer's side of rmaint: enroll this host, run the agent, and decide who "
+         "may do what on it. Every grant, denial and revocation is signed here, with an "
+         "approver key that never leaves this host.",
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    home: Annotated[Path, typer.Option(
+        envvar="RMAINT_HOME", help="The agent's home directory.",
+        show_default=DEFAULT_HOME)] = Path(DEFAULT_HOME),
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Machine-readable JSON output for every command.")] = False,
+) -> None:
+    ctx.obj = Options(home.expanduser(), json_out)
+
+
+app.command("enroll")(_setup.enroll)
+app.command("run")(_setup.run_daemon)
+app.add_typer(_setup.approver_app, name="approver")
+app.command("requests")(_consent.requests)
+app.command("approve")(_decide.approve)
+app.command("deny")(_decide.deny)
+app.command("revoke")(_decide.revoke)
+app.command("grants")(_consent.grants)
+app.command("status")(_status.status)
+app.command("log")(_status.log)

@@ -1,0 +1,83 @@
+"""Looking at consent: the requests received and the grants given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run, warn
+from agent.cli._errors import UserError, guarded
+from agent.cli._render import grant_dict, print_grants, print_requests, request_dict
+from agent.local_client import KnownGrant, LocalClient, ReceivedRequest
+
+AllOption = Annotated[bool, typer.Option("--all", help="Include decided, expired or revoked.")]
+
+
+async def fetch_requests(socket: Path, *, include_decided: bool,
+                         sync: bool) -> tuple[list[ReceivedRequest], str]:
+    async with LocalClient(socket) as client:
+        return await client.list_requests(include_decided=include_decided, sync=sync)
+
+
+async def fetch_grants(socket: Path, *, include_inactive: bool) -> list[KnownGrant]:
+    async with LocalClient(socket) as client:
+        return await client.list_grants(include_inactive=include_inactive)
+
+
+def pending_request(socket: Path, request_id: str) -> ReceivedRequest:
+    """The request ``request_id`` if the agent holds it and it awaits a decision."""
+    items, _ = run(fetch_requests(socket, include_decided=True, sync=False))
+    for item in items:
+        if item.request.request_id == request_id:
+            if item.status != "pending":
+                raise UserError(f"request {request_id} is {item.status}: "
+                                "only pending requests can be decided")
+            return item
+    raise UserError(f"the agent has no request {request_id}: see 'rmagent requests'")
+
+
+def known_grant(socket: Path, grant_id: str) -> KnownGrant:
+    """The grant ``grant_id`` if the agent holds it and it is not revoked yet."""
+    for item in run(fetch_grants(socket, include_inactive=True)):
+        if item.grant.grant_id == grant_id:
+            if item.revoked_at or item.status == "revoked":
+                raise UserError(f"grant {grant_id} is already revoked")
+            return item
+    raise UserError(f"the agent has no grant {grant_id}: see 'rmagent grants --all'")
+
+
+@guarded
+def requests(ctx: typer.Context, show_all: AllOption = False,
+             json_out: JsonOption = False) -> None:
+    """Access requests from engineers (fetches new ones from the controller first)."""
+    opts = options(ctx, json_out)
+    _, paths = enrolled(opts)
+    items, sync_error = run(fetch_requests(paths.socket, include_decided=show_all, sync=True))
+    if opts.json:
+        emit_json({"requests": [request_dict(i) for i in items], "sync_error": sync_error})
+        return
+    if sync_error:
+        warn(f"could not fetch new requests from the controller: {sync_error}")
+    if not items:
+        console().print("no requests" if show_all else "no pending requests")
+        return
+    print_requests(console(), items, "Access requests" if show_all else "Pending requests")
+    if not show_all:
+        console().print("decide with 'rmagent approve <request>' or 'rmagent deny <request>'")
+
+
+@guarded
+def grants(ctx: typer.Context, show_all: AllOption = False,
+           json_out: JsonOption = False) -> None:
+    """Grants given on this agent (active ones, or all with --all)."""
+    opts = options(ctx, json_out)
+    _, paths = enrolled(opts)
+    items = run(fetch_grants(paths.socket, include_inactive=show_all))
+    if opts.json:
+        emit_json({"grants": [grant_dict(i) for i in items]})
+    elif not items:
+        console().print("no grants" if show_all else "no active grants")
+    else:
+        print_grants(console(), items, "Grants" if show_all else "Active grants")

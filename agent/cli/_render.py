@@ -1,0 +1,115 @@
+"""How the customer's commands show things: Rich tables for people, dicts for ``--json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from agent.local_client import KnownGrant, ReceivedRequest
+from permissions import format_duration
+
+
+def local_time(seconds: float) -> str:
+    """Local ISO time to the second (this host's zone); "-" for zero (never)."""
+    if not seconds:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds).isoformat(timespec="seconds")
+
+
+def short_key(key_id: str) -> str:
+    """A key id shortened for tables: ``sha256:`` and 12 hex digits."""
+    kind, _, hexdigits = key_id.partition(":")
+    return f"{kind}:{hexdigits[:12]}" if hexdigits else key_id[:19]
+
+
+# Free text may wrap; ids, keys and times stay whole so they can be copied.
+_WRAPPING = frozenset({"Reason", "Scopes", "Operation", "Status"})
+_MIN_WRAPPED = 10
+_UNBOUNDED = 100_000
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """A table that, when narrow, wraps free text first and folds ids only as a last resort."""
+    out = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    for column in columns:
+        wraps = column in _WRAPPING
+        out.add_column(column, overflow="fold", no_wrap=not wraps,
+                       min_width=_MIN_WRAPPED if wraps else None)
+    for row in rows:
+        out.add_row(*row)
+    return out
+
+
+def print_table(out: Console, title: str, columns: Sequence[str],
+                rows: Iterable[Sequence[str]]) -> None:
+    """A table if it fits the terminal, else one block per row: nothing is ever cut off."""
+    rows = [tuple(row) for row in rows]
+    grid = table(title, columns, rows)
+    needed = Measurement.get(out, out.options.update_width(_UNBOUNDED), grid).minimum
+    if needed <= out.width:
+        out.print(grid)
+        return
+    out.print(title, style="bold")
+    for row in rows:
+        out.print(key_value("", zip(columns, row, strict=True)))
+        out.print()
+
+
+def request_dict(item: ReceivedRequest) -> dict[str, Any]:
+    r = item.request
+    return {
+        "request_id": r.request_id, "case_id": r.case_id, "agent_id": r.agent_id,
+        "engineer": r.engineer, "engineer_key_id": r.engineer_key_id, "scopes": list(r.scopes),
+        "duration_seconds": r.duration_seconds, "reason": r.reason,
+        "created_at": r.created_at, "received_at": item.received_at, "status": item.status,
+    }
+
+
+def print_requests(out: Console, items: Sequence[ReceivedRequest], title: str) -> None:
+    columns = ("Request", "Case", "Engineer", "Engineer key", "Scopes", "Duration", "Reason",
+               "Received", "Status")
+    rows = [(i.request.request_id, i.request.case_id, i.request.engineer,
+             short_key(i.request.engineer_key_id), ", ".join(i.request.scopes),
+             format_duration(i.request.duration_seconds), i.request.reason,
+             local_time(i.received_at), i.status) for i in items]
+    print_table(out, title, columns, rows)
+
+
+def grant_dict(item: KnownGrant) -> dict[str, Any]:
+    g = item.grant
+    return {
+        "grant_id": g.grant_id, "request_id": g.request_id, "case_id": g.case_id,
+        "agent_id": g.agent_id, "engineer": g.engineer, "engineer_key_id": g.engineer_key_id,
+        "scopes": list(g.scopes), "not_before": g.not_before, "not_after": g.not_after,
+        "approver_key_id": g.approver_key_id, "status": item.status,
+        "revoked_at": item.revoked_at,
+    }
+
+
+def print_grants(out: Console, items: Sequence[KnownGrant], title: str) -> None:
+    columns = ("Grant", "Request", "Case", "Engineer", "Scopes", "Until", "Status")
+    rows = [(i.grant.grant_id, i.grant.request_id, i.grant.case_id, i.grant.engineer,
+             ", ".join(i.grant.scopes), local_time(i.grant.not_after), _grant_status(i))
+            for i in items]
+    print_table(out, title, columns, rows)
+
+
+def _grant_status(item: KnownGrant) -> str:
+    if item.revoked_at:
+        return f"{item.status} ({local_time(item.revoked_at)})"
+    return item.status
+
+
+def key_value(title: str, pairs: Iterable[tuple[str, str]]) -> Table:
+    out = Table(title=title, title_justify="left", show_header=False, box=None)
+    out.add_column(style="bold")
+    out.add_column(overflow="fold")
+    for key, value in pairs:
+        out.add_row(key, value)
+    return out

@@ -1,0 +1,208 @@
+"""Async client of the agent daemon's AgentLocalService on its Unix socket.
+
+The socket's file mode (0600) is the access control: whoever can open it is the customer.
+Answers come back as frozen values; access requests are re-verified here (signed by the
+engineer key they carry) because the customer signs grants on the strength of them.
+
+    LocalClientError            anything the daemon could not do, as one clear message
+    ├── DaemonNotRunning        nothing listens on the socket
+    ├── DaemonUnreachable       the socket exists but cannot be used (permissions, timeout)
+    └── DaemonRefused           the daemon answered with an error status
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
+
+from permissions import (
+    AccessRequest,
+    Envelope,
+    Grant,
+    PermissionsError,
+    verify_access_request,
+)
+
+NOT_RUNNING = "the agent is not running: start it with 'rmagent run'"
+DEFAULT_TIMEOUT = 30.0  # above the daemon's own controller deadlines (sync: 5 s per call)
+_Reply = TypeVar("_Reply")
+
+
+class LocalClientError(Exception):
+    """A call to the daemon failed; ``str()`` is a message fit for the user."""
+
+
+class DaemonNotRunning(LocalClientError):
+    """Nothing listens on the agent's socket."""
+
+
+class DaemonUnreachable(LocalClientError):
+    """The socket exists but could not be used in time or with these permissions."""
+
+
+class DaemonRefused(LocalClientError):
+    """The daemon refused or failed the call; the message is the daemon's."""
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """An access request as the agent keeps it, verified as signed by its engineer."""
+
+    request: AccessRequest
+    envelope: Envelope
+    status: str
+    received_at: int
+
+
+@dataclass(frozen=True)
+class KnownGrant:
+    """A grant as the agent keeps it; status is by the agent's clock."""
+
+    grant: Grant
+    envelope: Envelope
+    status: str
+    revoked_at: int
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    agent_id: str
+    listen: str
+    controller: str
+    approver_key_ids: tuple[str, ...]
+    operations_in_flight: int
+    unreported: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Outcome of storing a decision: the daemon reports it now or retries later."""
+
+    reported: bool
+    grant_id: str = ""
+    cancelled_operations: int = 0
+
+
+def _connect_failure(socket: Path, details: str) -> LocalClientError:
+    if "Permission denied" in details:
+        return DaemonUnreachable(
+            f"cannot use the agent's socket {socket}: permission denied "
+            "(run rmagent as the user that runs the daemon)")
+    return DaemonNotRunning(NOT_RUNNING)
+
+
+def _unavailable(socket: Path, details: str) -> LocalClientError:
+    if "failed to connect" in details:
+        return _connect_failure(socket, details)
+    return DaemonRefused(details or NOT_RUNNING)
+
+
+# The one translation of gRPC statuses into what the customer reads.
+_STATUS: dict[grpc.StatusCode, Callable[[Path, str], LocalClientError]] = {
+    grpc.StatusCode.UNAVAILABLE: _unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: lambda s, d: DaemonUnreachable(
+        "the agent did not answer in time"),
+    grpc.StatusCode.INVALID_ARGUMENT: lambda s, d: DaemonRefused(d or "the agent refused it"),
+    grpc.StatusCode.FAILED_PRECONDITION: lambda s, d: DaemonRefused(d or "the agent refused it"),
+    grpc.StatusCode.NOT_FOUND: lambda s, d: DaemonRefused(d or "not found"),
+    grpc.StatusCode.ALREADY_EXISTS: lambda s, d: DaemonRefused(d or "already done"),
+    grpc.StatusCode.PERMISSION_DENIED: lambda s, d: DaemonRefused(
+        f"the agent refused it: {d or 'permission denied'}"),
+    grpc.StatusCode.UNIMPLEMENTED: lambda s, d: DaemonRefused(
+        "the running agent does not support this command: restart it with this version"),
+}
+
+
+def translate(exc: grpc.aio.AioRpcError, socket: Path) -> LocalClientError:
+    """The user-facing error for a failed call on ``socket``."""
+    details = exc.details() or ""
+    make = _STATUS.get(exc.code())
+    if make is None:
+        return DaemonRefused(f"the agent failed: {exc.code().name.lower()}: {details}")
+    return make(socket, details)
+
+
+class LocalClient:
+    """One connection to the daemon at ``socket``; use as ``async with``."""
+
+    def __init__(self, socket: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._socket = socket.absolute()
+        self._timeout = timeout
+        self._channel = grpc.aio.insecure_channel(f"unix:{self._socket}")
+        self._stub = agent_pb2_grpc.AgentLocalServiceStub(self._channel)
+
+    async def __aenter__(self) -> LocalClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, rpc: Callable[..., Awaitable[_Reply]], request: object) -> _Reply:
+        if not self._socket.exists():
+            raise DaemonNotRunning(NOT_RUNNING)
+        try:
+            return await rpc(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise translate(exc, self._socket) from exc
+
+    async def list_requests(self, *, include_decided: bool = False,
+                            sync: bool = False) -> tuple[list[ReceivedRequest], str]:
+        """Requests newest first, and why syncing failed ("" if it did not)."""
+        reply = await self._call(self._stub.ListRequests, agent_pb2.ListRequestsRequest(
+            include_decided=include_decided, sync=sync))
+        return [_received(r) for r in reply.requests], reply.sync_error
+
+    async def list_grants(self, *, include_inactive: bool = False) -> list[KnownGrant]:
+        reply = await self._call(self._stub.ListGrants, agent_pb2.ListGrantsRequest(
+            include_inactive=include_inactive))
+        return [_known(g) for g in reply.grants]
+
+    async def approve(self, grant: Envelope) -> Delivery:
+        reply = await self._call(self._stub.Approve, agent_pb2.ApproveRequest(grant=to_wire(grant)))
+        return Delivery(reported=reply.reported, grant_id=reply.grant_id)
+
+    async def deny(self, denial: Envelope) -> Delivery:
+        reply = await self._call(self._stub.Deny, agent_pb2.DenyRequest(denial=to_wire(denial)))
+        return Delivery(reported=reply.reported)
+
+    async def revoke(self, revocation: Envelope) -> Delivery:
+        reply = await self._call(self._stub.Revoke, agent_pb2.RevokeRequest(
+            revocation=to_wire(revocation)))
+        return Delivery(reported=reply.reported,
+                        cancelled_operations=reply.cancelled_operations)
+
+    async def status(self) -> AgentStatus:
+        reply = await self._call(self._stub.Status, agent_pb2.StatusRequest())
+        return AgentStatus(reply.agent_id, reply.listen, reply.controller,
+                           tuple(reply.approver_key_ids), reply.operations_in_flight,
+                           reply.unreported)
+
+
+def _received(message: agent_pb2.PendingRequest) -> ReceivedRequest:
+    try:
+        envelope = from_wire(message.request)
+        request = verify_access_request(envelope)
+    except PermissionsError as exc:
+        raise DaemonRefused(f"the agent returned an access request that does not verify: {exc}"
+                            ) from exc
+    return ReceivedRequest(request, envelope, message.status, message.received_at)
+
+
+def _known(message: agent_pb2.GrantState) -> KnownGrant:
+    try:
+        envelope = from_wire(message.grant)
+        grant = Grant.from_payload(envelope.payload)
+    except PermissionsError as exc:
+        raise DaemonRefused(f"the agent returned a grant that does not parse: {exc}") from exc
+    return KnownGrant(grant, envelope, message.status, message.revoked_at)

@@ -1,0 +1,58 @@
+"""The CLI's error boundary: one line on stderr, exit 1, 130 when interrupted."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.cli import _consent
+from agent.cli._errors import UserError, message_for
+from agent.config import ConfigMissing
+
+from .conftest import FakeAgent, Invoke, signed_request
+
+
+def _raise(exc: BaseException):  # type: ignore[no-untyped-def]
+    def run(coro):  # type: ignore[no-untyped-def]
+        coro.close()
+        raise exc
+    return run
+
+
+def test_interrupt_exits_130(rmagent: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_consent, "run", _raise(KeyboardInterrupt()))
+    result = rmagent("requests")
+    assert result.exit_code == 130
+    assert "Traceback" not in result.output
+
+
+def test_unexpected_failure_is_one_line(rmagent: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RMAINT_DEBUG", raising=False)
+    monkeypatch.setattr(_consent, "run", _raise(RuntimeError("disk on fire")))
+    result = rmagent("grants")
+    assert result.exit_code == 1
+    assert result.stderr == "error: unexpected failure (RuntimeError): disk on fire\n"
+
+
+def test_messages_come_from_one_table() -> None:
+    assert message_for(UserError("nope")) == "nope"
+    assert "rmagent enroll --token" in message_for(ConfigMissing("/h/agent.toml not found"))
+    assert message_for(FileNotFoundError(2, "No such file", "/x")) == "/x: No such file"
+
+
+def test_engineer_text_is_shown_literally(rmagent: Invoke, daemon: FakeAgent) -> None:
+    reason = "[bold red]urgent[/] :warning: [link=http://x]fix[/link]"
+    daemon.add_request(signed_request(reason=reason))
+    result = rmagent("requests", "--all")
+    assert result.exit_code == 0, result.output
+    assert reason in result.stdout
+
+
+def test_run_refuses_a_home_that_is_not_enrolled(tmp_path: object) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    result = CliRunner().invoke(app, ["--home", f"{tmp_path}/none", "run"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "not enrolled" in result.stderr
+    assert result.stderr.count("\n") == 1
