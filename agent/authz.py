@@ -1,0 +1,178 @@
+"""Authorization of every RPC the agent serves: one interceptor, one table.
+
+The table maps each full method name to who may call it: a set of roles (the caller's
+identity from its verified mTLS certificate), or ``LOCAL`` for the customer's own
+service, which is served only on the Unix socket whose file mode is its access control.
+A method missing from the table is denied. Callers learn only "unauthenticated" or
+"permission denied"; the precise reason goes to the log.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from agent.errors import REFUSED_TEXT
+from pki.identity import ROLES
+from pki.tls import peer_identity
+
+UNAUTHENTICATED_TEXT = "unauthenticated"
+LOCAL: Final = "local"
+ANY_PEER: frozenset[str] = frozenset(ROLES)
+CONTROLLER: frozenset[str] = frozenset({"controller"})
+
+Rule = frozenset[str] | str
+
+_HEALTH = "/grpc.health.v1.Health/"
+_REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/"
+_LOCAL = "/rmaint.v1.AgentLocalService/"
+
+TABLE: Mapping[str, Rule] = {
+    "/rmaint.v1.AgentService/Execute": CONTROLLER,
+    _HEALTH + "Check": ANY_PEER,
+    _HEALTH + "Watch": ANY_PEER,
+    _HEALTH + "List": ANY_PEER,
+    _REFLECTION + "ServerReflectionInfo": ANY_PEER,
+    **{_LOCAL + name: LOCAL for name in (
+        "ListRequests", "Approve", "Deny", "Revoke", "ListGrants", "Status")},
+}
+
+_log = logging.getLogger("agent.authz")
+
+
+class Refusal(Exception):
+    """Why a call is refused: the outward status, and the precise reason for the log."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def check(rule: Rule | None, *, transport: str, context: grpc.aio.ServicerContext,
+          trust_domain: str) -> str:
+    """The caller's name for the log if ``rule`` admits it; raise Refusal otherwise."""
+    if rule is None:
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "method not in the authorization table")
+    if transport == LOCAL:
+        if rule == LOCAL or rule == ANY_PEER:
+            return "local"
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "not served on the local socket")
+    if rule == LOCAL:
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "local-only method over the network")
+    identity = peer_identity(context)
+    if identity is None:
+        raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "no verified SPIFFE identity")
+    if identity.trust_domain != trust_domain:
+        raise Refusal(grpc.StatusCode.UNAUTHENTICATED,
+                      f"trust domain {identity.trust_domain} is not {trust_domain}")
+    if identity.role not in rule:
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED, f"role {identity.role} not allowed")
+    return identity.uri
+
+
+class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
+    """Checks every call against TABLE before its handler runs.
+
+    ``transport`` is ``"mtls"`` for the network server or ``LOCAL`` for the Unix socket.
+    """
+
+    def __init__(self, *, trust_domain: str, transport: str,
+                 table: Mapping[str, Rule] = TABLE) -> None:
+        self._trust_domain = trust_domain
+        self._transport = transport
+        self._table = table
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method: str = details.method
+        handler = await continuation(details)
+        rule = self._table.get(method)
+        if handler is None or rule is None:
+            return _refusing_handler(method)
+        return _wrap(handler, self._guard(method, rule))
+
+    def _guard(self, method: str, rule: Rule) -> Callable[[Any], Awaitable[None]]:
+        async def guard(context: grpc.aio.ServicerContext) -> None:
+            try:
+                caller = check(rule, transport=self._transport, context=context,
+                               trust_domain=self._trust_domain)
+            except Refusal as refusal:
+                await _refuse(context, method, refusal)
+            else:
+                _log.debug("call authorized", extra={"fields": {"method": method,
+                                                                "caller": caller}})
+        return guard
+
+
+async def _refuse(context: grpc.aio.ServicerContext, method: str, refusal: Refusal) -> None:
+    identity = peer_identity(context)
+    _log.warning("call refused", extra={"fields": {
+        "method": method, "reason": refusal.reason,
+        "caller": identity.uri if identity else None, "peer": context.peer()}})
+    text = UNAUTHENTICATED_TEXT if refusal.code == grpc.StatusCode.UNAUTHENTICATED \
+        else REFUSED_TEXT
+    await context.abort(refusal.code, text)
+
+
+def _refusing_handler(method: str) -> grpc.RpcMethodHandler:
+    async def refuse(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await _refuse(context, method, Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                                               "method not in the authorization table"))
+        return b""
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+def _wrap(handler: grpc.RpcMethodHandler,
+          guard: Callable[[Any], Awaitable[None]]) -> grpc.RpcMethodHandler:
+    """The same handler with ``guard(context)`` awaited before its behaviour.
+
+    Unary requests are decoded after the guard, so unauthorized callers never make the
+    server parse anything, and undecodable bytes become INVALID_ARGUMENT.
+    """
+    kinds = {"unary_unary": grpc.unary_unary_rpc_method_handler,
+             "unary_stream": grpc.unary_stream_rpc_method_handler,
+             "stream_unary": grpc.stream_unary_rpc_method_handler,
+             "stream_stream": grpc.stream_stream_rpc_method_handler}
+    for attribute, make in kinds.items():
+        behaviour = getattr(handler, attribute)
+        if behaviour is None:
+            continue
+        if attribute.startswith("unary_"):
+            return make(_guarded(behaviour, guard, handler.request_deserializer),
+                        request_deserializer=None,
+                        response_serializer=handler.response_serializer)
+        return make(_guarded(behaviour, guard, None),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
+    raise TypeError("handler without behaviour")
+
+
+def _guarded(behaviour: Callable[..., Any], guard: Callable[[Any], Awaitable[None]],
+             decode: Callable[[bytes], Any] | None) -> Callable[..., Any]:
+    async def admit(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await guard(context)
+        if decode is None:
+            return request
+        try:
+            return decode(request)
+        except DecodeError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "malformed request: not a valid protobuf message")
+
+    if inspect.isasyncgenfunction(behaviour):
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for response in behaviour(await admit(request, context), context):
+                yield response
+        return stream
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await behaviour(await admit(request, context), context)
+    return call

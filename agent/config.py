@@ -1,0 +1,333 @@
+"""The agent's home directory and its configuration file ``<home>/agent.toml``.
+
+The file is the customer's: no RPC can change it. It pins the approver keys whose
+signatures the agent accepts, so reading it is strict and every fault is a
+:class:`ConfigError` with a message fit for one line on stderr::
+
+    ConfigError                 agent.toml cannot be used
+    ├── ConfigMissing           there is no agent.toml (the home is not enrolled)
+    ├── ConfigInvalid           agent.toml does not parse or breaks a rule
+    └── DuplicateApprover       pinning a name or key that is already pinned
+
+Layout (relative names resolve against the home)::
+
+    [agent]  id, trust_domain, listen, controller, socket = "rmagent.sock"
+    [[approvers]]  name, key_id, public_key (base64 of the raw 32-byte Ed25519 key)
+    [log]    path = "agent-log.db"
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from permissions import PublicKey, key_id, public_key_bytes
+from pki.identity import IdentityError, check_name, check_trust_domain
+
+CONFIG_NAME = "agent.toml"
+DEFAULT_LISTEN = "127.0.0.1:7501"
+DEFAULT_SOCKET = "rmagent.sock"
+DEFAULT_LOG = "agent-log.db"
+
+__all__ = [
+    "CONFIG_NAME", "DEFAULT_LISTEN", "DEFAULT_LOG", "DEFAULT_SOCKET", "AgentConfig",
+    "AgentPaths", "ConfigError", "ConfigInvalid", "ConfigMissing", "DuplicateApprover",
+    "PinnedApprover", "load", "pin_approver", "save",
+]
+
+
+class ConfigError(Exception):
+    """agent.toml cannot be used; the message names the file and the fault."""
+
+
+class ConfigMissing(ConfigError):
+    """The home has no agent.toml."""
+
+
+class ConfigInvalid(ConfigError):
+    """agent.toml does not parse or breaks a rule."""
+
+
+class DuplicateApprover(ConfigError):
+    """An approver with that name or key is already pinned."""
+
+
+@dataclass(frozen=True)
+class PinnedApprover:
+    """A customer approver whose Ed25519 public key the agent trusts.
+
+    ``public_key`` is the raw 32-byte key; ``key_id`` always equals
+    ``permissions.key_id`` of it (checked on load and when pinning).
+    """
+
+    name: str
+    key_id: str
+    public_key: bytes
+
+    def key(self) -> ed25519.Ed25519PublicKey:
+        return ed25519.Ed25519PublicKey.from_public_bytes(self.public_key)
+
+    @classmethod
+    def of(cls, name: str, public_key: ed25519.Ed25519PublicKey | bytes) -> PinnedApprover:
+        """A pin for ``public_key`` (a key object or its raw 32 bytes) under ``name``."""
+        key = _ed25519(public_key)
+        return cls(name=_check_name(name, "approver name"), key_id=key_id(key),
+                   public_key=public_key_bytes(key))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The content of agent.toml. ``socket`` and ``log_path`` are as written (may be relative)."""
+
+    id: str
+    trust_domain: str
+    listen: str = DEFAULT_LISTEN
+    controller: str = ""
+    socket: str = DEFAULT_SOCKET
+    log_path: str = DEFAULT_LOG
+    approvers: tuple[PinnedApprover, ...] = ()
+
+    def approver_keys(self) -> dict[str, PublicKey]:
+        """Pinned keys by key id, as ``permissions.verify_decision`` takes them."""
+        return {a.key_id: a.key() for a in self.approvers}
+
+
+@dataclass(frozen=True)
+class AgentPaths:
+    """Where the agent keeps its files under ``home``."""
+
+    home: Path
+    socket_name: str = DEFAULT_SOCKET
+    log_name: str = DEFAULT_LOG
+
+    @classmethod
+    def of(cls, home: Path, config: AgentConfig) -> AgentPaths:
+        """Paths honouring the socket and log locations configured in ``config``."""
+        return cls(home, config.socket, config.log_path)
+
+    @property
+    def config(self) -> Path:
+        return self.home / CONFIG_NAME
+
+    @property
+    def key(self) -> Path:
+        return self.home / "agent.key"
+
+    @property
+    def cert(self) -> Path:
+        return self.home / "agent.crt"
+
+    @property
+    def ca(self) -> Path:
+        return self.home / "ca.crt"
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def log(self) -> Path:
+        """The append-only operation log (SQLite)."""
+        return self.home / self.log_name
+
+    @property
+    def daemon_log(self) -> Path:
+        """The daemon's JSON-lines diagnostic log."""
+        return self.home / "agent.log"
+
+    @property
+    def socket(self) -> Path:
+        return self.home / self.socket_name
+
+    @property
+    def approvers_dir(self) -> Path:
+        return self.home / "approvers"
+
+    def approver_key(self, name: str) -> Path:
+        return self.approvers_dir / f"{_check_name(name, 'approver name')}.key"
+
+
+def load(home: Path) -> AgentConfig:
+    """Read and validate ``<home>/agent.toml``; raise ConfigMissing or ConfigInvalid."""
+    path = home / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigMissing(f"{path} not found: this home is not enrolled") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigInvalid(f"cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return _parse(data)
+    except ConfigInvalid as exc:
+        raise ConfigInvalid(f"{path}: {exc}") from None
+
+
+def save(home: Path, config: AgentConfig) -> None:
+    """Write ``config`` to ``<home>/agent.toml`` atomically (never a partial file)."""
+    _validate(config)
+    home.mkdir(parents=True, exist_ok=True)
+    _write_atomic(home / CONFIG_NAME, tomli_w.dumps(_to_toml(config)).encode())
+
+
+def pin_approver(home: Path, name: str,
+                 public_key: ed25519.Ed25519PublicKey | bytes) -> PinnedApprover:
+    """Add an approver to ``[[approvers]]``; raise DuplicateApprover if name or key is pinned."""
+    config = load(home)
+    pin = PinnedApprover.of(name, public_key)
+    for existing in config.approvers:
+        if existing.name == pin.name:
+            raise DuplicateApprover(f"an approver named {name!r} is already pinned")
+        if existing.key_id == pin.key_id:
+            raise DuplicateApprover(f"that key is already pinned as {existing.name!r}")
+    save(home, replace(config, approvers=(*config.approvers, pin)))
+    return pin
+
+
+def _ed25519(public_key: ed25519.Ed25519PublicKey | bytes) -> ed25519.Ed25519PublicKey:
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return public_key
+    if len(public_key) != 32:
+        raise ConfigInvalid("an approver key must be a raw 32-byte Ed25519 public key")
+    return ed25519.Ed25519PublicKey.from_public_bytes(public_key)
+
+
+def _check_name(value: str, what: str) -> str:
+    try:
+        return check_name(value, what)
+    except IdentityError as exc:
+        raise ConfigInvalid(str(exc)) from None
+
+
+def _check_address(value: str, what: str, *, allow_empty: bool = False) -> str:
+    if allow_empty and value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigInvalid(f"{what} must be host:port, got {value!r}")
+    return value
+
+
+def _check_relative_name(value: str, what: str) -> str:
+    if not value or "\x00" in value:
+        raise ConfigInvalid(f"{what} must be a file name or path")
+    return value
+
+
+def _validate(config: AgentConfig) -> None:
+    _check_name(config.id, "agent id")
+    try:
+        check_trust_domain(config.trust_domain)
+    except IdentityError as exc:
+        raise ConfigInvalid(str(exc)) from None
+    _check_address(config.listen, "agent.listen")
+    _check_address(config.controller, "agent.controller", allow_empty=True)
+    _check_relative_name(config.socket, "agent.socket")
+    _check_relative_name(config.log_path, "log.path")
+    names = [a.name for a in config.approvers]
+    ids = [a.key_id for a in config.approvers]
+    if len(set(names)) != len(names) or len(set(ids)) != len(ids):
+        raise ConfigInvalid("approvers must have distinct names and keys")
+    for approver in config.approvers:
+        if PinnedApprover.of(approver.name, approver.public_key) != approver:
+            raise ConfigInvalid(f"approver {approver.name!r}: key_id does not match its key")
+
+
+def _table(data: dict[str, Any], name: str, keys: set[str]) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigInvalid(f"[{name}] must be a table")
+    unknown = set(table) - keys
+    if unknown:
+        raise ConfigInvalid(f"unknown key in [{name}]: {', '.join(sorted(unknown))}")
+    return table
+
+
+def _string(table: dict[str, Any], name: str, where: str, default: str | None = None) -> str:
+    value = table.get(name, default)
+    if value is None:
+        raise ConfigInvalid(f"{where}.{name} is missing")
+    if not isinstance(value, str):
+        raise ConfigInvalid(f"{where}.{name} must be a string")
+    return value
+
+
+def _parse(data: dict[str, Any]) -> AgentConfig:
+    unknown = set(data) - {"agent", "approvers", "log"}
+    if unknown:
+        raise ConfigInvalid(f"unknown section: {', '.join(sorted(unknown))}")
+    if "agent" not in data:
+        raise ConfigInvalid("[agent] section is missing")
+    agent = _table(data, "agent", {"id", "trust_domain", "listen", "controller", "socket"})
+    log = _table(data, "log", {"path"})
+    config = AgentConfig(
+        id=_string(agent, "id", "agent"),
+        trust_domain=_string(agent, "trust_domain", "agent"),
+        listen=_string(agent, "listen", "agent", DEFAULT_LISTEN),
+        controller=_string(agent, "controller", "agent", ""),
+        socket=_string(agent, "socket", "agent", DEFAULT_SOCKET),
+        log_path=_string(log, "path", "log", DEFAULT_LOG),
+        approvers=_parse_approvers(data.get("approvers", [])),
+    )
+    _validate(config)
+    return config
+
+
+def _parse_approvers(entries: Any) -> tuple[PinnedApprover, ...]:
+    if not isinstance(entries, list):
+        raise ConfigInvalid("approvers must be an array of tables ([[approvers]])")
+    pins = []
+    for entry in entries:
+        table = _table({"approvers": entry}, "approvers", {"name", "key_id", "public_key"})
+        raw = _decode_key(_string(table, "public_key", "approvers"))
+        pins.append(PinnedApprover(name=_string(table, "name", "approvers"),
+                                   key_id=_string(table, "key_id", "approvers"), public_key=raw))
+    return tuple(pins)
+
+
+def _decode_key(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigInvalid("approvers.public_key is not base64") from exc
+    if len(raw) != 32:
+        raise ConfigInvalid("approvers.public_key must be a raw 32-byte Ed25519 key")
+    return raw
+
+
+def _to_toml(config: AgentConfig) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "agent": {"id": config.id, "trust_domain": config.trust_domain, "listen": config.listen,
+                  "controller": config.controller, "socket": config.socket},
+    }
+    if config.approvers:  # an empty list would print as "approvers = []" above [agent]
+        data["approvers"] = [{"name": a.name, "key_id": a.key_id,
+                              "public_key": base64.b64encode(a.public_key).decode()}
+                             for a in config.approvers]
+    data["log"] = {"path": config.log_path}
+    return data
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,151 @@
+"""The agent daemon (``rmagent run``): wires state, log, dispatcher, servers and sync.
+
+``start`` brings everything up inside the running event loop and returns a handle
+(tests use it with ``listen`` port 0); ``run`` is the blocking entry point that logs
+JSON lines and stops cleanly on SIGTERM or SIGINT.
+
+Raises on start: ConfigError (agent.toml), StartupError (certificates, addresses),
+LogUnavailable / StateUnavailable (databases). Nothing stays open after a failed start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent import config as agent_config
+from agent import jsonlog
+from agent.config import AgentConfig, AgentPaths
+from agent.dispatcher import Dispatcher
+from agent.errors import StartupError
+from agent.local_service import LocalServicer
+from agent.log import OperationLog
+from agent.server import start_local_server, start_network_server
+from agent.state import StateStore
+from agent.sync import SyncLoop
+from agent.trust import PinnedTrust
+from pki.certs import identity_of
+from pki.files import read_cert, read_ec_key
+from pki.identity import Identity, IdentityError
+from pki.tls import TlsFiles
+
+Clock = Callable[[], float]
+_log = logging.getLogger("agent.daemon")
+
+
+@dataclass
+class AgentHandle:
+    """A running daemon. ``port`` is the bound mTLS port, ``address`` host:port."""
+
+    port: int
+    address: str
+    socket: Path
+    identity: Identity
+    dispatcher: Dispatcher
+    sync: SyncLoop
+    _stack: contextlib.AsyncExitStack
+
+    async def stop(self) -> None:
+        """Stop serving, stop syncing, close the databases; safe to call twice."""
+        await self._stack.aclose()
+
+
+async def start(home: Path, *, clock: Clock = time.time) -> AgentHandle:
+    """Start the daemon for the enrolled ``home`` in the running event loop."""
+    config = agent_config.load(home)
+    paths = AgentPaths.of(home, config)
+    identity, key = _credentials(paths, config)
+    stack = contextlib.AsyncExitStack()
+    try:
+        return await _assemble(stack, home, config, paths, identity, key, clock)
+    except BaseException:
+        await stack.aclose()
+        raise
+
+
+async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentConfig,
+                    paths: AgentPaths, identity: Identity, key: ec.EllipticCurvePrivateKey,
+                    clock: Clock) -> AgentHandle:
+    state = StateStore(paths.state)
+    stack.callback(state.close)
+    log = OperationLog(paths.log)
+    stack.callback(log.close)
+    trust = PinnedTrust(home, identity.name)
+    dispatcher = Dispatcher(agent_id=identity.name, signing_key=key, trust=trust, state=state,
+                            log=log, clock=clock)
+    files = TlsFiles(paths.key, paths.cert, paths.ca)
+    network, port = await start_network_server(config.listen, identity.trust_domain, files,
+                                               dispatcher)
+    stack.push_async_callback(_stop_server, network)
+    address = f"{config.listen.rpartition(':')[0]}:{port}"
+    sync = SyncLoop(controller=config.controller, trust_domain=identity.trust_domain,
+                    files=files, state=state, trust=trust, address=address, clock=clock)
+    stack.push_async_callback(sync.close)
+    local = LocalServicer(agent_id=identity.name, listen=address, controller=config.controller,
+                          state=state, dispatcher=dispatcher, trust=trust, sync=sync, clock=clock)
+    local_server = await start_local_server(paths.socket, identity.trust_domain, local)
+    stack.callback(paths.socket.unlink, missing_ok=True)
+    stack.push_async_callback(_stop_server, local_server)
+    task = asyncio.create_task(sync.run(), name="rmagent-sync")
+    stack.push_async_callback(_cancel, task)
+    return AgentHandle(port, address, paths.socket, identity, dispatcher, sync, stack)
+
+
+def _credentials(paths: AgentPaths,
+                 config: AgentConfig) -> tuple[Identity, ec.EllipticCurvePrivateKey]:
+    try:
+        identity = identity_of(read_cert(paths.cert))
+        key = read_ec_key(paths.key)
+    except (OSError, ValueError, IdentityError) as exc:
+        raise StartupError(f"cannot use the agent's certificate and key: {exc}") from exc
+    expected = Identity(config.trust_domain, "agent", config.id)
+    if identity != expected:
+        raise StartupError(f"the certificate names {identity.uri}, agent.toml {expected.uri}")
+    return identity, key
+
+
+async def _stop_server(server: grpc.aio.Server) -> None:
+    await server.stop(1.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def run(home: Path) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down cleanly. Blocks."""
+    paths = AgentPaths.of(home, agent_config.load(home))
+    handlers = jsonlog.install(paths.daemon_log)
+    try:
+        asyncio.run(_serve(home))
+    finally:
+        jsonlog.uninstall(handlers)
+
+
+async def _serve(home: Path) -> None:
+    handle = await start(home)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    _log.info("rmagent serving", extra={"fields": {
+        "agent_id": handle.identity.name, "address": handle.address,
+        "socket": str(handle.socket)}})
+    try:
+        await stopping.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await handle.stop()
+        _log.info("rmagent stopped")

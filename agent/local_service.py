@@ -1,0 +1,115 @@
+"""AgentLocalService: the customer's own commands, served on the agent's Unix socket.
+
+Approve, Deny and Revoke accept only decisions signed by an approver key pinned in
+agent.toml; they are stored durably before anything is reported to the controller,
+and a controller that cannot be reached only delays the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TypeAlias
+
+import grpc
+from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
+
+from agent.consent import verify_denial, verify_grant
+from agent.dispatcher import Dispatcher
+from agent.errors import ConsentRejected
+from agent.rpc import envelope_field, peek_field, translated
+from agent.state import StateStore, StoredRequest
+from agent.sync import SyncLoop
+from agent.trust import PinnedTrust
+from permissions import Envelope
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+class LocalServicer(agent_pb2_grpc.AgentLocalServiceServicer):
+    def __init__(self, *, agent_id: str, listen: str, controller: str, state: StateStore,
+                 dispatcher: Dispatcher, trust: PinnedTrust, sync: SyncLoop,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._agent_id = agent_id
+        self._listen = listen
+        self._controller = controller
+        self._state = state
+        self._dispatcher = dispatcher
+        self._trust = trust
+        self._sync = sync
+        self._clock = clock
+
+    @translated
+    async def ListRequests(self, request: agent_pb2.ListRequestsRequest,
+                           context: Context) -> agent_pb2.ListRequestsResponse:
+        sync_error = await self._sync.sync_now() if request.sync else ""
+        stored = await asyncio.to_thread(self._state.list_requests)
+        now = self._clock()
+        rows = [agent_pb2.PendingRequest(request=to_wire(s.envelope), status=s.status_at(now),
+                                         received_at=int(s.received_at))
+                for s in stored if request.include_decided or s.status_at(now) == "pending"]
+        return agent_pb2.ListRequestsResponse(requests=rows, sync_error=sync_error)
+
+    @translated
+    async def Approve(self, request: agent_pb2.ApproveRequest,
+                      context: Context) -> agent_pb2.ApproveResponse:
+        envelope = envelope_field(request.grant, request.HasField("grant"), "grant")
+        grant_id = str(peek_field(envelope, "grant_id"))
+        existing = await asyncio.to_thread(self._state.get_grant, grant_id)
+        if existing is not None and existing.envelope == envelope:  # a retry: report again
+            return agent_pb2.ApproveResponse(grant_id=grant_id,
+                                             reported=await self._sync.report(envelope))
+        now = self._clock()
+        asked = await self._request_named(envelope)
+        grant = verify_grant(envelope, self._trust.current(), asked, now)
+        if not await asyncio.to_thread(self._state.store_grant, envelope, grant, now):
+            raise ConsentRejected(f"grant id {grant.grant_id} is already in use")
+        return agent_pb2.ApproveResponse(grant_id=grant.grant_id,
+                                         reported=await self._sync.report(envelope))
+
+    @translated
+    async def Deny(self, request: agent_pb2.DenyRequest,
+                   context: Context) -> agent_pb2.DenyResponse:
+        envelope = envelope_field(request.denial, request.HasField("denial"), "denial")
+        now = self._clock()
+        asked = await self._request_named(envelope)
+        denial = verify_denial(envelope, self._trust.current(), asked, now)
+        await asyncio.to_thread(self._state.store_denial, envelope, denial, now)
+        return agent_pb2.DenyResponse(reported=await self._sync.report(envelope))
+
+    @translated
+    async def Revoke(self, request: agent_pb2.RevokeRequest,
+                     context: Context) -> agent_pb2.RevokeResponse:
+        envelope = envelope_field(request.revocation, request.HasField("revocation"),
+                                  "revocation")
+        revoked = await self._dispatcher.revoke(envelope)
+        return agent_pb2.RevokeResponse(cancelled_operations=revoked.cancelled,
+                                        reported=await self._sync.report(envelope))
+
+    @translated
+    async def ListGrants(self, request: agent_pb2.ListGrantsRequest,
+                         context: Context) -> agent_pb2.ListGrantsResponse:
+        stored = await asyncio.to_thread(self._state.list_grants)
+        now = self._clock()
+        rows = [agent_pb2.GrantState(grant=to_wire(s.envelope), status=s.status_at(now),
+                                     revoked_at=int(s.revoked_at or 0))
+                for s in stored
+                if request.include_inactive or s.status_at(now) in ("active", "not-yet-valid")]
+        return agent_pb2.ListGrantsResponse(grants=rows)
+
+    @translated
+    async def Status(self, request: agent_pb2.StatusRequest,
+                     context: Context) -> agent_pb2.StatusResponse:
+        unreported = await asyncio.to_thread(self._state.unreported_count)
+        return agent_pb2.StatusResponse(
+            agent_id=self._agent_id, listen=self._listen, controller=self._controller,
+            approver_key_ids=[a.key_id for a in self._trust.approvers()],
+            operations_in_flight=self._dispatcher.in_flight(), unreported=unreported)
+
+    async def _request_named(self, envelope: Envelope) -> StoredRequest | None:
+        request_id = peek_field(envelope, "request_id")
+        if not isinstance(request_id, str):
+            return None
+        return await asyncio.to_thread(self._state.get_request, request_id)

@@ -1,0 +1,117 @@
+"""The agent's two gRPC servers.
+
+* mTLS on ``listen``: AgentService (controller identity only), health and reflection;
+* the Unix socket ``unix:<home>/rmagent.sock`` (mode 0600): AgentLocalService, health.
+
+Both pass every call through :class:`agent.authz.Authorizer` and use
+``pki.tls.server_options()`` (4 MiB messages).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
+
+from agent.authz import LOCAL, Authorizer
+from agent.dispatcher import Dispatcher
+from agent.errors import StartupError
+from agent.local_service import LocalServicer
+from agent.rpc import translated
+from pki.tls import TlsFiles, server_credentials, server_options
+
+AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+LOCAL_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentLocalService"].full_name
+_MAX_UNIX_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    """Execute: the network transport of the dispatcher."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    @translated
+    async def Execute(self, request: agent_pb2.ExecuteRequest,
+                      context: grpc.aio.ServicerContext) -> agent_pb2.ExecuteResponse:
+        done = await self._dispatcher.execute(request.operation)
+        return agent_pb2.ExecuteResponse(result_json=done.result_json,
+                                         receipt=to_wire(done.receipt))
+
+
+async def start_network_server(listen: str, trust_domain: str, files: TlsFiles,
+                                dispatcher: Dispatcher) -> tuple[grpc.aio.Server, int]:
+    """The started mTLS server and its bound port; StartupError if it cannot listen."""
+    server = grpc.aio.server(
+        interceptors=[Authorizer(trust_domain=trust_domain, transport="mtls")],
+        options=server_options())
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(dispatcher), server)
+    await _add_health(server, AGENT_SERVICE)
+    reflection.enable_server_reflection(
+        (AGENT_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    try:
+        credentials = server_credentials(files)
+    except OSError as exc:
+        raise StartupError(f"cannot read the agent's TLS files: {exc}") from exc
+    try:
+        port = server.add_secure_port(listen, credentials)
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {listen}: {exc}") from exc
+    await server.start()
+    return server, port
+
+
+async def start_local_server(path: Path, trust_domain: str,
+                             local: LocalServicer) -> grpc.aio.Server:
+    """The started Unix-socket server, its socket file mode 0600."""
+    _claim_socket_path(path)
+    server = grpc.aio.server(
+        interceptors=[Authorizer(trust_domain=trust_domain, transport=LOCAL)],
+        options=server_options())
+    agent_pb2_grpc.add_AgentLocalServiceServicer_to_server(local, server)
+    await _add_health(server, LOCAL_SERVICE)
+    try:
+        server.add_insecure_port(f"unix:{path}")
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {path}: {exc}") from exc
+    await server.start()
+    os.chmod(path, 0o600)  # the socket's mode is the customer's access control
+    return server
+
+
+async def _add_health(server: grpc.aio.Server, service: str) -> None:
+    health = HealthServicer()
+    for name in ("", service):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+
+
+def _claim_socket_path(path: Path) -> None:
+    """Refuse a path that is too long or in use; remove a socket left by a dead daemon."""
+    if len(os.fsencode(path)) > _MAX_UNIX_PATH:
+        raise StartupError(f"socket path {path} is too long; set a shorter [agent] socket "
+                           "in agent.toml")
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise StartupError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: a leftover
+        return
+    finally:
+        probe.close()
+    raise StartupError(f"another rmagent is already serving {path}")

@@ -1,0 +1,208 @@
+"""The agent's local state: access requests received, grants, revocations, and the
+outbox of consent decisions still to be reported to the controller.
+
+Each decision is stored together with its outbox entry in one durable transaction, so
+nothing the customer signed is lost or reported twice. Envelopes are kept as received.
+Blocking: call through ``asyncio.to_thread``. Failures raise StateUnavailable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import StateUnavailable
+from agent.sqlite import Database, Row
+from agent.wire import envelope_blob, envelope_from_blob
+from permissions import AccessRequest, Denial, Envelope, Grant, Revocation
+
+REQUEST_TTL = 24 * 3600  # undecided requests expire, as on the controller
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, engineer TEXT NOT NULL,
+    envelope BLOB NOT NULL, status TEXT NOT NULL, received_at REAL NOT NULL,
+    decided_at REAL
+);
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, case_id TEXT NOT NULL,
+    engineer_key_id TEXT NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,
+    envelope BLOB NOT NULL, stored_at REAL NOT NULL, revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS revocations (
+    grant_id TEXT PRIMARY KEY, reason TEXT NOT NULL, approver_key_id TEXT NOT NULL,
+    envelope BLOB NOT NULL, stored_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, envelope BLOB NOT NULL,
+    created_at REAL NOT NULL, reported_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    envelope: Envelope
+    request: AccessRequest
+    status: str
+    received_at: float
+
+    def status_at(self, now: float) -> str:
+        """pending, approved, denied, or expired when left pending past REQUEST_TTL."""
+        if self.status == "pending" and now >= self.received_at + REQUEST_TTL:
+            return "expired"
+        return self.status
+
+
+@dataclass(frozen=True)
+class StoredGrant:
+    envelope: Envelope
+    grant: Grant
+    revoked_at: float | None
+
+    def status_at(self, now: float) -> str:
+        """active, not-yet-valid, expired or revoked, by the clock reading ``now``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if now < self.grant.not_before:
+            return "not-yet-valid"
+        return "expired" if now >= self.grant.not_after else "active"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    kind: str
+    envelope: Envelope
+
+
+class StateStore:
+    """The state database at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = Database(path, _SCHEMA, error=StateUnavailable)
+
+    def add_request(self, envelope: Envelope, request: AccessRequest, now: float) -> bool:
+        """Keep a verified request; False if one with its id is already known."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO requests (request_id, case_id, engineer, envelope, "
+                "status, received_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                (request.request_id, request.case_id, request.engineer,
+                 envelope_blob(envelope), now))
+            return cursor.rowcount == 1
+
+    def get_request(self, request_id: str) -> StoredRequest | None:
+        rows = self._db.query("SELECT envelope, status, received_at FROM requests "
+                              "WHERE request_id = ?", (request_id,))
+        return _request(rows[0]) if rows else None
+
+    def list_requests(self) -> list[StoredRequest]:
+        """All requests, newest first."""
+        rows = self._db.query("SELECT envelope, status, received_at FROM requests "
+                              "ORDER BY received_at DESC, request_id DESC")
+        return [_request(row) for row in rows]
+
+    def store_grant(self, envelope: Envelope, grant: Grant, now: float) -> bool:
+        """Keep a verified grant, mark its request approved, queue the report.
+
+        False (and nothing changes) if the grant id is already stored.
+        """
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO grants (grant_id, request_id, case_id, engineer_key_id, "
+                "not_before, not_after, envelope, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (grant.grant_id, grant.request_id, grant.case_id, grant.engineer_key_id,
+                 grant.not_before, grant.not_after, envelope_blob(envelope), now))
+            if cursor.rowcount != 1:
+                return False
+            _decide(conn, grant.request_id, "approved", now)
+            _queue(conn, "grant", envelope, now)
+        return True
+
+    def store_denial(self, envelope: Envelope, denial: Denial, now: float) -> None:
+        """Mark the request denied and queue the signed denial for the controller."""
+        with self._db.transaction() as conn:
+            _decide(conn, denial.request_id, "denied", now)
+            _queue(conn, "denial", envelope, now)
+
+    def store_revocation(self, envelope: Envelope, revocation: Revocation, now: float) -> bool:
+        """Keep a verified revocation and queue it; False if the grant was already revoked."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO revocations (grant_id, reason, approver_key_id, envelope, "
+                "stored_at) VALUES (?, ?, ?, ?, ?)",
+                (revocation.grant_id, revocation.reason, revocation.approver_key_id,
+                 envelope_blob(envelope), now))
+            if cursor.rowcount != 1:
+                return False
+            conn.execute("UPDATE grants SET revoked_at = ? WHERE grant_id = ?",
+                         (now, revocation.grant_id))
+            _queue(conn, "revocation", envelope, now)
+        return True
+
+    def get_grant(self, grant_id: str) -> StoredGrant | None:
+        rows = self._db.query("SELECT envelope, revoked_at FROM grants WHERE grant_id = ?",
+                              (grant_id,))
+        return _grant(rows[0]) if rows else None
+
+    def list_grants(self) -> list[StoredGrant]:
+        """All grants, newest first."""
+        rows = self._db.query("SELECT envelope, revoked_at FROM grants "
+                              "ORDER BY stored_at DESC, grant_id DESC")
+        return [_grant(row) for row in rows]
+
+    def revoked_ids(self) -> set[str]:
+        return {row[0] for row in self._db.query("SELECT grant_id FROM revocations")}
+
+    def pending_reports(self) -> list[OutboxItem]:
+        """Decisions not yet acknowledged by the controller, oldest first."""
+        rows = self._db.query("SELECT id, kind, envelope FROM outbox "
+                              "WHERE reported_at IS NULL ORDER BY id")
+        return [OutboxItem(row[0], row[1], envelope_from_blob(row[2])) for row in rows]
+
+    def mark_reported(self, item_id: int, now: float) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE outbox SET reported_at = ?, attempts = attempts + 1 "
+                         "WHERE id = ?", (now, item_id))
+
+    def note_report_failure(self, item_id: int, error: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? "
+                         "WHERE id = ?", (error[:500], item_id))
+
+    def is_reported(self, envelope: Envelope) -> bool:
+        rows = self._db.query("SELECT reported_at FROM outbox WHERE envelope = ? "
+                              "ORDER BY id DESC LIMIT 1", (envelope_blob(envelope),))
+        return bool(rows) and rows[0][0] is not None
+
+    def unreported_count(self) -> int:
+        return int(self._db.query("SELECT COUNT(*) FROM outbox WHERE reported_at IS NULL")[0][0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _decide(conn: sqlite3.Connection, request_id: str, status: str, now: float) -> None:
+    conn.execute(
+        "UPDATE requests SET status = ?, decided_at = ? WHERE request_id = ?",
+        (status, now, request_id))
+
+
+def _queue(conn: sqlite3.Connection, kind: str, envelope: Envelope, now: float) -> None:
+    conn.execute(
+        "INSERT INTO outbox (kind, envelope, created_at) VALUES (?, ?, ?)",
+        (kind, envelope_blob(envelope), now))
+
+
+def _request(row: Row) -> StoredRequest:
+    envelope = envelope_from_blob(row[0])
+    # Verified on receipt; re-parsing the stored bytes cannot change what was verified.
+    return StoredRequest(envelope, AccessRequest.from_payload(envelope.payload), row[1], row[2])
+
+
+def _grant(row: Row) -> StoredGrant:
+    envelope = envelope_from_blob(row[0])
+    return StoredGrant(envelope, Grant.from_payload(envelope.payload), row[1])

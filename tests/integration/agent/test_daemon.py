@@ -1,0 +1,190 @@
+"""The real daemon on loopback: mTLS Execute for the controller only, local consent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import time
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2
+
+import permissions as p
+from agent.daemon import AgentHandle
+from pki.files import read_cert
+from tests.integration.agent.conftest import Clients, Deployment
+
+
+async def approve(deployment: Deployment, clients: Clients, request_id: str = "R-1",
+                  grant_id: str = "G-1") -> agent_pb2.ApproveResponse:
+    request = deployment.request(request_id)
+    deployment.receive(request)
+    grant = deployment.grant(request, grant_id)
+    return await clients.local.Approve(agent_pb2.ApproveRequest(grant=to_wire(grant)))
+
+
+async def test_controller_executes_over_mtls_and_gets_a_signed_receipt(
+        deployment: Deployment, clients: Clients, agent: AgentHandle) -> None:
+    approved = await approve(deployment, clients)
+    assert approved.grant_id == "G-1" and not approved.reported  # controller unreachable
+    request = deployment.operation(1)
+    reply = await clients.controller.Execute(request, timeout=10)
+    result = json.loads(reply.result_json)
+    assert result["cpu"]["logical"] >= 1
+    agent_key = read_cert(deployment.home / "agent.crt").public_key()
+    keys = {p.key_id(agent_key): agent_key}  # type: ignore[arg-type]
+    receipt = p.Receipt.from_payload(p.verify(from_wire(reply.receipt), p.RECEIPT, keys))
+    assert receipt.operation_digest == p.digest(from_wire(request.operation))
+    assert (receipt.outcome, receipt.seq, receipt.agent_id) == ("ok", 1, "web-1")
+    # The same operation again is a replay.
+    with pytest.raises(grpc.aio.AioRpcError) as replay:
+        await clients.controller.Execute(request, timeout=10)
+    assert replay.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert replay.value.details() == "permission denied"
+
+
+async def test_engineer_certificate_cannot_execute(deployment: Deployment,
+                                                   clients: Clients) -> None:
+    await approve(deployment, clients)
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await clients.engineer.Execute(deployment.operation(1), timeout=10)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert denied.value.details() == "permission denied"
+    # Health is open to any verified peer.
+    health = health_pb2_grpc.HealthStub(clients.channels["engineer"])
+    reply = await health.Check(health_pb2.HealthCheckRequest(service="rmaint.v1.AgentService"))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    # The engineer's attempt never reached the dispatcher: nothing was recorded or consumed.
+    await clients.controller.Execute(deployment.operation(1), timeout=10)
+
+
+async def test_unknown_and_local_methods_are_denied_over_the_network(clients: Clients) -> None:
+    channel = clients.channels["controller"]
+    for method in ("/rmaint.v1.AgentLocalService/Status", "/no.such.Service/Call"):
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await channel.unary_unary(method)(b"", timeout=10)
+        assert (denied.value.code(), denied.value.details()) == \
+            (grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+
+
+async def test_reflection_lists_the_services(clients: Clients) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(clients.channels["controller"])
+    call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
+        list_services="")]))
+    names = set()
+    async for reply in call:
+        names |= {s.name for s in reply.list_services_response.service}
+    assert {"rmaint.v1.AgentService", "grpc.health.v1.Health"} <= names
+
+
+async def test_operation_without_a_grant_is_denied(deployment: Deployment,
+                                                   clients: Clients) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await clients.controller.Execute(deployment.operation(1), timeout=10)
+    assert (denied.value.code(), denied.value.details()) == \
+        (grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+
+
+async def test_malformed_and_oversized_input_fail_cleanly(
+        deployment: Deployment, clients: Clients, agent: AgentHandle) -> None:
+    await approve(deployment, clients)
+    raw = clients.channels["controller"].unary_unary("/rmaint.v1.AgentService/Execute")
+    with pytest.raises(grpc.aio.AioRpcError) as garbage:
+        await raw(b"\xff\xff\xff\xff", timeout=10)
+    assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert garbage.value.details() == "malformed request: not a valid protobuf message"
+    with pytest.raises(grpc.aio.AioRpcError) as empty:
+        await clients.controller.Execute(agent_pb2.ExecuteRequest(), timeout=10)
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as params:
+        await clients.controller.Execute(
+            deployment.operation(1, "diag.processes", {"limit": 1000}), timeout=10)
+    assert params.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "limit" in (params.value.details() or "")
+    big = await _send_oversized(deployment, agent)
+    assert big == grpc.StatusCode.RESOURCE_EXHAUSTED
+    reply = await clients.controller.Execute(deployment.operation(2), timeout=10)
+    assert json.loads(reply.result_json)["hostname"]
+
+
+async def _send_oversized(deployment: Deployment, agent: AgentHandle) -> grpc.StatusCode:
+    files = deployment.controller
+    key, cert, ca = files.read()
+    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                         certificate_chain=cert)
+    options = [("grpc.ssl_target_name_override", "web-1.agent.example.test"),
+               ("grpc.max_send_message_length", 16 * 1024 * 1024)]
+    async with grpc.aio.secure_channel(f"127.0.0.1:{agent.port}", creds,
+                                       options=options) as channel:
+        raw = channel.unary_unary("/rmaint.v1.AgentService/Execute")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await raw(b"\x0a" + b"\x00" * (5 * 1024 * 1024), timeout=10)
+        return refused.value.code()
+
+
+async def test_local_revoke_cancels_a_running_operation_within_a_second(
+        deployment: Deployment, clients: Clients, agent: AgentHandle) -> None:
+    await approve(deployment, clients)
+    running = asyncio.ensure_future(clients.controller.Execute(
+        deployment.operation(1, "diag.processes", {"interval": 5}), timeout=20))
+    while (await clients.local.Status(agent_pb2.StatusRequest())).operations_in_flight == 0:
+        await asyncio.sleep(0.02)
+    grant = p.Grant.from_payload(deployment.grant(deployment.request()).payload)
+    revocation = p.revoke(grant, deployment.approver, reason="enough", now=int(time.time()))
+    started = time.monotonic()
+    reply = await clients.local.Revoke(agent_pb2.RevokeRequest(revocation=to_wire(revocation)))
+    with pytest.raises(grpc.aio.AioRpcError) as cancelled:
+        await running
+    assert time.monotonic() - started < 1.0
+    assert reply.cancelled_operations == 1
+    assert cancelled.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as after:
+        await clients.controller.Execute(deployment.operation(2), timeout=10)
+    assert after.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    grants = await clients.local.ListGrants(agent_pb2.ListGrantsRequest(include_inactive=True))
+    assert [g.status for g in grants.grants] == ["revoked"]
+    assert not (await clients.local.ListGrants(agent_pb2.ListGrantsRequest())).grants
+
+
+async def test_local_service_checks_consent(deployment: Deployment, clients: Clients,
+                                            agent: AgentHandle) -> None:
+    request = deployment.request("R-7")
+    rogue = p.approve(p.verify_access_request(request), ed25519.Ed25519PrivateKey.generate(),
+                      grant_id="G-7", now=int(time.time()))
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await clients.local.Approve(agent_pb2.ApproveRequest(
+            grant=to_wire(deployment.grant(request, "G-7"))))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    deployment.receive(request)
+    with pytest.raises(grpc.aio.AioRpcError) as unpinned:
+        await clients.local.Approve(agent_pb2.ApproveRequest(grant=to_wire(rogue)))
+    assert unpinned.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    pending = await clients.local.ListRequests(agent_pb2.ListRequestsRequest())
+    assert [r.status for r in pending.requests] == ["pending"]
+    denial = p.deny(p.verify_access_request(request), deployment.approver, reason="not today",
+                    now=int(time.time()))
+    denied = await clients.local.Deny(agent_pb2.DenyRequest(denial=to_wire(denial)))
+    assert not denied.reported
+    everything = await clients.local.ListRequests(
+        agent_pb2.ListRequestsRequest(include_decided=True, sync=True))
+    assert [r.status for r in everything.requests] == ["denied"]
+    assert everything.sync_error  # the controller is unreachable, and says so
+    status = await clients.local.Status(agent_pb2.StatusRequest())
+    assert (status.agent_id, status.listen, status.unreported) == \
+        ("web-1", f"127.0.0.1:{agent.port}", 1)
+    assert list(status.approver_key_ids) == [p.key_id(deployment.approver.public_key())]
+
+
+async def test_socket_is_private_and_reclaimed_after_restart(
+        deployment: Deployment, start_agent: object, agent: AgentHandle) -> None:
+    assert stat.S_IMODE(agent.socket.stat().st_mode) == 0o600
+    await agent.stop()
+    assert not agent.socket.exists()
+    again = await start_agent()  # type: ignore[operator]
+    assert again.socket.exists()

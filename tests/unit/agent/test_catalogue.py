@@ -1,0 +1,58 @@
+"""Operation parameters are validated strictly; the catalogue names each scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agent.catalogue import CATALOGUE, parse_process_query, scope_of
+from agent.diagnostics import ProcessQuery
+from agent.errors import InvalidParams
+
+
+def test_catalogue_declares_scope_and_limits() -> None:
+    assert set(CATALOGUE) == {"diag.system", "diag.disks", "diag.processes"}
+    for spec in CATALOGUE.values():
+        assert spec.scope == "diag.read" and not spec.writes
+        assert spec.deadline > 0 and spec.output_limit > 0
+    assert scope_of("diag.system") == "diag.read"
+    assert scope_of("shell.exec") is None
+
+
+def test_process_query_defaults_and_values() -> None:
+    assert parse_process_query({}) == ProcessQuery("cpu", 10, 0.5)
+    assert parse_process_query({"by": "memory", "limit": 100, "interval": 0}) == \
+        ProcessQuery("memory", 100, 0.0)
+    assert parse_process_query({"interval": 10}).interval == 10.0
+
+
+@pytest.mark.parametrize("params", [
+    {"by": "disk"}, {"by": 1}, {"limit": 0}, {"limit": 101}, {"limit": True}, {"limit": "5"},
+    {"limit": 2.0}, {"interval": -0.1}, {"interval": 10.5}, {"interval": float("nan")},
+    {"interval": False}, {"interval": "1"}, {"sort": "cpu"},
+])
+def test_process_query_rejects(params: dict[str, Any]) -> None:
+    with pytest.raises(InvalidParams, match=r"^diag\.processes: "):
+        parse_process_query(params)
+
+
+@pytest.mark.parametrize("name", ["diag.system", "diag.disks"])
+def test_operations_without_parameters_reject_any(name: str) -> None:
+    with pytest.raises(InvalidParams, match="takes no parameters"):
+        CATALOGUE[name].prepare({"verbose": True})
+    assert callable(CATALOGUE[name].prepare({}))
+
+
+async def test_operations_return_json_ready_values() -> None:
+    system = await CATALOGUE["diag.system"].prepare({})()
+    assert system["cpu"]["logical"] >= 1 and system["memory"]["total"] > 0
+    disks = await CATALOGUE["diag.disks"].prepare({})()
+    assert all(fs["fstype"] not in ("proc", "sysfs", "tmpfs") for fs in disks["filesystems"])
+    top = await CATALOGUE["diag.processes"].prepare({"by": "memory", "limit": 3,
+                                                     "interval": 0})()
+    assert len(top["processes"]) <= 3 and top["by"] == "memory"
+    rss = [p["memory_rss"] or 0 for p in top["processes"]]
+    assert rss == sorted(rss, reverse=True)
+    assert {"pid", "name", "user", "cpu_percent", "memory_percent", "status", "cmdline"} <= \
+        set(top["processes"][0])
