@@ -18,6 +18,7 @@ import typer
 from agent.approvals import ApprovalError
 from agent.config import ConfigError, ConfigMissing
 from agent.enrollment import EnrollmentError
+from agent.errors import AgentError
 from agent.local_client import LocalClientError
 from permissions import PermissionsError
 from pki.identity import IdentityError
@@ -43,6 +44,7 @@ _MESSAGES: tuple[tuple[type[BaseException], Callable[[BaseException], str]], ...
     (LocalClientError, str),
     (ApprovalError, str),
     (EnrollmentError, str),
+    (AgentError, str),
     (PermissionsError, str),
     (IdentityError, str),
     (UserError, str),

@@ -1,0 +1,5 @@
+"""``python -m controller.cli`` runs rmctl."""
+
+from controller.cli import main
+
+main()

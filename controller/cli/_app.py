@@ -1,0 +1,138 @@
+"""The root of rmctl: global options, command registration and the one error boundary.
+
+Every command accepts ``--home`` and ``--json`` both before and after its name
+(``rmctl --home H init`` and ``rmctl init --home H``): :func:`command` adds them to each
+command and hands the command a resolved :class:`Options`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from typer.core import TyperGroup
+
+HOME_ENV = "RMAINT_HOME"
+DEBUG_ENV = "RMCTL_DEBUG"
+DEFAULT_HOME = "~/.rmaint"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Options:
+    """Global options as resolved for one command."""
+
+    home: Path
+    json: bool = False
+
+
+def describe(exc: Exception) -> str:
+    """The one-line message for an error that ends a command."""
+    from controller.client.errors import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc) or f"unexpected {type(exc).__name__}"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; the caller raises the returned Exit(1)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+class RootGroup(TyperGroup):
+    """Turns any error escaping a command into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            raise
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise fail(describe(exc)) from exc
+
+
+app = typer.Typer(
+    name="rmctl", cls=RootGroup, no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False, rich_markup_mode=None,
+    help="rmaint for the service company: cases, consent, sessions and diagnostics.",
+)
+
+_HOME_HELP = f"Home directory of this identity (env {HOME_ENV}, default {DEFAULT_HOME})."
+_JSON_HELP = "Print machine-readable JSON instead of tables."
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option("--home", envvar=HOME_ENV, help=_HOME_HELP,
+                                              show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option("--json", help=_JSON_HELP)] = False,
+) -> None:
+    ctx.obj = Options(home=(home or Path(DEFAULT_HOME)).expanduser(), json=json_output)
+
+
+def _resolve(ctx: typer.Context, home: Path | None, json_output: bool) -> Options:
+    root = ctx.find_root().obj
+    base = root if isinstance(root, Options) else Options(Path(DEFAULT_HOME).expanduser())
+    return replace(base, home=home.expanduser() if home else base.home,
+                   json=base.json or json_output)
+
+
+def command(group: typer.Typer, name: str | None = None) -> Callable[[F], F]:
+    """Register ``fn(opts, ...)`` on ``group`` with ``--home``/``--json`` of its own."""
+    def register(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)
+        # Typer passes everything by name, so every parameter can be keyword-only.
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in signature.parameters.values() if p.name != "opts"]
+
+        @functools.wraps(fn)
+        def wrapper(rmctl_ctx: typer.Context, *, rmctl_home: Path | None = None,
+                    rmctl_json: bool = False, **kwargs: Any) -> Any:
+            return fn(_resolve(rmctl_ctx, rmctl_home, rmctl_json), **kwargs)
+
+        params = [_param("rmctl_ctx", typer.Context, inspect.Parameter.empty),
+                  *own, *_GLOBALS]
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        group.command(name)(wrapper)
+        return fn
+    return register
+
+
+def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=default)
+
+
+_GLOBALS = [
+    _param("rmctl_home", Annotated[Path | None, typer.Option(
+        "--home", help="Same as the global --home.", show_default=False)], None),
+    _param("rmctl_json", Annotated[bool, typer.Option("--json", help=_JSON_HELP)], False),
+]
+
+
+def main() -> None:
+    """Console entry point ``rmctl``: never a traceback; Ctrl-C exits 130."""
+    try:
+        app(prog_name="rmctl")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        typer.echo(f"error: {describe(exc)}", err=True)
+        sys.exit(1)

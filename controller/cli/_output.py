@@ -1,0 +1,137 @@
+"""Output for people (Rich tables, readable units) and for scripts (``--json``)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import typer
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_PIPE_WIDTH = 400
+# A count or a measure (12, 3.5 %, 16.0 GiB, 12 ms), not a date or an id.
+_NUMBER = re.compile(r"-?\d+(\.\d+)?( (%|[KMGTP]?i?B|ms))?$")
+
+
+def console() -> Console:
+    # Made per use: the CLI runner and pipes swap sys.stdout after import. Off a terminal,
+    # rows are never folded, so that grep and friends see whole records.
+    terminal = Console(highlight=False)
+    return terminal if terminal.is_terminal else Console(highlight=False, width=_PIPE_WIDTH)
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def note(text: str = "") -> None:
+    """A line for people, printed as is: never wrapped, so tokens stay copyable."""
+    typer.echo(text)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table with numbers right-aligned; an empty one is a single line saying so."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    if not cells:
+        note(f"{title}: none")
+        return
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for index, column in enumerate(columns):
+        values = [row[index] for row in cells if row[index] != "-"]
+        numeric = bool(values) and all(_NUMBER.match(value) for value in values)
+        out.add_column(column, overflow="fold", justify="right" if numeric else "left")
+    for row in cells:
+        out.add_row(*row)
+    console().print(out)
+
+
+def fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    """A two-column table of labelled values."""
+    out = Table(show_header=False, box=None, pad_edge=False)
+    out.add_column(style="bold")
+    out.add_column(overflow="fold")
+    for label, value in pairs:
+        out.add_row(label, str(value))
+    console().print(out)
+
+
+def when(seconds: float) -> str:
+    """Local ISO time to the second; "-" for zero (never)."""
+    if not seconds:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
+
+def size(count: float) -> str:
+    """Bytes in binary units: 512 B, 3.4 MiB, 15.6 GiB."""
+    value = float(count)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def percent(value: float) -> str:
+    return f"{value:.1f} %"
+
+
+def span(seconds: float) -> str:
+    """The two largest units of a duration: 3d 4h, 2h 5m, 4m 10s, 12s."""
+    rest = max(int(seconds), 0)
+    parts: list[str] = []
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= length or (unit == "s" and not parts):
+            parts.append(f"{rest // length}{unit}")
+            rest %= length
+        elif parts:
+            break
+    return " ".join(parts[:2])
+
+
+def millis(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    """A protobuf message as JSON-ready data: field names as in the .proto, ints as ints,
+    bytes as base64; an envelope also shows its payload parsed as ``statement``."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.is_repeated:
+            out[field.name] = [_value(field, item) for item in value]
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and not message.HasField(field.name):
+            out[field.name] = None
+        else:
+            out[field.name] = _value(field, value)
+    if message.DESCRIPTOR.full_name == "rmaint.v1.Envelope":
+        out["statement"] = _statement(getattr(message, "payload", b""))
+    return out
+
+
+def _value(field: Any, value: Any) -> Any:  # upb and pure descriptors alike
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return message_data(value)
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _statement(payload: bytes) -> Any:
+    try:
+        return json.loads(payload) if payload else None
+    except ValueError:
+        return None
+
+
+def messages_data(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    return [message_data(m) for m in messages]

@@ -1,0 +1,161 @@
+"""Commands of the controller host: init, serve, customers, agents, engineers, auditors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from controller.cli import _output as out
+from controller.cli._app import Options, app, command
+from controller.cli._run import with_client
+
+customer_app = typer.Typer(help="Customers and their service contracts.", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents on customer hosts.", no_args_is_help=True)
+engineer_app = typer.Typer(help="Engineers (and the list of all people).", no_args_is_help=True)
+auditor_app = typer.Typer(help="Auditors.", no_args_is_help=True)
+
+TtlOpt = Annotated[str, typer.Option("--ttl", help="How long the join token is valid.")]
+
+
+@command(app, "init")
+def init(
+    opts: Options,
+    trust_domain: Annotated[str, typer.Option("--trust-domain", help="e.g. example.test")],
+    listen: Annotated[str, typer.Option(help="mTLS API address.")] = "127.0.0.1:7443",
+    enroll_listen: Annotated[str, typer.Option(help="Enrollment address.")] = "127.0.0.1:7444",
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL (default: SQLite in the home).", show_default=False)] = None,
+    san: Annotated[list[str] | None, typer.Option(
+        "--san", help="Extra DNS name for the controller certificate (repeatable).")] = None,
+) -> None:
+    """Create a deployment in the home: CA, controller and admin certificates, database."""
+    from controller.setup import init_deployment
+
+    init_deployment(opts.home, trust_domain, listen=listen, enroll_listen=enroll_listen,
+                    database_url=database_url, sans=tuple(san or ()))
+    if opts.json:
+        out.emit_json({"home": str(opts.home), "trust_domain": trust_domain,
+                       "listen": listen, "enroll_listen": enroll_listen})
+        return
+    out.note(f"deployment {trust_domain} created in {opts.home}")
+    out.note(f"start the controller: rmctl --home {opts.home} serve")
+
+
+@command(app, "serve")
+def serve(opts: Options) -> None:
+    """Run the controller of the deployment in the home until interrupted."""
+    from controller.server import run
+
+    run(opts.home)
+
+
+@command(customer_app, "add")
+def customer_add(
+    opts: Options,
+    customer_id: Annotated[str, typer.Argument(metavar="ID", help="Short id, e.g. acme.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    contract_start: Annotated[str, typer.Option(help="First day covered, YYYY-MM-DD.")],
+    contract_end: Annotated[str, typer.Option(help="Last day covered, YYYY-MM-DD.")],
+) -> None:
+    """Add a customer with its service contract."""
+    from controller.client.inputs import parse_contract
+
+    start, end = parse_contract(contract_start, contract_end)
+    customer = with_client(opts, lambda c: c.add_customer(customer_id, name, start, end))
+    if opts.json:
+        out.emit_json(out.message_data(customer))
+        return
+    out.note(f"customer {customer.customer_id} added: {customer.name}, contract "
+             f"{customer.contract_start} to {customer.contract_end}")
+
+
+@command(customer_app, "list")
+def customer_list(opts: Options) -> None:
+    """List customers."""
+    customers = with_client(opts, lambda c: c.list_customers())
+    if opts.json:
+        out.emit_json(out.messages_data(customers))
+        return
+    out.table("Customers", ("Customer", "Name", "Contract start", "Contract end"),
+              ((c.customer_id, c.name, c.contract_start, c.contract_end) for c in customers))
+
+
+def _token(opts: Options, role: str, subject: str, ttl: str, customer_id: str = "") -> None:
+    from controller.client.inputs import parse_duration, parse_name
+
+    parse_name(subject, "agent id" if role == "agent" else "name")
+    seconds = parse_duration(ttl, "--ttl")
+    reply = with_client(opts, lambda c: c.create_join_token(
+        role, subject, customer_id=customer_id, ttl_seconds=seconds))
+    if opts.json:
+        out.emit_json({"role": role, "subject": subject, "customer_id": customer_id,
+                       "token": reply.token, "expires_at": reply.expires_at})
+        return
+    owner = f" of customer {customer_id}" if customer_id else ""
+    out.note(f"join token for {role} {subject}{owner}, single use, valid until "
+             f"{out.when(reply.expires_at)}:")
+    out.note()
+    out.note(f"  {reply.token}")
+    out.note()
+    if role == "agent":
+        out.note("on the customer host, run:")
+        out.note(f"  rmagent enroll --token {reply.token}")
+    else:
+        out.note(f"on the {role}'s own machine, run:")
+        out.note(f"  rmctl login --token {reply.token}")
+
+
+@command(agent_app, "add")
+def agent_add(
+    opts: Options,
+    agent_id: Annotated[str, typer.Argument(metavar="ID", help="Agent id, e.g. web-1.")],
+    customer: Annotated[str, typer.Option(help="Customer the agent belongs to.")],
+    ttl: TtlOpt = "30m",
+) -> None:
+    """Create a join token for an agent (use it with 'rmagent enroll --token')."""
+    _token(opts, "agent", agent_id, ttl, customer)
+
+
+@command(agent_app, "list")
+def agent_list(
+    opts: Options,
+    customer: Annotated[str, typer.Option(help="Only this customer's agents.")] = "",
+) -> None:
+    """List enrolled agents."""
+    agents = with_client(opts, lambda c: c.list_agents(customer))
+    if opts.json:
+        out.emit_json(out.messages_data(agents))
+        return
+    out.table("Agents", ("Agent", "Customer", "Address", "Enrolled", "Last seen"),
+              ((a.agent_id, a.customer_id, a.address, out.when(a.enrolled_at),
+                out.when(a.last_seen)) for a in agents))
+
+
+@command(engineer_app, "add")
+def engineer_add(
+    opts: Options, name: Annotated[str, typer.Argument(help="Engineer name, e.g. alice.")],
+    ttl: TtlOpt = "30m",
+) -> None:
+    """Create a join token for an engineer (use it with 'rmctl login --token')."""
+    _token(opts, "engineer", name, ttl)
+
+
+@command(auditor_app, "add")
+def auditor_add(
+    opts: Options, name: Annotated[str, typer.Argument(help="Auditor name, e.g. carol.")],
+    ttl: TtlOpt = "30m",
+) -> None:
+    """Create a join token for an auditor (use it with 'rmctl login --token')."""
+    _token(opts, "auditor", name, ttl)
+
+
+@command(engineer_app, "list")
+def engineer_list(opts: Options) -> None:
+    """List enrolled people: engineers and auditors."""
+    people = with_client(opts, lambda c: c.list_principals())
+    if opts.json:
+        out.emit_json(out.messages_data(people))
+        return
+    out.table("People", ("Role", "Name", "Key", "Enrolled"),
+              ((p.role, p.name, p.key_fingerprint, out.when(p.enrolled_at)) for p in people))

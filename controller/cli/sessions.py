@@ -1,0 +1,98 @@
+"""Remote sessions: open (becomes the current one), list, show, close."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from controller.cli import _output as out
+from controller.cli._app import Options, command
+from controller.cli._run import with_client, with_workflow
+from controller.cli._tables import events_table, sessions_table
+
+if TYPE_CHECKING:
+    from rmaint.v1 import controller_pb2 as pb
+
+session_app = typer.Typer(help="Remote sessions under a customer's grant.", no_args_is_help=True)
+
+
+def _session_fields(s: pb.Session) -> list[tuple[str, str]]:
+    return [
+        ("Session", s.session_id), ("Engineer", s.engineer), ("Case", s.case_id),
+        ("Agent", s.agent_id), ("Grant", s.grant_id), ("Started", out.when(s.started_at)),
+        ("Ended", out.when(s.ended_at)), ("End reason", s.end_reason or "-"),
+    ]
+
+
+def _current(opts: Options) -> str | None:
+    from controller.client.engineer import SessionStore
+    from controller.client.errors import SessionStateError
+
+    try:
+        return SessionStore(opts.home).current_id()
+    except SessionStateError:
+        return None
+
+
+@command(session_app, "open")
+def session_open(
+    opts: Options,
+    case: Annotated[str, typer.Option(help="Case to work on.")],
+    agent: Annotated[str, typer.Option(help="Agent to work on.")],
+    grant: Annotated[str, typer.Option(
+        help="Grant to work under (default: the newest active one for your key).")] = "",
+) -> None:
+    """Open a session under an active grant; it becomes the current session."""
+    opened = with_workflow(opts, lambda w: w.open_session(case, agent, grant))
+    if opts.json:
+        data = out.message_data(opened.session)
+        data.update(grant_not_after=opened.grant_not_after, scopes=list(opened.scopes))
+        out.emit_json(data)
+        return
+    s = opened.session
+    out.note(f"session {s.session_id} open on agent {s.agent_id} (case {s.case_id}) "
+             f"under grant {s.grant_id}")
+    out.note(f"scopes {', '.join(opened.scopes)}; grant valid until "
+             f"{out.when(opened.grant_not_after)}; this is now the current session")
+
+
+@command(session_app, "list")
+def session_list(
+    opts: Options, case: Annotated[str, typer.Option(help="Only this case.")] = "",
+) -> None:
+    """List sessions, newest first; * marks this home's current session."""
+    sessions = with_client(opts, lambda c: c.list_sessions(case))
+    if opts.json:
+        out.emit_json(out.messages_data(sessions))
+        return
+    sessions_table(sessions, _current(opts))
+
+
+@command(session_app, "show")
+def session_show(
+    opts: Options,
+    session_id: Annotated[str, typer.Argument(metavar="SESSION", help="Session id.")],
+) -> None:
+    """Show a session and its events: outcome, duration and the agent's receipt digest."""
+    reply = with_client(opts, lambda c: c.get_session(session_id))
+    if opts.json:
+        out.emit_json(out.message_data(reply))
+        return
+    out.fields(_session_fields(reply.session))
+    events_table(reply.events)
+
+
+@command(session_app, "close")
+def session_close(
+    opts: Options,
+    session_id: Annotated[str | None, typer.Argument(
+        metavar="[SESSION]", help="Session id (default: the current session).",
+        show_default=False)] = None,
+) -> None:
+    """Close a session (default: the current one)."""
+    session = with_workflow(opts, lambda w: w.close_session(session_id))
+    if opts.json:
+        out.emit_json(out.message_data(session))
+        return
+    out.note(f"session {session.session_id} closed ({session.end_reason or 'closed'})")

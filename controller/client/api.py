@@ -1,0 +1,173 @@
+"""Typed async client of the controller's gRPC API: one method per RPC.
+
+Every method returns protobuf messages of ``rmaint.v1.controller_pb2`` (or a list of them)
+and raises only :class:`~controller.client.errors.RpcError` subclasses for error statuses,
+translated once, in :func:`controller.client.errors.translate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, controller_pb2_grpc
+from rmaint.v1 import controller_pb2 as pb
+
+from controller.client.config import ClientConfig
+from controller.client.errors import Call, ConfigError, translate
+from permissions import Envelope
+from pki.identity import Identity
+from pki.tls import TlsFiles, secure_channel
+
+DEFAULT_TIMEOUT = 15.0
+# The controller gives the agent 30 s; diag.processes may sample for up to 10 s of that.
+OPERATION_TIMEOUT = 45.0
+
+R = TypeVar("R")
+
+
+class ControllerClient:
+    """One mTLS channel to the controller. Use ``async with ControllerClient.open(cfg)``."""
+
+    def __init__(self, channel: Any, *, address: str) -> None:
+        self._channel = channel
+        self.address = address
+        self._admin = controller_pb2_grpc.AdminServiceStub(channel)
+        self._cases = controller_pb2_grpc.CaseServiceStub(channel)
+        self._engineer = controller_pb2_grpc.EngineerServiceStub(channel)
+        self._records = controller_pb2_grpc.RecordsServiceStub(channel)
+
+    @classmethod
+    def open(cls, config: ClientConfig, *, now: float | None = None) -> ControllerClient:
+        """A client for ``config``'s controller; ConfigError if its files are unusable."""
+        config.check_certificate(time.time() if now is None else now)
+        files = TlsFiles(config.key, config.cert, config.ca)
+        try:
+            channel = secure_channel(config.controller, files,
+                                     Identity(config.trust_domain, "controller"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the identity files in {config.home}: {exc}") from exc
+        return cls(channel, address=config.controller)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> ControllerClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def _call(self, method: Callable[..., Awaitable[R]], request: Any, *, name: str,
+                    timeout: float = DEFAULT_TIMEOUT) -> R:
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            call = Call(exc.code().name, exc.details() or "", name, self.address)
+            raise translate(call) from exc
+
+    # AdminService
+
+    async def add_customer(self, customer_id: str, name: str, contract_start: str,
+                           contract_end: str) -> pb.Customer:
+        customer = pb.Customer(customer_id=customer_id, name=name,
+                               contract_start=contract_start, contract_end=contract_end)
+        reply: pb.AddCustomerResponse = await self._call(self._admin.AddCustomer,
+                                 pb.AddCustomerRequest(customer=customer), name="AddCustomer")
+        return reply.customer
+
+    async def list_customers(self) -> list[pb.Customer]:
+        reply = await self._call(self._admin.ListCustomers, pb.ListCustomersRequest(),
+                                 name="ListCustomers")
+        return list(reply.customers)
+
+    async def create_join_token(self, role: str, subject: str, *, customer_id: str = "",
+                                ttl_seconds: int = 0) -> pb.CreateJoinTokenResponse:
+        request = pb.CreateJoinTokenRequest(role=role, subject=subject, customer_id=customer_id,
+                                            ttl_seconds=ttl_seconds)
+        return await self._call(self._admin.CreateJoinToken, request, name="CreateJoinToken")
+
+    async def list_agents(self, customer_id: str = "") -> list[pb.Agent]:
+        reply = await self._call(self._admin.ListAgents,
+                                 pb.ListAgentsRequest(customer_id=customer_id), name="ListAgents")
+        return list(reply.agents)
+
+    async def list_principals(self) -> list[pb.Principal]:
+        reply = await self._call(self._admin.ListPrincipals, pb.ListPrincipalsRequest(),
+                                 name="ListPrincipals")
+        return list(reply.principals)
+
+    # CaseService
+
+    async def open_case(self, customer_id: str, title: str, assignee: str = "") -> pb.Case:
+        request = pb.OpenCaseRequest(customer_id=customer_id, title=title, assignee=assignee)
+        reply: pb.OpenCaseResponse = await self._call(self._cases.OpenCase, request,
+                                                      name="OpenCase")
+        return reply.case
+
+    async def close_case(self, case_id: str, resolution: str) -> pb.Case:
+        request = pb.CloseCaseRequest(case_id=case_id, resolution=resolution)
+        reply: pb.CloseCaseResponse = await self._call(self._cases.CloseCase, request,
+                                                       name="CloseCase")
+        return reply.case
+
+    # EngineerService
+
+    async def request_access(self, envelope: Envelope) -> pb.AccessRequest:
+        request = pb.RequestAccessRequest(request=to_wire(envelope))
+        reply: pb.RequestAccessResponse = await self._call(
+            self._engineer.RequestAccess, request, name="RequestAccess")
+        return reply.request
+
+    async def list_my_requests(self, case_id: str = "") -> list[pb.AccessRequest]:
+        reply = await self._call(self._engineer.ListMyRequests,
+                                 pb.ListMyRequestsRequest(case_id=case_id), name="ListMyRequests")
+        return list(reply.requests)
+
+    async def open_session(self, case_id: str, agent_id: str,
+                           grant_id: str = "") -> pb.OpenSessionResponse:
+        request = pb.OpenSessionRequest(case_id=case_id, agent_id=agent_id, grant_id=grant_id)
+        return await self._call(self._engineer.OpenSession, request, name="OpenSession")
+
+    async def run_operation(self, operation: Envelope) -> agent_pb2.ExecuteResponse:
+        request = agent_pb2.ExecuteRequest(operation=to_wire(operation))
+        return await self._call(self._engineer.RunOperation, request, name="RunOperation",
+                                timeout=OPERATION_TIMEOUT)
+
+    async def close_session(self, session_id: str) -> pb.Session:
+        reply: pb.CloseSessionResponse = await self._call(self._engineer.CloseSession,
+                                 pb.CloseSessionRequest(session_id=session_id),
+                                 name="CloseSession")
+        return reply.session
+
+    # RecordsService
+
+    async def list_cases(self, status: str = "", customer_id: str = "") -> list[pb.Case]:
+        reply = await self._call(self._records.ListCases,
+                                 pb.ListCasesRequest(status=status, customer_id=customer_id),
+                                 name="ListCases")
+        return list(reply.cases)
+
+    async def get_case(self, case_id: str) -> pb.GetCaseResponse:
+        return await self._call(self._records.GetCase, pb.GetCaseRequest(case_id=case_id),
+                                name="GetCase")
+
+    async def list_sessions(self, case_id: str = "") -> list[pb.Session]:
+        reply = await self._call(self._records.ListSessions,
+                                 pb.ListSessionsRequest(case_id=case_id), name="ListSessions")
+        return list(reply.sessions)
+
+    async def get_session(self, session_id: str) -> pb.GetSessionResponse:
+        return await self._call(self._records.GetSession,
+                                pb.GetSessionRequest(session_id=session_id), name="GetSession")
+
+    async def consent_log(self, case_id: str = "", agent_id: str = "") -> list[pb.ConsentEntry]:
+        reply = await self._call(self._records.ConsentLog,
+                                 pb.ConsentLogRequest(case_id=case_id, agent_id=agent_id),
+                                 name="ConsentLog")
+        return list(reply.entries)

@@ -1,0 +1,218 @@
+"""The engineer's side of the trust model: signed access requests, session state, signed operations.
+
+Everything the agent checks is signed here with the identity key of this home: the access
+request (``permissions.request_access``) and each operation (``permissions.sign`` over an
+``Operation`` naming session, grant, case, agent and a sequence number). Sequence numbers
+come from ``<home>/sessions/<id>.json`` under an exclusive file lock, so concurrent commands
+in the same home never sign two operations with the same number.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+import permissions
+from controller.client.errors import InputError, SessionStateError
+
+REQUEST_PREFIX = "R-"
+SESSIONS_DIR = "sessions"
+CURRENT_FILE = "current-session"
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def new_request_id() -> str:
+    """``R-`` followed by 12 random hex digits."""
+    return REQUEST_PREFIX + secrets.token_hex(6)
+
+
+def sign_access_request(
+    key: ec.EllipticCurvePrivateKey, *, engineer: str, case_id: str, agent_id: str,
+    scopes: Iterable[str], duration_seconds: int, reason: str, now: int,
+    request_id: str | None = None,
+) -> permissions.Envelope:
+    """An access request signed by ``key``; InputError for values the agent would refuse."""
+    try:
+        return permissions.request_access(
+            key, request_id=request_id or new_request_id(), case_id=case_id,
+            agent_id=agent_id, engineer=engineer, scopes=scopes,
+            duration_seconds=duration_seconds, reason=reason, now=now,
+        )
+    except permissions.MalformedStatement as exc:
+        raise InputError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What this home knows about one open session; ``next_seq`` is the next unused number."""
+
+    session_id: str
+    case_id: str
+    agent_id: str
+    grant_id: str
+    next_seq: int = 1
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> SessionState:
+        """Raise ValueError unless ``data`` is a complete, well-typed state."""
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        texts = ("session_id", "case_id", "agent_id", "grant_id")
+        if not all(isinstance(obj.get(k), str) and obj[k] for k in texts):
+            raise ValueError(f"needs non-empty {', '.join(texts)}")
+        seq = obj.get("next_seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise ValueError("next_seq must be a positive integer")
+        return cls(session_id=obj["session_id"], case_id=obj["case_id"],
+                   agent_id=obj["agent_id"], grant_id=obj["grant_id"], next_seq=seq)
+
+
+def check_session_id(session_id: str) -> str:
+    """The id, if it can name a state file; InputError otherwise."""
+    if not _SESSION_ID.fullmatch(session_id):
+        raise InputError(f"invalid session id {session_id!r}")
+    return session_id
+
+
+@dataclass(frozen=True)
+class SessionStore:
+    """Session state files of one home: ``sessions/<id>.json`` and ``current-session``.
+
+    Every read-modify-write holds an exclusive ``flock`` on ``sessions/.lock`` and replaces
+    files atomically (write, fsync, rename), across threads and processes alike.
+    """
+
+    home: Path
+
+    @property
+    def directory(self) -> Path:
+        return self.home / SESSIONS_DIR
+
+    def _path(self, session_id: str) -> Path:
+        return self.directory / f"{check_session_id(session_id)}.json"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def add(self, state: SessionState, *, make_current: bool = True) -> None:
+        """Store a newly opened session and, by default, make it the current one."""
+        with self._locked():
+            _write_atomic(self._path(state.session_id), state.to_json())
+            if make_current:
+                _write_atomic(self.home / CURRENT_FILE, state.session_id.encode() + b"\n")
+
+    def get(self, session_id: str) -> SessionState:
+        """The stored state; SessionStateError if this home has none or it is damaged."""
+        with self._locked():
+            return self._read(session_id)
+
+    def current_id(self) -> str | None:
+        """The id named by ``current-session``, if any."""
+        try:
+            text = (self.home / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SessionStateError(f"cannot read {self.home / CURRENT_FILE}: {exc}") from exc
+        if text and not _SESSION_ID.fullmatch(text):
+            raise SessionStateError(f"{self.home / CURRENT_FILE} is damaged: run "
+                                    "'rmctl session open --case C --agent A' to replace it")
+        return text or None
+
+    def current(self) -> SessionState | None:
+        """The current session's state; None when there is none or its file is gone."""
+        session_id = self.current_id()
+        if session_id is None or not self._path(session_id).exists():
+            return None
+        return self.get(session_id)
+
+    def reserve_seq(self, session_id: str) -> tuple[SessionState, int]:
+        """Take the next sequence number for good: it is never handed out again."""
+        with self._locked():
+            state = self._read(session_id)
+            seq = state.next_seq
+            _write_atomic(self._path(session_id), _advanced(state).to_json())
+            return state, seq
+
+    def forget(self, session_id: str) -> None:
+        """Remove a session's state, and the current-session pointer if it names it."""
+        with self._locked():
+            self._path(session_id).unlink(missing_ok=True)
+            if self.current_id() == session_id:
+                (self.home / CURRENT_FILE).unlink(missing_ok=True)
+
+    def _read(self, session_id: str) -> SessionState:
+        path = self._path(session_id)
+        try:
+            state = SessionState.from_json(path.read_bytes())
+        except FileNotFoundError as exc:
+            raise SessionStateError(
+                f"no local state for session {session_id} in {self.home}: a session can "
+                "only be used from the home that opened it") from exc
+        except (OSError, ValueError) as exc:
+            raise SessionStateError(f"{path} is damaged ({exc}): close the session with "
+                                    f"'rmctl session close {session_id}'") from exc
+        if state.session_id != session_id:
+            raise SessionStateError(f"{path} names another session ({state.session_id})")
+        return state
+
+
+def _advanced(state: SessionState) -> SessionState:
+    return SessionState(state.session_id, state.case_id, state.agent_id, state.grant_id,
+                        state.next_seq + 1)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself must survive a crash, or a seq could repeat
+    finally:
+        os.close(dir_fd)
+
+
+def sign_operation(
+    key: ec.EllipticCurvePrivateKey, state: SessionState, *, seq: int, operation: str,
+    params: dict[str, Any], now: int,
+) -> permissions.Envelope:
+    """The signed Operation statement for ``seq`` in ``state``'s session."""
+    statement = permissions.Operation(
+        session_id=state.session_id, seq=seq, grant_id=state.grant_id,
+        agent_id=state.agent_id, case_id=state.case_id, operation=operation,
+        params=dict(params), issued_at=now,
+    )
+    payload = statement.to_payload()
+    try:
+        # Read it back as the agent will, so a statement it would refuse is never signed.
+        permissions.Operation.from_payload(payload)
+    except permissions.MalformedStatement as exc:
+        raise InputError(str(exc)) from exc
+    return permissions.sign(permissions.OPERATION, payload, key)

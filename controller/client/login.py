@@ -1,0 +1,112 @@
+"""``rmctl login``: enroll this home's long-lived key as an engineer or auditor.
+
+The key in ``<home>/identity.key`` is reused when it exists, so grants that name it stay
+valid across certificate renewals; otherwise a new P-256 key is made here and written 0600.
+It never leaves this host: only a CSR goes to the controller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+import permissions
+from controller.client.config import CONFIG_NAME, read_toml, write_client_section
+from controller.client.errors import LoginError
+from pki.certs import generate_key
+from pki.enroll import Enrolled, EnrollmentRefused, enroll
+from pki.files import read_ec_key, write_key, write_public
+from pki.identity import Identity
+from pki.token import JoinToken, TokenError
+
+KEY_FILE = "identity.key"
+CERT_FILE = "identity.crt"
+CA_FILE = "ca.crt"
+PERSON_ROLES = ("engineer", "auditor")
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """The outcome of a login."""
+
+    identity: Identity
+    controller: str
+    not_after: float
+    key_id: str
+    new_key: bool
+
+
+def identity_key(home: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
+    """The home's identity key and whether it was just made (and written 0600)."""
+    path = home / KEY_FILE
+    if path.exists():
+        try:
+            return read_ec_key(path), False
+        except (OSError, ValueError, TypeError) as exc:
+            raise LoginError(f"cannot use {path} ({exc}): move it away to make a new "
+                             "identity") from exc
+    key = generate_key()
+    write_key(path, key)
+    return key, True
+
+
+async def login(home: Path, token_text: str) -> LoggedIn:
+    """Enroll with ``token_text``; write identity.crt, ca.crt and rmctl.toml [client]."""
+    token = _decode(token_text)
+    _refuse_controller_home(home)
+    key, new_key = identity_key(home)
+    try:
+        enrolled = await enroll(token, key)
+    except (EnrollmentRefused, TokenError) as exc:
+        raise LoginError(f"login refused: {exc}") from exc
+    certificate = _check(enrolled, key)
+    _save(home, enrolled)
+    return LoggedIn(enrolled.identity, enrolled.controller_address,
+                    certificate.not_valid_after_utc.timestamp(),
+                    permissions.key_id(key.public_key()), new_key)
+
+
+def _decode(token_text: str) -> JoinToken:
+    try:
+        return JoinToken.decode(token_text)
+    except TokenError as exc:
+        raise LoginError(str(exc)) from exc
+
+
+def _refuse_controller_home(home: Path) -> None:
+    if not (home / CONFIG_NAME).exists():
+        return
+    # Checked before enrolling: a token is single use, so nothing may fail after it.
+    if "controller" in read_toml(home):
+        raise LoginError(f"{home} holds a controller deployment: log in with another --home")
+
+
+def _check(enrolled: Enrolled, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    if enrolled.identity.role not in PERSON_ROLES:
+        raise LoginError(f"this token was for an {enrolled.identity.role}: use "
+                         "'rmagent enroll --token T' on the customer host")
+    if not enrolled.controller_address:
+        raise LoginError("the controller did not say where to reach it")
+    try:
+        certificate = x509.load_pem_x509_certificate(enrolled.certificate_pem)
+    except ValueError as exc:
+        raise LoginError("the controller sent an unreadable certificate") from exc
+    public = certificate.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or \
+            permissions.key_id(public) != permissions.key_id(key.public_key()):
+        raise LoginError("the controller certified another key than this home's")
+    return certificate
+
+
+def _save(home: Path, enrolled: Enrolled) -> None:
+    write_public(home / CERT_FILE, enrolled.certificate_pem)
+    write_public(home / CA_FILE, enrolled.ca_pem)
+    identity = enrolled.identity
+    write_client_section(home, {
+        "role": identity.role, "name": identity.name,
+        "controller": enrolled.controller_address, "trust_domain": identity.trust_domain,
+        "key": KEY_FILE, "cert": CERT_FILE, "ca": CA_FILE,
+    })

@@ -1,0 +1,81 @@
+"""Every rmctl command has --help, and options parse the way the commands document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from controller.cli import app
+
+EXPECTED = {
+    "init", "serve", "login",
+    "customer add", "customer list", "agent add", "agent list",
+    "engineer add", "engineer list", "auditor add",
+    "case open", "case list", "case show", "case close",
+    "access request", "access list",
+    "session open", "session list", "session show", "session close",
+    "diag system", "diag disks", "diag processes",
+    "consent log",
+}
+
+
+def command_paths(command: object = None, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+    command = command or get_command(app)
+    children = getattr(command, "commands", None)
+    if not children:
+        yield " ".join(prefix)
+        return
+    for name, child in children.items():
+        yield from command_paths(child, (*prefix, name))
+
+
+def test_the_command_tree_is_the_documented_one() -> None:
+    assert set(command_paths()) == EXPECTED
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED))
+def test_every_command_has_help_with_home_and_json(runner: CliRunner, path: str) -> None:
+    result = runner.invoke(app, [*path.split(), "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: rmctl {path}" in result.output
+    assert "--home" in result.output and "--json" in result.output
+
+
+@pytest.mark.parametrize("group", ["customer", "agent", "engineer", "auditor", "case",
+                                   "access", "session", "diag", "consent"])
+def test_groups_show_their_commands(runner: CliRunner, group: str) -> None:
+    result = runner.invoke(app, [group, "--help"])
+    assert result.exit_code == 0
+    assert "Commands" in result.output
+
+
+def test_root_help_lists_global_options(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "RMAINT_HOME" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["diag", "processes", "--limit", "0"],
+    ["diag", "processes", "--limit", "101"],
+    ["diag", "processes", "--by", "disk"],
+    ["diag", "processes", "--interval", "11"],
+    ["case", "list", "--status", "pending"],
+    ["case", "open", "--customer", "acme"],
+    ["case", "close", "C-0001"],
+    ["access", "request", "--case", "C-1", "--agent", "web-1", "--scope", "diag.read",
+     "--for", "2h"],
+    ["agent", "add", "web-1"],
+    ["customer", "add", "acme", "--name", "Acme"],
+    ["init"],
+    ["login"],
+    ["no-such-command"],
+])
+def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path, args: list[str]) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
