@@ -1,0 +1,224 @@
+"""Authentication and authorization of every RPC, in one interceptor with one table.
+
+The verified TLS peer certificate becomes an immutable :class:`Caller` once, before the
+method runs; :data:`ROLES` maps each full method name to the roles that may call it.
+A method missing from the table is refused. Refusals are uniform outside
+(``UNAUTHENTICATED "unauthenticated"`` or ``PERMISSION_DENIED "permission denied"``) and
+precise in the log.
+
+The same wrapper is the controller's error boundary: a :class:`ControllerError` raised by
+a method becomes its status through the one table in :mod:`controller.errors`; anything
+else becomes ``INTERNAL "internal error"`` with the traceback logged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from controller.errors import ControllerError, status_of
+from controller.logs import log_event
+from permissions import key_id
+from pki.identity import Identity
+from pki.tls import peer_identity
+
+ANY_ROLE = "*"  # any verified peer of this trust domain
+NO_IDENTITY = "-"  # callable without a client certificate (the enrollment port asks for none)
+
+_ADMIN = frozenset({"admin"})
+_STAFF = frozenset({"admin", "engineer"})
+_ENGINEER = frozenset({"engineer"})
+_READERS = frozenset({"admin", "engineer", "auditor"})
+_AGENT = frozenset({"agent"})
+_HEALTH = frozenset({ANY_ROLE, NO_IDENTITY})
+
+ROLES: dict[str, frozenset[str]] = {
+    "/rmaint.v1.EnrollmentService/Enroll": frozenset({NO_IDENTITY}),
+    "/rmaint.v1.AdminService/AddCustomer": _ADMIN,
+    "/rmaint.v1.AdminService/ListCustomers": _ADMIN,
+    "/rmaint.v1.AdminService/CreateJoinToken": _ADMIN,
+    "/rmaint.v1.AdminService/ListAgents": _ADMIN,
+    "/rmaint.v1.AdminService/ListPrincipals": _ADMIN,
+    "/rmaint.v1.CaseService/OpenCase": _STAFF,
+    "/rmaint.v1.CaseService/CloseCase": _STAFF,
+    "/rmaint.v1.EngineerService/RequestAccess": _ENGINEER,
+    "/rmaint.v1.EngineerService/ListMyRequests": _ENGINEER,
+    "/rmaint.v1.EngineerService/OpenSession": _ENGINEER,
+    "/rmaint.v1.EngineerService/RunOperation": _ENGINEER,
+    "/rmaint.v1.EngineerService/CloseSession": _ENGINEER,
+    "/rmaint.v1.RecordsService/ListCases": _READERS,
+    "/rmaint.v1.RecordsService/GetCase": _READERS,
+    "/rmaint.v1.RecordsService/ListSessions": _READERS,
+    "/rmaint.v1.RecordsService/GetSession": _READERS,
+    "/rmaint.v1.RecordsService/ConsentLog": _READERS,
+    "/rmaint.v1.AgentReportService/FetchRequests": _AGENT,
+    "/rmaint.v1.AgentReportService/ReportConsent": _AGENT,
+    "/rmaint.v1.AgentReportService/Heartbeat": _AGENT,
+    "/grpc.health.v1.Health/Check": _HEALTH,
+    "/grpc.health.v1.Health/Watch": _HEALTH,
+    "/grpc.health.v1.Health/List": _HEALTH,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": frozenset({ANY_ROLE}),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, from the certificate TLS verified; None fields when there was none."""
+
+    identity: Identity | None
+    public_key: ec.EllipticCurvePublicKey | None = None
+
+    @property
+    def name(self) -> str:
+        return self.identity.name if self.identity else ""
+
+    @property
+    def role(self) -> str:
+        return self.identity.role if self.identity else ""
+
+    @property
+    def key_id(self) -> str:
+        """``sha256:<hex>`` of the certificate's key, as grants and envelopes name it."""
+        return key_id(self.public_key) if self.public_key is not None else ""
+
+    def __str__(self) -> str:
+        return self.identity.uri if self.identity else "anonymous"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: grpc.StatusCode
+    message: str
+    reason: str
+
+
+_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("rmaint_caller")
+
+
+def current_caller() -> Caller:
+    """The caller of the RPC being served; only valid inside a method behind the interceptor."""
+    try:
+        return _CALLER.get()
+    except LookupError:
+        raise RuntimeError("no caller: the method was not reached through the interceptor") \
+            from None
+
+
+def authorize(method: str, identity: Identity | None, trust_domain: str,
+              table: dict[str, frozenset[str]] = ROLES) -> Refusal | None:
+    """None if ``identity`` may call ``method``, else why not. Pure; unknown => refused."""
+    roles = table.get(method, frozenset())
+    if NO_IDENTITY in roles:
+        return None
+    if identity is None:
+        return Refusal(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
+                       "no usable client identity")
+    if identity.trust_domain != trust_domain:
+        return Refusal(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
+                       f"foreign trust domain {identity.trust_domain}")
+    if not roles:
+        return Refusal(grpc.StatusCode.PERMISSION_DENIED, "permission denied",
+                       "method not in the authorization table")
+    if ANY_ROLE in roles or identity.role in roles:
+        return None
+    return Refusal(grpc.StatusCode.PERMISSION_DENIED, "permission denied",
+                   f"role {identity.role} may not call this method")
+
+
+def peer_caller(context: grpc.aio.ServicerContext) -> Caller:
+    """The caller from the TLS peer certificate (identity via ``pki.tls.peer_identity``)."""
+    identity = peer_identity(context)
+    if identity is None:
+        return Caller(None)
+    pems = context.auth_context().get("x509_pem_cert") or []
+    key = x509.load_pem_x509_certificate(pems[0]).public_key()
+    return Caller(identity, key if isinstance(key, ec.EllipticCurvePublicKey) else None)
+
+
+_Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+_KINDS: tuple[tuple[str, Callable[..., grpc.RpcMethodHandler]], ...] = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler),
+)
+
+
+class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
+    """Checks :data:`ROLES` before every method and translates its domain errors."""
+
+    def __init__(self, trust_domain: str, table: dict[str, frozenset[str]] | None = None) -> None:
+        self._trust_domain = trust_domain
+        self._table = ROLES if table is None else table
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        method: str = details.method
+        handler = await continuation(details)
+        if handler is None:
+            if method in self._table:
+                return None  # known but not served here: UNIMPLEMENTED
+            return grpc.unary_unary_rpc_method_handler(self._guard(method, _unknown))
+        for kind, make in _KINDS:
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                return make(self._guard(method, behavior),
+                            request_deserializer=handler.request_deserializer,
+                            response_serializer=handler.response_serializer)
+        return handler
+
+    def _guard(self, method: str, behavior: _Behavior) -> _Behavior:
+        if inspect.isasyncgenfunction(behavior):
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                await self._admit(method, context)
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except Exception as exc:  # the boundary: translated below
+                    await _abort_for(exc, method, context)
+            return stream
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._admit(method, context)
+            try:
+                return await behavior(request, context)
+            except Exception as exc:  # the boundary: translated below
+                await _abort_for(exc, method, context)
+        return unary
+
+    async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        caller = peer_caller(context)
+        refusal = authorize(method, caller.identity, self._trust_domain, self._table)
+        if refusal is not None:
+            log_event("rpc.refused", logging.WARNING, method=method, caller=str(caller),
+                      peer=context.peer(), code=refusal.code.name, reason=refusal.reason)
+            await context.abort(refusal.code, refusal.message)
+        _CALLER.set(caller)
+
+
+async def _unknown(request: Any, context: grpc.aio.ServicerContext) -> None:
+    raise AssertionError("unreachable: unknown methods are refused before this runs")
+
+
+async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
+    """Abort the RPC with the status for ``exc`` (re-raising aborts already under way)."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    caller = str(_CALLER.get(Caller(None)))
+    if isinstance(exc, ControllerError):
+        code, message = status_of(exc)
+        log_event("rpc.failed", logging.WARNING, method=method, caller=caller,
+                  code=code.name, reason=str(exc))
+        await context.abort(code, message)
+    log_event("rpc.crashed", logging.ERROR, exc_info=True, method=method, caller=caller)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")

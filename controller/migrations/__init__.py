@@ -1,0 +1,1 @@
+"""Alembic migrations of the controller's store; applied by controller.store.migrate."""

@@ -1,0 +1,93 @@
+"""Dialing agents (direct mode): one cached mutual-TLS channel per agent.
+
+The controller authenticates with its own certificate and checks the agent's DNS SAN
+``<agent-id>.agent.<trust-domain>`` (``pki.tls.secure_channel``), so an address taken
+over by another host is refused by TLS. A channel is replaced when the agent reports a
+new address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+
+import grpc
+
+from pki.identity import Identity
+from pki.tls import TlsFiles, secure_channel
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
+
+EXECUTE_DEADLINE = 30.0
+
+
+class Outcome(enum.StrEnum):
+    """How a relayed operation ended, as the session log records it."""
+
+    OK = "ok"
+    DENIED = "denied"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """The agent's answer, or the gRPC status (``code``, ``detail``) that came instead."""
+
+    response: agent_pb2.ExecuteResponse | None = None
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    detail: str = ""
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.response is not None:
+            return Outcome.OK
+        return _OUTCOMES.get(self.code, Outcome.ERROR)
+
+
+# The agent refuses with PERMISSION_DENIED (also for operations a revocation cancelled).
+_OUTCOMES = {
+    grpc.StatusCode.PERMISSION_DENIED: Outcome.DENIED,
+    grpc.StatusCode.CANCELLED: Outcome.CANCELLED,
+}
+
+
+class Relay:
+    """Sends operations to agents; :meth:`close` closes every channel."""
+
+    def __init__(self, files: TlsFiles, trust_domain: str, *,
+                 deadline: float = EXECUTE_DEADLINE) -> None:
+        self._files = files
+        self._trust_domain = trust_domain
+        self._deadline = deadline
+        self._channels: dict[str, tuple[str, grpc.aio.Channel]] = {}
+        self._lock = asyncio.Lock()
+
+    async def execute(self, agent_id: str, address: str,
+                      request: agent_pb2.ExecuteRequest) -> Relayed:
+        """Relay one ExecuteRequest; never raises for gRPC failures, it reports them."""
+        stub = agent_pb2_grpc.AgentServiceStub(await self._channel(agent_id, address))
+        try:
+            response = await stub.Execute(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            return Relayed(None, exc.code(), exc.details() or "")
+        return Relayed(response)
+
+    async def _channel(self, agent_id: str, address: str) -> grpc.aio.Channel:
+        async with self._lock:
+            cached = self._channels.get(agent_id)
+            if cached is not None and cached[0] == address:
+                return cached[1]
+            if cached is not None:
+                await cached[1].close()
+            identity = Identity(self._trust_domain, "agent", agent_id)
+            channel = secure_channel(address, self._files, identity)
+            self._channels[agent_id] = (address, channel)
+            return channel
+
+    async def close(self) -> None:
+        async with self._lock:
+            channels = [channel for _, channel in self._channels.values()]
+            self._channels.clear()
+        for channel in channels:
+            await channel.close()

@@ -1,0 +1,120 @@
+"""AgentReportService: what agents tell the controller and fetch from it.
+
+The agent is always the caller's certificate identity, never a request field. Consent
+decisions count only when signed by an approver key the agent itself reported (and the
+agent pins those keys locally: the controller cannot add one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy.engine import Connection
+
+from controller.errors import InvalidArgument, PermissionDenied
+from controller.logs import log_event
+from controller.rules import REQUEST_TTL
+from controller.services import _common
+from controller.services._common import Deps, caller_as
+from controller.services._decisions import record_decision
+from controller.store import directory, requests
+from controller.store.records import AgentRecord
+from permissions import (
+    BadSignature,
+    Envelope,
+    MalformedStatement,
+    PublicKey,
+    key_id,
+    load_public_key,
+    verify_decision,
+)
+from rmaint.envelopes import to_wire
+from rmaint.v1 import controller_pb2 as pb
+from rmaint.v1 import controller_pb2_grpc
+
+MAX_APPROVER_KEYS = 32
+
+
+class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    async def FetchRequests(self, request: pb.FetchRequestsRequest,
+                            context: grpc.aio.ServicerContext) -> pb.FetchRequestsResponse:
+        agent_id = caller_as("agent").name
+        found = await self._deps.store.read(_pending, agent_id,
+                                            self._deps.clock() - REQUEST_TTL)
+        return pb.FetchRequestsResponse(requests=[to_wire(r) for r in found])
+
+    async def ReportConsent(self, request: pb.ReportConsentRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ReportConsentResponse:
+        agent_id = caller_as("agent").name
+        envelope = _common.envelope(request.decision, "decision")
+        what = await self._deps.store.write(_report, agent_id, envelope, self._deps.clock())
+        log_event("consent.reported", agent_id=agent_id, kind=envelope.payload_type,
+                  result=what)
+        return pb.ReportConsentResponse()
+
+    async def Heartbeat(self, request: pb.HeartbeatRequest,
+                        context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
+        agent_id = caller_as("agent").name
+        address = _common.address(request.address, "address") if request.address else ""
+        keys = approver_keys(request.approver_keys)
+        now = self._deps.clock()
+        await self._deps.store.write(_heartbeat, agent_id, address, keys, now)
+        return pb.HeartbeatResponse(server_time=now)
+
+
+def approver_keys(reported: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The reported keys, each an Ed25519 key whose id is its ``key_id``."""
+    if len(reported) > MAX_APPROVER_KEYS:
+        raise InvalidArgument(f"at most {MAX_APPROVER_KEYS} approver keys")
+    keys: dict[str, bytes] = {}
+    for kid, raw in reported.items():
+        try:
+            key = load_public_key(bytes(raw))
+        except (MalformedStatement, ValueError) as exc:
+            raise InvalidArgument(f"approver key {kid}: not a public key") from exc
+        if not isinstance(key, ed25519.Ed25519PublicKey):
+            raise InvalidArgument(f"approver key {kid}: approver keys are Ed25519")
+        if key_id(key) != kid:
+            raise InvalidArgument(f"approver key {kid}: id does not match the key")
+        keys[kid] = bytes(raw)
+    return keys
+
+
+def _enrolled(conn: Connection, agent_id: str) -> AgentRecord:
+    agent = directory.get_agent(conn, agent_id)
+    if agent is None:
+        raise PermissionDenied(f"agent {agent_id} holds a certificate but is not enrolled")
+    return agent
+
+
+def _pending(conn: Connection, agent_id: str, since: float) -> list[Envelope]:
+    _enrolled(conn, agent_id)
+    return [r.envelope for r in requests.pending_for_agent(conn, agent_id, since)]
+
+
+def _heartbeat(conn: Connection, agent_id: str, address: str, keys: dict[str, bytes],
+               now: float) -> None:
+    agent = _enrolled(conn, agent_id)
+    directory.touch_agent(conn, agent_id, address or agent.address, now)
+    directory.replace_approver_keys(conn, agent_id, keys, now)
+
+
+def _report(conn: Connection, agent_id: str, envelope: Envelope, now: float) -> str:
+    _enrolled(conn, agent_id)
+    keys: dict[str, PublicKey] = {
+        kid: load_public_key(raw)
+        for kid, raw in directory.get_approver_keys(conn, agent_id).items()
+    }
+    try:
+        decision = verify_decision(envelope, keys)
+    except BadSignature as exc:
+        raise PermissionDenied(f"agent {agent_id} reported a decision not signed by an "
+                               "approver key it reported") from exc
+    except MalformedStatement as exc:
+        raise InvalidArgument(f"decision: {exc}") from exc
+    return record_decision(conn, agent_id, decision, envelope, now)

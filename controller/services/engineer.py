@@ -1,0 +1,142 @@
+"""EngineerService: access requests, sessions and relayed operations (engineer identity only).
+
+Everything an engineer files is signed by their own key; the controller checks that the
+key is the one in the caller's certificate, so nobody files in another engineer's name.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import grpc
+from sqlalchemy.engine import Connection
+
+from controller import rules
+from controller.authz import Caller
+from controller.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from controller.logs import log_event
+from controller.services import _common, _convert
+from controller.services._common import Deps, caller_as
+from controller.services._operations import run_operation
+from controller.store import cases, directory, grants, requests, sessions
+from controller.store.records import ConsentEntry, GrantRecord, RequestRecord, Session
+from permissions import (
+    AccessRequest,
+    BadSignature,
+    Envelope,
+    MalformedStatement,
+    verify_access_request,
+)
+from rmaint.v1 import agent_pb2, controller_pb2_grpc
+from rmaint.v1 import controller_pb2 as pb
+
+
+class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    async def RequestAccess(self, request: pb.RequestAccessRequest,
+                            context: grpc.aio.ServicerContext) -> pb.RequestAccessResponse:
+        caller = caller_as("engineer")
+        envelope = _common.envelope(request.request, "request")
+        statement = _verified_request(envelope)
+        rules.check_signed_by_caller(statement, caller.name, caller.key_id)
+        record = await self._deps.store.write(_file_request, statement, envelope,
+                                              self._deps.clock())
+        log_event("access.requested", request_id=record.request_id, case_id=record.case_id,
+                  agent_id=record.agent_id, engineer=caller.name, scopes=list(record.scopes))
+        return pb.RequestAccessResponse(request=_convert.request(record))
+
+    async def ListMyRequests(self, request: pb.ListMyRequestsRequest,
+                             context: grpc.aio.ServicerContext) -> pb.ListMyRequestsResponse:
+        caller = caller_as("engineer")
+        found = await self._deps.store.read(requests.list_requests, engineer=caller.name,
+                                            case_id=request.case_id)
+        return pb.ListMyRequestsResponse(requests=[_convert.request(r) for r in found])
+
+    async def OpenSession(self, request: pb.OpenSessionRequest,
+                          context: grpc.aio.ServicerContext) -> pb.OpenSessionResponse:
+        caller = caller_as("engineer")
+        case_id = _common.text(request.case_id, "case_id", limit=64)
+        agent_id = _common.name(request.agent_id, "agent_id")
+        grant_id = _common.text(request.grant_id, "grant_id", required=False, limit=128)
+        session, grant = await self._deps.store.write(
+            _open_session, caller, case_id, agent_id, grant_id, self._deps.clock())
+        log_event("session.opened", session_id=session.session_id, case_id=case_id,
+                  agent_id=agent_id, grant_id=grant.grant_id, engineer=caller.name)
+        return pb.OpenSessionResponse(session=_convert.session(session),
+                                      grant_not_after=grant.not_after, scopes=list(grant.scopes))
+
+    async def RunOperation(self, request: agent_pb2.ExecuteRequest,
+                           context: grpc.aio.ServicerContext) -> agent_pb2.ExecuteResponse:
+        return await run_operation(self._deps, caller_as("engineer"), request)
+
+    async def CloseSession(self, request: pb.CloseSessionRequest,
+                           context: grpc.aio.ServicerContext) -> pb.CloseSessionResponse:
+        caller = caller_as("engineer")
+        session_id = _common.text(request.session_id, "session_id", limit=64)
+        session = await self._deps.store.write(_close_session, caller, session_id,
+                                               self._deps.clock())
+        log_event("session.closed", session_id=session_id, engineer=caller.name)
+        return pb.CloseSessionResponse(session=_convert.session(session))
+
+
+def _verified_request(envelope: Envelope) -> AccessRequest:
+    try:
+        return verify_access_request(envelope)
+    except BadSignature as exc:
+        raise PermissionDenied(f"access request signature: {exc}") from exc
+    except MalformedStatement as exc:
+        raise InvalidArgument(f"request: {exc}") from exc
+
+
+def _file_request(conn: Connection, statement: AccessRequest, envelope: Envelope,
+                  now: float) -> RequestRecord:
+    case = rules.check_case_for(cases.get_case(conn, statement.case_id), statement.case_id,
+                                statement.engineer)
+    rules.check_request_target(case, directory.get_agent(conn, statement.agent_id),
+                               statement.agent_id,
+                               directory.get_customer(conn, case.customer_id), now)
+    record = RequestRecord(
+        request_id=statement.request_id, case_id=statement.case_id,
+        agent_id=statement.agent_id, engineer=statement.engineer,
+        engineer_key_id=statement.engineer_key_id, scopes=statement.scopes,
+        duration_seconds=statement.duration_seconds, reason=statement.reason,
+        status=requests.PENDING, created_at=now, grant_id=None, envelope=envelope,
+    )
+    requests.add_request(conn, record)
+    requests.append_consent(conn, ConsentEntry(
+        entry_id=None, at=now, kind="requested", request_id=record.request_id, grant_id=None,
+        case_id=record.case_id, agent_id=record.agent_id, actor=record.engineer,
+        reason=record.reason, scopes=record.scopes, envelope=envelope,
+    ))
+    return record
+
+
+def _open_session(conn: Connection, caller: Caller, case_id: str, agent_id: str,
+                  grant_id: str, now: float) -> tuple[Session, GrantRecord]:
+    rules.check_case_for(cases.get_case(conn, case_id), case_id, caller.name)
+    if grant_id:
+        found = grants.get_grant(conn, grant_id)
+    else:
+        found = grants.newest_active_grant(conn, case_id=case_id, agent_id=agent_id,
+                                           engineer_key_id=caller.key_id, now=now)
+        if found is None:
+            raise FailedPrecondition(f"no active grant for you on case {case_id} "
+                                     f"and agent {agent_id}")
+        grant_id = found.grant_id
+    grant = rules.check_grant_usable(found, grant_id, case_id=case_id, agent_id=agent_id,
+                                     engineer_key_id=caller.key_id, now=now)
+    session = Session(session_id=f"S-{secrets.token_hex(6)}", engineer=caller.name,
+                      case_id=case_id, agent_id=agent_id, grant_id=grant.grant_id,
+                      started_at=now, ended_at=None, end_reason=None)
+    sessions.add_session(conn, session)
+    return session, grant
+
+
+def _close_session(conn: Connection, caller: Caller, session_id: str, now: float) -> Session:
+    rules.check_session_for(sessions.get_session(conn, session_id), session_id, caller.name)
+    sessions.close_session(conn, session_id, "closed", now)
+    closed = sessions.get_session(conn, session_id)
+    assert closed is not None
+    return closed

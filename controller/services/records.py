@@ -1,0 +1,71 @@
+"""RecordsService: read-only views of cases, sessions and the consent log."""
+
+from __future__ import annotations
+
+import grpc
+from sqlalchemy.engine import Connection
+
+from controller.errors import NotFound
+from controller.services import _common, _convert
+from controller.services._common import Deps
+from controller.store import cases, requests, sessions
+from rmaint.v1 import controller_pb2 as pb
+from rmaint.v1 import controller_pb2_grpc
+
+CASE_STATUSES = ("", "open", "closed")
+
+
+class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    async def ListCases(self, request: pb.ListCasesRequest,
+                        context: grpc.aio.ServicerContext) -> pb.ListCasesResponse:
+        status = _common.choice(request.status, "status", CASE_STATUSES)
+        found = await self._deps.store.read(cases.list_cases, status=status,
+                                            customer_id=request.customer_id)
+        return pb.ListCasesResponse(cases=[_convert.case(c) for c in found])
+
+    async def GetCase(self, request: pb.GetCaseRequest,
+                      context: grpc.aio.ServicerContext) -> pb.GetCaseResponse:
+        case_id = _common.text(request.case_id, "case_id", limit=64)
+        return await self._deps.store.read(_get_case, case_id)
+
+    async def ListSessions(self, request: pb.ListSessionsRequest,
+                           context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
+        found = await self._deps.store.read(sessions.list_sessions, case_id=request.case_id)
+        return pb.ListSessionsResponse(sessions=[_convert.session(s) for s in found])
+
+    async def GetSession(self, request: pb.GetSessionRequest,
+                         context: grpc.aio.ServicerContext) -> pb.GetSessionResponse:
+        session_id = _common.text(request.session_id, "session_id", limit=64)
+        return await self._deps.store.read(_get_session, session_id)
+
+    async def ConsentLog(self, request: pb.ConsentLogRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ConsentLogResponse:
+        found = await self._deps.store.read(requests.consent_entries, case_id=request.case_id,
+                                            agent_id=request.agent_id)
+        return pb.ConsentLogResponse(entries=[_convert.consent(e) for e in found])
+
+
+def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:
+    case = cases.get_case(conn, case_id)
+    if case is None:
+        raise NotFound(f"unknown case {case_id}")
+    return pb.GetCaseResponse(
+        case=_convert.case(case),
+        sessions=[_convert.session(s) for s in
+                  sessions.list_sessions(conn, case_id=case_id, newest_first=False)],
+        requests=[_convert.request(r) for r in
+                  requests.list_requests(conn, case_id=case_id, newest_first=False)],
+    )
+
+
+def _get_session(conn: Connection, session_id: str) -> pb.GetSessionResponse:
+    session = sessions.get_session(conn, session_id)
+    if session is None:
+        raise NotFound(f"unknown session {session_id}")
+    return pb.GetSessionResponse(
+        session=_convert.session(session),
+        events=[_convert.event(e) for e in sessions.list_events(conn, session_id)],
+    )

@@ -1,0 +1,49 @@
+"""Support cases, numbered C-0001, C-0002, ... in the order they were opened."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from controller.store.records import Case, dump, load
+from controller.store.schema import cases, counters
+
+CASE_COUNTER = "cases"
+
+
+def next_case_id(conn: Connection) -> str:
+    """Take the next case number; the row lock (or SQLite's write lock) serializes takers."""
+    conn.execute(counters.update().where(counters.c.name == CASE_COUNTER)
+                 .values(value=counters.c.value + 1))
+    number = conn.execute(
+        sa.select(counters.c.value).where(counters.c.name == CASE_COUNTER)).scalar_one()
+    return f"C-{number:04d}"
+
+
+def add_case(conn: Connection, case: Case) -> None:
+    conn.execute(cases.insert().values(dump(case)))
+
+
+def get_case(conn: Connection, case_id: str) -> Case | None:
+    row = conn.execute(cases.select().where(cases.c.case_id == case_id)).first()
+    return None if row is None else load(Case, row)
+
+
+def list_cases(conn: Connection, *, status: str = "", customer_id: str = "") -> list[Case]:
+    """Newest first."""
+    # Ids grow past four digits, so order by number (length, then text), not text alone.
+    query = cases.select().order_by(sa.func.length(cases.c.case_id).desc(),
+                                    cases.c.case_id.desc())
+    if status:
+        query = query.where(cases.c.status == status)
+    if customer_id:
+        query = query.where(cases.c.customer_id == customer_id)
+    return [load(Case, r) for r in conn.execute(query)]
+
+
+def close_case(conn: Connection, case_id: str, resolution: str, now: float) -> bool:
+    """Close an open case; False if it was not open."""
+    return conn.execute(
+        cases.update().where(cases.c.case_id == case_id, cases.c.status == "open")
+        .values(status="closed", closed_at=now, resolution=resolution)
+    ).rowcount == 1

@@ -1,0 +1,136 @@
+"""The database adapter: one engine, transactions in worker threads, errors wrapped.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a commit survives power loss) and
+foreign keys on. SQLAlchemy emits BEGIN itself so reads are repeatable, and write
+transactions start with ``BEGIN IMMEDIATE``: they take the write lock up front instead
+of failing half-way when two writers meet. PostgreSQL needs none of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from controller.errors import StoreConflict, StoreUnavailable
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_WRITE = "rmaint_write"
+_SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                   "PRAGMA foreign_keys=ON")
+_SQLITE_BUSY_SECONDS = 30.0
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url`` (sqlite or postgresql+psycopg) with the settings above."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": _SQLITE_BUSY_SECONDS})
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Leave BEGIN to SQLAlchemy (below); the driver's own would skip it for SELECTs.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in _SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Wrap the driver's failures in the controller's store errors."""
+    try:
+        yield
+    except exc.IntegrityError as error:
+        raise StoreConflict(f"constraint violated: {_first_line(error.orig)}") from error
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        raise StoreUnavailable(f"database unavailable: {_first_line(error.orig)}") from error
+
+
+def _first_line(error: BaseException | None) -> str:
+    """Drivers add hints on further lines; messages here are one line."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class Store:
+    """Runs functions ``fn(connection, ...)`` in one transaction each.
+
+    A function that raises rolls its transaction back, so nothing half-written remains.
+    The async forms run the (blocking) driver in a worker thread.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        return cls(create_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def write_sync(self, fn: Callable[Concatenate[Connection, P], T],
+                   *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(True, fn, *args, **kwargs)
+
+    def read_sync(self, fn: Callable[Concatenate[Connection, P], T],
+                  *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(False, fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[Concatenate[Connection, P], T],
+                    *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(lambda: self._run(True, fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[Concatenate[Connection, P], T],
+                   *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(lambda: self._run(False, fn, *args, **kwargs))
+
+    def _run(self, write: bool, fn: Callable[Concatenate[Connection, P], T],
+             *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._idle:
+            self._busy += 1
+        try:
+            with _translated(), self.engine.connect() as connection:
+                connection.execution_options(**{_WRITE: write})
+                with connection.begin():
+                    return fn(connection, *args, **kwargs)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Close every pooled connection once running transactions end (or ``timeout``).
+
+        A cancelled caller does not stop its worker thread, so transactions may still be
+        running when the server stops; closing under them would leak their connections.
+        """
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout)
+        self.engine.dispose()

@@ -1,0 +1,173 @@
+"""The controller's tables (SQLAlchemy Core). Migrations in controller/migrations create them.
+
+Times are unix seconds (double precision); grant windows are the integers the signed grant
+carries. Envelopes are stored as JSON text (see :mod:`controller.store.codec`) so the
+exact signed bytes survive and stay readable with plain SQL.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+ID = sa.String(128)
+NAME = sa.String(64)
+TIME: sa.Double[float] = sa.Double()
+
+customers = sa.Table(
+    "customers", metadata,
+    sa.Column("customer_id", NAME, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("contract_start", sa.Date, nullable=False),
+    sa.Column("contract_end", sa.Date, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+)
+
+agents = sa.Table(
+    "agents", metadata,
+    sa.Column("agent_id", NAME, primary_key=True),
+    sa.Column("customer_id", NAME, sa.ForeignKey("customers.customer_id"), nullable=False,
+              index=True),
+    sa.Column("address", sa.String(300), nullable=False),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("key_fingerprint", ID, nullable=False),
+    sa.Column("enrolled_at", TIME, nullable=False),
+    sa.Column("last_seen", TIME, nullable=True),
+)
+
+principals = sa.Table(
+    "principals", metadata,
+    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("key_fingerprint", ID, nullable=False),
+    sa.Column("enrolled_at", TIME, nullable=False),
+)
+
+join_tokens = sa.Table(
+    "join_tokens", metadata,
+    sa.Column("secret_sha256", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("subject", NAME, nullable=False),
+    sa.Column("customer_id", NAME, sa.ForeignKey("customers.customer_id"), nullable=True),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Column("expires_at", TIME, nullable=False),
+    sa.Column("used_at", TIME, nullable=True),
+)
+
+counters = sa.Table(
+    "counters", metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+cases = sa.Table(
+    "cases", metadata,
+    sa.Column("case_id", NAME, primary_key=True),
+    sa.Column("customer_id", NAME, sa.ForeignKey("customers.customer_id"), nullable=False,
+              index=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("assignee", NAME, nullable=False),
+    sa.Column("opened_by", sa.String(300), nullable=False),
+    sa.Column("opened_at", TIME, nullable=False),
+    sa.Column("closed_at", TIME, nullable=True),
+    sa.Column("resolution", sa.Text, nullable=False),
+)
+
+access_requests = sa.Table(
+    "access_requests", metadata,
+    sa.Column("request_id", ID, primary_key=True),
+    sa.Column("case_id", NAME, sa.ForeignKey("cases.case_id"), nullable=False, index=True),
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), nullable=False, index=True),
+    sa.Column("engineer", NAME, nullable=False, index=True),
+    sa.Column("engineer_key_id", ID, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("duration_seconds", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Column("grant_id", ID, nullable=True),
+    sa.Column("envelope", sa.Text, nullable=False),
+)
+
+grants = sa.Table(
+    "grants", metadata,
+    sa.Column("grant_id", ID, primary_key=True),
+    sa.Column("request_id", ID, sa.ForeignKey("access_requests.request_id"), nullable=False,
+              unique=True),
+    sa.Column("case_id", NAME, sa.ForeignKey("cases.case_id"), nullable=False, index=True),
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), nullable=False),
+    sa.Column("engineer", NAME, nullable=False),
+    sa.Column("engineer_key_id", ID, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("not_before", sa.BigInteger, nullable=False),
+    sa.Column("not_after", sa.BigInteger, nullable=False, index=True),
+    sa.Column("approver_key_id", ID, nullable=False),
+    sa.Column("envelope", sa.Text, nullable=False),
+    sa.Column("recorded_at", TIME, nullable=False),
+    sa.Column("revoked_at", TIME, nullable=True),
+    # When the sweep logged the expiry; NULL until then, so it is logged exactly once.
+    sa.Column("expired_at", TIME, nullable=True),
+)
+
+consent_log = sa.Table(
+    "consent_log", metadata,
+    sa.Column("entry_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("at", TIME, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("request_id", ID, nullable=False),
+    sa.Column("grant_id", ID, nullable=True),
+    sa.Column("case_id", NAME, nullable=False, index=True),
+    sa.Column("agent_id", NAME, nullable=False, index=True),
+    sa.Column("actor", ID, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("envelope", sa.Text, nullable=True),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("session_id", NAME, primary_key=True),
+    sa.Column("engineer", NAME, nullable=False),
+    sa.Column("case_id", NAME, sa.ForeignKey("cases.case_id"), nullable=False, index=True),
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), nullable=False),
+    sa.Column("grant_id", ID, sa.ForeignKey("grants.grant_id"), nullable=False, index=True),
+    sa.Column("started_at", TIME, nullable=False),
+    sa.Column("ended_at", TIME, nullable=True),
+    sa.Column("end_reason", sa.String(32), nullable=True),
+)
+
+session_events = sa.Table(
+    "session_events", metadata,
+    sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("session_id", NAME, sa.ForeignKey("sessions.session_id"), nullable=False,
+              index=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("engineer", NAME, nullable=False),
+    sa.Column("operation", ID, nullable=False),
+    sa.Column("params_json", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("started_at", TIME, nullable=False),
+    sa.Column("duration_ms", sa.Double, nullable=True),
+    sa.Column("receipt", sa.Text, nullable=True),
+    sa.Column("operation_envelope", sa.Text, nullable=False),
+)
+
+approver_keys = sa.Table(
+    "approver_keys", metadata,
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), primary_key=True),
+    sa.Column("key_id", ID, primary_key=True),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("reported_at", TIME, nullable=False),
+)

@@ -1,0 +1,78 @@
+"""Remote sessions and their events (one per operation attempt)."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from controller.store.codec import envelope_text
+from controller.store.records import Session, SessionEvent, dump, load
+from controller.store.schema import session_events, sessions
+from permissions import Envelope
+
+
+def add_session(conn: Connection, session: Session) -> None:
+    conn.execute(sessions.insert().values(dump(session)))
+
+
+def get_session(conn: Connection, session_id: str) -> Session | None:
+    row = conn.execute(sessions.select().where(sessions.c.session_id == session_id)).first()
+    return None if row is None else load(Session, row)
+
+
+def list_sessions(conn: Connection, *, case_id: str = "", newest_first: bool = True,
+                  ) -> list[Session]:
+    order = sessions.c.started_at
+    query = sessions.select().order_by(order.desc() if newest_first else order,
+                                       sessions.c.session_id)
+    if case_id:
+        query = query.where(sessions.c.case_id == case_id)
+    return [load(Session, r) for r in conn.execute(query)]
+
+
+def close_session(conn: Connection, session_id: str, reason: str, now: float) -> bool:
+    """End one open session; False if it had ended already."""
+    return conn.execute(sessions.update().where(
+        sessions.c.session_id == session_id, sessions.c.ended_at.is_(None),
+    ).values(ended_at=now, end_reason=reason)).rowcount == 1
+
+
+def close_open_sessions(conn: Connection, *, reason: str, now: float,
+                        grant_id: str = "", case_id: str = "") -> int:
+    """End the open sessions under a grant or of a case; returns how many."""
+    assert grant_id or case_id, "name a grant or a case"
+    query = sessions.update().where(sessions.c.ended_at.is_(None))
+    if grant_id:
+        query = query.where(sessions.c.grant_id == grant_id)
+    if case_id:
+        query = query.where(sessions.c.case_id == case_id)
+    return int(conn.execute(query.values(ended_at=now, end_reason=reason)).rowcount)
+
+
+def add_event(conn: Connection, event: SessionEvent) -> int:
+    """Insert ``event`` (its ``event_id`` is ignored) and return the id it got."""
+    result = conn.execute(session_events.insert().values(dump(event, skip=("event_id",))))
+    key = result.inserted_primary_key
+    assert key is not None, "inserts report their primary key"
+    return int(key[0])
+
+
+def finish_event(conn: Connection, event_id: int, *, outcome: str, detail: str,
+                 duration_ms: float, receipt: Envelope | None) -> None:
+    """Record how a relayed operation ended."""
+    conn.execute(session_events.update().where(session_events.c.event_id == event_id).values(
+        outcome=outcome, detail=detail, duration_ms=duration_ms,
+        receipt=None if receipt is None else envelope_text(receipt),
+    ))
+
+
+def list_events(conn: Connection, session_id: str) -> list[SessionEvent]:
+    """In the order they were recorded."""
+    rows = conn.execute(session_events.select().where(session_events.c.session_id == session_id)
+                        .order_by(session_events.c.event_id))
+    return [load(SessionEvent, r) for r in rows]
+
+
+def get_event(conn: Connection, event_id: int) -> SessionEvent | None:
+    row = conn.execute(
+        session_events.select().where(session_events.c.event_id == event_id)).first()
+    return None if row is None else load(SessionEvent, row)

@@ -1,0 +1,320 @@
+"""The main job through the real controller: request, consent, session, relayed operations,
+revocation and expiry — with a fake agent answering Execute over mutual TLS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+import permissions as p
+from pki import certs
+from pki.enroll import enroll
+from pki.token import JoinToken
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2
+from rmaint.v1 import controller_pb2 as pb
+from rmaint.v1 import controller_pb2_grpc as rpc
+from tests.integration.controller._support import (
+    Deployment,
+    FakeAgent,
+    Person,
+    approver,
+    operation,
+)
+
+
+@dataclass
+class World:
+    d: Deployment
+    agent: Person
+    fake: FakeAgent
+    engineer: Person
+    approver_key: ed25519.Ed25519PrivateKey
+    case_id: str
+
+    @property
+    def admin(self) -> rpc.AdminServiceStub:
+        return rpc.AdminServiceStub(self.d.channel(self.d.admin()))
+
+    def as_engineer(self, person: Person | None = None) -> rpc.EngineerServiceStub:
+        return rpc.EngineerServiceStub(self.d.channel(person or self.engineer))
+
+    def as_agent(self) -> rpc.AgentReportServiceStub:
+        return rpc.AgentReportServiceStub(self.d.channel(self.agent))
+
+    def records(self) -> rpc.RecordsServiceStub:
+        return rpc.RecordsServiceStub(self.d.channel(self.d.person("auditor", "bob")))
+
+    def sign_request(self, request_id: str = "R-1", *, engineer: Person | None = None,
+                     case_id: str | None = None, scopes: tuple[str, ...] = ("diag.read",),
+                     name: str = "alice") -> p.Envelope:
+        return p.request_access((engineer or self.engineer).key, request_id=request_id,
+                                case_id=case_id or self.case_id, agent_id="web-1",
+                                engineer=name, scopes=scopes, duration_seconds=3600,
+                                reason="customer reports slow responses",
+                                now=int(self.d.clock.now))
+
+    async def request(self, request_id: str = "R-1") -> p.AccessRequest:
+        envelope = self.sign_request(request_id)
+        await self.as_engineer().RequestAccess(pb.RequestAccessRequest(request=to_wire(envelope)))
+        return p.verify_access_request(envelope)
+
+    async def grant(self, request_id: str = "R-1", grant_id: str = "G-1") -> p.Grant:
+        statement = await self.request(request_id)
+        envelope = p.approve(statement, self.approver_key, grant_id=grant_id,
+                             now=int(self.d.clock.now))
+        await self.report(envelope)
+        return p.Grant.from_payload(envelope.payload)
+
+    async def report(self, envelope: p.Envelope) -> None:
+        await self.as_agent().ReportConsent(pb.ReportConsentRequest(decision=to_wire(envelope)))
+
+    async def session(self, grant_id: str = "") -> pb.OpenSessionResponse:
+        reply: pb.OpenSessionResponse = await self.as_engineer().OpenSession(
+            pb.OpenSessionRequest(case_id=self.case_id, agent_id="web-1", grant_id=grant_id))
+        return reply
+
+    async def run(self, session_id: str, seq: int, grant_id: str = "G-1",
+                  person: Person | None = None) -> agent_pb2.ExecuteResponse:
+        op = operation(person or self.engineer, session_id=session_id, seq=seq,
+                       grant_id=grant_id, case_id=self.case_id)
+        reply: agent_pb2.ExecuteResponse = await self.as_engineer(person).RunOperation(
+            agent_pb2.ExecuteRequest(operation=to_wire(op)))
+        return reply
+
+    async def consent_kinds(self) -> list[str]:
+        log = await self.records().ConsentLog(pb.ConsentLogRequest(case_id=self.case_id))
+        return [entry.kind for entry in log.entries]
+
+
+@pytest.fixture
+async def world(deployment: Deployment) -> AsyncIterator[World]:
+    d = deployment
+    admin = rpc.AdminServiceStub(d.channel(d.admin()))
+    await admin.AddCustomer(pb.AddCustomerRequest(customer=pb.Customer(
+        customer_id="acme", name="Acme", contract_start="2020-01-01", contract_end="2099-12-31")))
+    reply = await admin.CreateJoinToken(pb.CreateJoinTokenRequest(
+        role="agent", subject="web-1", customer_id="acme"))
+    key = certs.generate_key()
+    enrolled = await enroll(JoinToken.decode(reply.token), key, agent_address="127.0.0.1:9")
+    agent = d.person("agent", "web-1", key, cert_pem=enrolled.certificate_pem)
+    fake = FakeAgent(agent)
+    address = await fake.start()
+    approver_key, approver_id, approver_raw = approver()
+    await rpc.AgentReportServiceStub(d.channel(agent)).Heartbeat(pb.HeartbeatRequest(
+        address=address, approver_keys={approver_id: approver_raw}))
+    engineer = d.person("engineer", "alice")
+    case = await rpc.CaseServiceStub(d.channel(engineer)).OpenCase(pb.OpenCaseRequest(
+        customer_id="acme", title="slow responses"))
+    try:
+        yield World(d, agent, fake, engineer, approver_key, case.case.case_id)
+    finally:
+        await fake.stop()
+
+
+async def test_engineer_opens_cases_for_themselves_only(world: World) -> None:
+    assert world.case_id == "C-0001"
+    cases = rpc.CaseServiceStub(world.d.channel(world.engineer))
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title="x", assignee="bob"))
+    assert (denied.value.code(), denied.value.details()) == (
+        grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+    second = await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title="y"))
+    assert (second.case.case_id, second.case.assignee) == ("C-0002", "alice")
+
+
+async def test_request_is_recorded_and_fetched_by_its_agent(world: World) -> None:
+    envelope = world.sign_request()
+    reply = await world.as_engineer().RequestAccess(
+        pb.RequestAccessRequest(request=to_wire(envelope)))
+    assert (reply.request.request_id, reply.request.status) == ("R-1", "pending")
+    fetched = await world.as_agent().FetchRequests(pb.FetchRequestsRequest())
+    assert [from_wire(e) for e in fetched.requests] == [envelope]
+    mine = await world.as_engineer().ListMyRequests(pb.ListMyRequestsRequest())
+    assert [r.request_id for r in mine.requests] == ["R-1"]
+    log = await world.records().ConsentLog(pb.ConsentLogRequest(case_id=world.case_id))
+    entry = log.entries[0]
+    assert (entry.kind, entry.actor, entry.reason) == (
+        "requested", "alice", "customer reports slow responses")
+    assert from_wire(entry.envelope) == envelope
+
+
+async def test_duplicate_request_id_already_exists(world: World) -> None:
+    await world.request("R-1")
+    with pytest.raises(grpc.aio.AioRpcError) as duplicate:
+        await world.request("R-1")
+    assert duplicate.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_request_signed_with_another_key_is_denied(world: World) -> None:
+    other = world.d.person("engineer", "mallory")
+    envelope = world.sign_request(engineer=other)  # names alice, signed by mallory's key
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await world.as_engineer().RequestAccess(pb.RequestAccessRequest(request=to_wire(envelope)))
+    assert (denied.value.code(), denied.value.details()) == (
+        grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+
+
+async def test_request_for_another_customers_agent_is_refused(world: World) -> None:
+    await world.admin.AddCustomer(pb.AddCustomerRequest(customer=pb.Customer(
+        customer_id="other-co", name="Other", contract_start="2020-01-01",
+        contract_end="2099-12-31")))
+    case = await rpc.CaseServiceStub(world.d.channel(world.engineer)).OpenCase(
+        pb.OpenCaseRequest(customer_id="other-co", title="advice"))
+    envelope = world.sign_request(case_id=case.case.case_id)  # web-1 is acme's
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.as_engineer().RequestAccess(pb.RequestAccessRequest(request=to_wire(envelope)))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not an agent of customer other-co" in (refused.value.details() or "")
+
+
+async def test_request_outside_the_contract_is_refused(world: World) -> None:
+    world.d.clock.now = 4_200_000_000.0  # in 2103, after acme's contract ended
+    envelope = world.sign_request()
+    with pytest.raises(grpc.aio.AioRpcError) as outside:
+        await world.as_engineer().RequestAccess(pb.RequestAccessRequest(request=to_wire(envelope)))
+    assert outside.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert outside.value.details() == (
+        "outside the service contract: the service company may only advise")
+    assert await world.consent_kinds() == []
+
+
+async def test_grant_session_operation_and_revocation(world: World) -> None:
+    grant = await world.grant()
+    again = p.approve(p.verify_access_request(world.sign_request()), world.approver_key,
+                      grant_id="G-1", now=grant.issued_at)
+    await world.report(again)  # a repeated report changes nothing
+    opened = await world.session()
+    session_id = opened.session.session_id
+    assert session_id.startswith("S-") and len(session_id) == 14
+    assert (opened.grant_not_after, list(opened.scopes)) == (grant.not_after, ["diag.read"])
+
+    answer = await world.run(session_id, 1)
+    assert json.loads(answer.result_json)["hostname"] == "web-1"
+    assert answer.event_id > 0 and answer.receipt.payload_type == p.RECEIPT
+    world.fake.refuse = grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await world.run(session_id, 2)
+    assert (denied.value.code(), denied.value.details()) == (
+        grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+
+    shown = await world.records().GetSession(pb.GetSessionRequest(session_id=session_id))
+    assert [(e.seq, e.outcome) for e in shown.events] == [(1, "ok"), (2, "denied")]
+    assert shown.events[0].detail == "" and shown.events[0].receipt == answer.receipt
+    assert from_wire(shown.events[0].operation_envelope) == world.fake.calls[0]
+
+    revocation = p.revoke(grant, world.approver_key, reason="done", now=int(world.d.clock.now))
+    await world.report(revocation)
+    await world.report(revocation)
+    closed = await world.records().GetSession(pb.GetSessionRequest(session_id=session_id))
+    assert closed.session.end_reason == "revoked" and closed.session.ended_at > 0
+    assert await world.consent_kinds() == ["requested", "approved", "revoked"]
+    with pytest.raises(grpc.aio.AioRpcError) as after:
+        await world.run(session_id, 3)
+    assert after.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    case = await world.records().GetCase(pb.GetCaseRequest(case_id=world.case_id))
+    assert [r.status for r in case.requests] == ["revoked"]
+
+
+async def test_denial_is_recorded_with_its_reason(world: World) -> None:
+    statement = await world.request()
+    await world.report(p.deny(statement, world.approver_key, reason="not today",
+                              now=int(world.d.clock.now)))
+    log = await world.records().ConsentLog(pb.ConsentLogRequest(agent_id="web-1"))
+    assert [(e.kind, e.reason) for e in log.entries][-1] == ("denied", "not today")
+    fetched = await world.as_agent().FetchRequests(pb.FetchRequestsRequest())
+    assert not fetched.requests
+
+
+async def test_decision_by_an_unpinned_key_is_denied(world: World) -> None:
+    statement = await world.request()
+    stranger = ed25519.Ed25519PrivateKey.generate()
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await world.report(p.approve(statement, stranger, grant_id="G-9",
+                                     now=int(world.d.clock.now)))
+    assert (denied.value.code(), denied.value.details()) == (
+        grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+    assert await world.consent_kinds() == ["requested"]
+
+
+async def test_no_session_without_an_active_grant(world: World) -> None:
+    await world.request()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.session()
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no active grant" in (refused.value.details() or "")
+
+
+async def test_someone_elses_session_is_denied(world: World) -> None:
+    await world.grant()
+    session_id = (await world.session()).session.session_id
+    mallory = world.d.person("engineer", "mallory")
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await world.run(session_id, 1, person=mallory)
+    assert denied.value.details() == "permission denied"
+    assert not world.fake.calls
+
+
+async def test_unreachable_agent(world: World) -> None:
+    await world.grant()
+    session_id = (await world.session()).session.session_id
+    await world.fake.stop()
+    with pytest.raises(grpc.aio.AioRpcError) as unreachable:
+        await world.run(session_id, 1)
+    assert (unreachable.value.code(), unreachable.value.details()) == (
+        grpc.StatusCode.UNAVAILABLE, "agent web-1 is unreachable")
+    shown = await world.records().GetSession(pb.GetSessionRequest(session_id=session_id))
+    assert [e.outcome for e in shown.events] == ["error"]
+    assert "UNAVAILABLE" in shown.events[0].detail
+
+
+async def test_expiry_sweep_closes_sessions_once(world: World) -> None:
+    grant = await world.grant()
+    session_id = (await world.session()).session.session_id
+    world.d.clock.now = grant.not_after + 1
+    swept = await world.d.controller.sweeper.sweep()
+    assert swept.grants == ("G-1",) and swept.sessions_closed == 1
+    assert (await world.d.controller.sweeper.sweep()).grants == ()
+    shown = await world.records().GetSession(pb.GetSessionRequest(session_id=session_id))
+    assert shown.session.end_reason == "expired"
+    assert await world.consent_kinds() == ["requested", "approved", "expired"]
+
+
+async def test_closing_the_case_closes_its_sessions(world: World) -> None:
+    await world.grant()
+    session_id = (await world.session()).session.session_id
+    cases = rpc.CaseServiceStub(world.d.channel(world.engineer))
+    closed = await cases.CloseCase(pb.CloseCaseRequest(case_id=world.case_id, resolution="ok"))
+    assert (closed.case.status, closed.case.resolution) == ("closed", "ok")
+    shown = await world.records().GetSession(pb.GetSessionRequest(session_id=session_id))
+    assert shown.session.end_reason == "case-closed"
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await cases.CloseCase(pb.CloseCaseRequest(case_id=world.case_id))
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_heartbeat_and_records(world: World) -> None:
+    agents = (await world.admin.ListAgents(pb.ListAgentsRequest())).agents
+    assert [(a.agent_id, a.address) for a in agents] == [
+        ("web-1", f"127.0.0.1:{world.fake.port}")]
+    assert agents[0].last_seen == int(world.d.clock.now)
+    await world.grant()
+    session_id = (await world.session()).session.session_id
+    closed = await world.as_engineer().CloseSession(pb.CloseSessionRequest(session_id=session_id))
+    assert closed.session.end_reason == "closed"
+    records = world.records()
+    listed = await records.ListSessions(pb.ListSessionsRequest(case_id=world.case_id))
+    assert [s.session_id for s in listed.sessions] == [session_id]
+    open_cases = await records.ListCases(pb.ListCasesRequest(status="open"))
+    assert [c.case_id for c in open_cases.cases] == [world.case_id]
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await records.ListCases(pb.ListCasesRequest(status="pending"))
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await records.GetSession(pb.GetSessionRequest(session_id="S-000000000000"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND

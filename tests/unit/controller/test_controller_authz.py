@@ -1,0 +1,88 @@
+"""The one authorization table: complete, minimal, and deny-by-default."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf.descriptor import FileDescriptor
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
+
+from controller.authz import ANY_ROLE, NO_IDENTITY, ROLES, authorize
+from pki.identity import ROLES as IDENTITY_ROLES
+from pki.identity import Identity
+from rmaint.v1 import controller_pb2
+
+SERVED: tuple[FileDescriptor, ...] = (
+    controller_pb2.DESCRIPTOR, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR,
+)
+TD = "example.test"
+
+
+def served_methods() -> set[str]:
+    return {f"/{service.full_name}/{method.name}"
+            for file in SERVED for service in file.services_by_name.values()
+            for method in service.methods}
+
+
+def test_every_served_method_has_an_entry() -> None:
+    missing = served_methods() - set(ROLES)
+    assert not missing, sorted(missing)
+
+
+def test_every_entry_names_a_served_method_and_known_roles() -> None:
+    assert set(ROLES) <= served_methods()
+    known = set(IDENTITY_ROLES) | {ANY_ROLE, NO_IDENTITY}
+    assert all(roles and roles <= known for roles in ROLES.values())
+
+
+def test_only_enrollment_and_health_need_no_identity() -> None:
+    anonymous = {m for m, roles in ROLES.items() if NO_IDENTITY in roles}
+    assert anonymous == {"/rmaint.v1.EnrollmentService/Enroll", "/grpc.health.v1.Health/Check",
+                         "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List"}
+
+
+@pytest.mark.parametrize(("service", "roles"), [
+    ("AdminService", {"admin"}),
+    ("CaseService", {"admin", "engineer"}),
+    ("EngineerService", {"engineer"}),
+    ("RecordsService", {"admin", "engineer", "auditor"}),
+    ("AgentReportService", {"agent"}),
+])
+def test_roles_per_service(service: str, roles: set[str]) -> None:
+    methods = controller_pb2.DESCRIPTOR.services_by_name[service].methods
+    assert methods
+    for method in methods:
+        assert ROLES[f"/rmaint.v1.{service}/{method.name}"] == roles
+
+
+def who(role: str, name: str = "x", domain: str = TD) -> Identity:
+    return Identity(domain, role, "" if role == "controller" else name)
+
+
+def test_allowed_roles_pass() -> None:
+    assert authorize("/rmaint.v1.AdminService/AddCustomer", who("admin"), TD) is None
+    assert authorize("/grpc.health.v1.Health/Check", who("agent"), TD) is None
+    assert authorize("/rmaint.v1.EnrollmentService/Enroll", None, TD) is None
+
+
+@pytest.mark.parametrize(("method", "identity", "code", "message"), [
+    ("/rmaint.v1.AdminService/AddCustomer", who("engineer"),
+     grpc.StatusCode.PERMISSION_DENIED, "permission denied"),
+    ("/rmaint.v1.AgentReportService/Heartbeat", who("controller"),
+     grpc.StatusCode.PERMISSION_DENIED, "permission denied"),
+    ("/rmaint.v1.Nope/Nothing", who("admin"),
+     grpc.StatusCode.PERMISSION_DENIED, "permission denied"),
+    ("/rmaint.v1.AdminService/AddCustomer", None,
+     grpc.StatusCode.UNAUTHENTICATED, "unauthenticated"),
+    ("/rmaint.v1.AdminService/AddCustomer", who("admin", domain="other.test"),
+     grpc.StatusCode.UNAUTHENTICATED, "unauthenticated"),
+    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", None,
+     grpc.StatusCode.UNAUTHENTICATED, "unauthenticated"),
+])
+def test_refusals_are_uniform_outside_and_precise_inside(
+        method: str, identity: Identity | None, code: grpc.StatusCode, message: str) -> None:
+    refusal = authorize(method, identity, TD)
+    assert refusal is not None
+    assert (refusal.code, refusal.message) == (code, message)
+    assert refusal.reason and refusal.reason != message
