@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from rmaint.envelopes import from_wire
-from rmaint.v1 import common_pb2
 
 from agent.catalogue import CATALOGUE, OperationSpec
 from agent.consent import Revoked, verify_revocation
@@ -45,6 +43,8 @@ from permissions import (
     peek,
     sign,
 )
+from rmaint.envelopes import from_wire
+from rmaint.v1 import common_pb2
 
 UNKNOWN_GRANT = "grant-unknown"
 MALFORMED = str(Reason.MALFORMED)

@@ -19,8 +19,6 @@ from types import TracebackType
 from typing import TypeVar
 
 import grpc
-from rmaint.envelopes import from_wire, to_wire
-from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 from permissions import (
     AccessRequest,
@@ -29,6 +27,8 @@ from permissions import (
     PermissionsError,
     verify_access_request,
 )
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 NOT_RUNNING = "the agent is not running: start it with 'rmagent run'"
 DEFAULT_TIMEOUT = 30.0  # above the daemon's own controller deadlines (sync: 5 s per call)

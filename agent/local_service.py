@@ -13,8 +13,6 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 import grpc
-from rmaint.envelopes import to_wire
-from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 from agent.consent import verify_denial, verify_grant
 from agent.dispatcher import Dispatcher
@@ -24,6 +22,8 @@ from agent.state import StateStore, StoredRequest
 from agent.sync import SyncLoop
 from agent.trust import PinnedTrust
 from permissions import Envelope
+from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 Context: TypeAlias = grpc.aio.ServicerContext
 

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from rmaint.envelopes import from_wire
-from rmaint.v1 import common_pb2
 
 from agent.errors import AgentError, BadInput, Refused, status_of
 from permissions import Envelope, MalformedStatement, peek
+from rmaint.envelopes import from_wire
+from rmaint.v1 import common_pb2
 
 _log = logging.getLogger("agent.rpc")
 

@@ -18,8 +18,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from rmaint.envelopes import to_wire
-from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 from agent.authz import LOCAL, Authorizer
 from agent.dispatcher import Dispatcher
@@ -27,6 +25,8 @@ from agent.errors import StartupError
 from agent.local_service import LocalServicer
 from agent.rpc import translated
 from pki.tls import TlsFiles, server_credentials, server_options
+from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 LOCAL_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentLocalService"].full_name

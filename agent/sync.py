@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
 import grpc
-from rmaint.envelopes import from_wire, to_wire
-from rmaint.v1 import common_pb2, controller_pb2, controller_pb2_grpc
 
 from agent.errors import AgentError
 from agent.state import StateStore
@@ -26,6 +24,8 @@ from agent.trust import PinnedTrust
 from permissions import Envelope, PermissionsError, verify_access_request
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import common_pb2, controller_pb2, controller_pb2_grpc
 
 _log = logging.getLogger("agent.sync")
 NO_CONTROLLER = "no controller address is configured"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from google.protobuf.message import DecodeError
-from rmaint.envelopes import from_wire, to_wire
-from rmaint.v1 import common_pb2
 
 from permissions import Envelope, MalformedStatement
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import common_pb2
 
 
 def envelope_blob(envelope: Envelope) -> bytes:

@@ -111,7 +111,7 @@ class Deployment:
     # -- processes ----------------------------------------------------------------------
 
     def _spawn(self, program: str, home: Path, *args: str) -> subprocess.Popen[bytes]:
-        log = open(home / f"{program}-serve.out", "ab")  # noqa: SIM115 - kept for the process's life
+        log = open(home / f"{program}-serve.out", "ab")
         proc = subprocess.Popen([str(BIN / program), "--home", str(home), *args], stdout=log,
                                 stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
         log.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo.deployment import Deployment, StepFailed  # noqa: E402
+from demo.deployment import Deployment, StepFailed
 
 STATE = Path(__file__).resolve().parents[1] / "demo-state"
 

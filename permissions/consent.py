@@ -10,8 +10,17 @@ from permissions._errors import MalformedStatement, PermissionsError
 from permissions.envelope import Envelope, PublicKey, key_id, sign, verify, verify_signer
 from permissions.scopes import parse_scopes
 from permissions.statements import (
-    ACCESS_REQUEST, DENIAL, GRANT, REVOCATION, AccessRequest, Denial, Grant, Revocation,
-    decode_key, encode_key, peek,
+    ACCESS_REQUEST,
+    DENIAL,
+    GRANT,
+    REVOCATION,
+    AccessRequest,
+    Denial,
+    Grant,
+    Revocation,
+    decode_key,
+    encode_key,
+    peek,
 )
 
 MAX_GRANT_SECONDS = 14 * 24 * 3600

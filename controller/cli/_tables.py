@@ -35,9 +35,8 @@ def sessions_table(sessions: Iterable[pb.Session], current: str | None = None) -
 
 def receipt_digest(receipt: common_pb2.Envelope) -> str:
     """``sha256:<hex>`` naming the agent's signed receipt, or "-" when there is none."""
-    from rmaint.envelopes import from_wire
-
     from permissions import MalformedStatement, digest
+    from rmaint.envelopes import from_wire
 
     try:
         return digest(from_wire(receipt))

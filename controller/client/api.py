@@ -13,15 +13,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
-from rmaint.envelopes import to_wire
-from rmaint.v1 import agent_pb2, controller_pb2_grpc
-from rmaint.v1 import controller_pb2 as pb
 
 from controller.client.config import ClientConfig
 from controller.client.errors import Call, ConfigError, translate
 from permissions import Envelope
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
+from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, controller_pb2_grpc
+from rmaint.v1 import controller_pb2 as pb
 
 DEFAULT_TIMEOUT = 15.0
 # The controller gives the agent 30 s; diag.processes may sample for up to 10 s of that.

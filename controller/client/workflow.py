@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from rmaint.envelopes import from_wire
-from rmaint.v1 import agent_pb2
-from rmaint.v1 import controller_pb2 as pb
 
 import permissions
 from controller.client.api import ControllerClient
@@ -38,6 +35,9 @@ from controller.client.errors import (
     SessionStateError,
 )
 from pki.files import read_ec_key
+from rmaint.envelopes import from_wire
+from rmaint.v1 import agent_pb2
+from rmaint.v1 import controller_pb2 as pb
 
 NO_SESSION = "no current session: run 'rmctl session open --case C --agent A' first"
 

@@ -17,8 +17,6 @@ import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from rmaint.envelopes import to_wire
-from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 import permissions as p
 from agent import config as agent_config
@@ -28,6 +26,8 @@ from pki import certs
 from pki.files import write_key, write_public
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
+from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 TD = "example.test"
 AGENT_ID = "web-1"

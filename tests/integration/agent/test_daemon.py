@@ -12,12 +12,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from rmaint.envelopes import from_wire, to_wire
-from rmaint.v1 import agent_pb2
 
 import permissions as p
 from agent.daemon import AgentHandle
 from pki.files import read_cert
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2
 from tests.integration.agent.conftest import Clients, Deployment
 
 

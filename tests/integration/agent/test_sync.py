@@ -14,12 +14,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from rmaint.envelopes import from_wire, to_wire
-from rmaint.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb2_grpc
 
 import permissions as p
 from pki.identity import Identity
 from pki.tls import peer_identity, server_credentials, server_options
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb2_grpc
 from tests.integration.agent.conftest import TD, Deployment, StartAgent
 
 

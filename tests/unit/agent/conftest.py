@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from rmaint.envelopes import to_wire
-from rmaint.v1 import common_pb2
 
 import permissions as p
 from agent.catalogue import CATALOGUE, OperationSpec
 from agent.dispatcher import Dispatcher
 from agent.log import OperationLog
 from agent.state import StateStore
+from rmaint.envelopes import to_wire
+from rmaint.v1 import common_pb2
 
 AGENT_ID = "web-1"
 

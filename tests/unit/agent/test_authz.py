@@ -8,11 +8,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
-from rmaint.v1 import agent_pb2
 
 from agent.authz import LOCAL, TABLE, Refusal, check
 from pki import certs
 from pki.identity import Identity
+from rmaint.v1 import agent_pb2
 
 SERVICES = [
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"],

@@ -10,7 +10,6 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from rmaint.envelopes import from_wire
 
 import permissions as p
 from agent.dispatcher import Dispatcher
@@ -22,6 +21,7 @@ from agent.errors import (
     LogUnavailable,
     Refused,
 )
+from rmaint.envelopes import from_wire
 from tests.unit.agent.conftest import Probe, RigFactory, StaticTrust, World
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from rmaint.envelopes import from_wire, to_wire
-from rmaint.v1 import agent_pb2, agent_pb2_grpc
 from typer.testing import CliRunner, Result
 
 import permissions as p
 from agent.cli import app
 from agent.config import AgentConfig, save
 from agent.config import load as load_config
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 AGENT_ID = "web-1"
 

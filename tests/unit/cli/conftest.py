@@ -17,8 +17,6 @@ import pytest
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import Message
-from rmaint.envelopes import from_wire, to_wire
-from rmaint.v1 import agent_pb2
 from typer.testing import CliRunner
 
 import permissions
@@ -26,6 +24,8 @@ from controller.client.api import ControllerClient
 from pki import certs
 from pki.files import write_key, write_public
 from pki.identity import Identity
+from rmaint.envelopes import from_wire, to_wire
+from rmaint.v1 import agent_pb2
 
 TRUST_DOMAIN = "example.test"
 Handler = Callable[[Any], Message | Exception]

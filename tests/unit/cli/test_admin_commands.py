@@ -6,10 +6,10 @@ import json
 from collections.abc import Callable
 
 import pytest
-from rmaint.v1 import controller_pb2 as pb
 from typer.testing import CliRunner
 
 from controller.cli import app
+from rmaint.v1 import controller_pb2 as pb
 
 from .conftest import FakeChannel, Home
 

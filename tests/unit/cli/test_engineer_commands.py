@@ -8,13 +8,13 @@ from typing import Any
 
 import grpc
 import pytest
-from rmaint.envelopes import from_wire
-from rmaint.v1 import controller_pb2 as pb
 from typer.testing import CliRunner
 
 import permissions
 from controller.cli import app
 from controller.client.engineer import SessionStore
+from rmaint.envelopes import from_wire
+from rmaint.v1 import controller_pb2 as pb
 
 from .conftest import FakeAgent, FakeChannel, Home, rpc_error
 

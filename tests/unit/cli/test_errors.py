@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from rmaint.v1 import controller_pb2 as pb
 from typer.testing import CliRunner
 
 from controller.cli import app
 from controller.client import errors
 from controller.client.api import ControllerClient
 from controller.client.errors import Call, translate
+from rmaint.v1 import controller_pb2 as pb
 
 from .conftest import FakeChannel, Home, rpc_error
 

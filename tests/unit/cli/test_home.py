@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rmaint.v1 import controller_pb2 as pb
 from typer.testing import CliRunner
 
 from controller.cli import app
 from controller.client.config import load_config
 from controller.client.errors import ConfigError
+from rmaint.v1 import controller_pb2 as pb
 
 from .conftest import FakeChannel, Home
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from rmaint.v1 import common_pb2
-from rmaint.v1 import controller_pb2 as pb
 
 from controller.cli import _diag_render as render
 from controller.cli import _output as out
+from rmaint.v1 import common_pb2
+from rmaint.v1 import controller_pb2 as pb
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
