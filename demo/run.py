@@ -62,7 +62,7 @@ def run(d: Deployment) -> None:
     d.engineer("diag", "processes", "--by", "memory", "--limit", "5")
     step("The customer revokes the grant")
     d.rmagent("revoke", grant["grant_id"], "--reason", "diagnosis done")
-    step("The next call is denied by the agent")
+    step("The next call is denied: the revocation closed the session")
     denied = d.engineer("diag", "system", check=False)
     print(denied.stderr.strip())
     if denied.returncode == 0:

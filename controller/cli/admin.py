@@ -28,12 +28,14 @@ def init(
         help="SQLAlchemy URL (default: SQLite in the home).", show_default=False)] = None,
     san: Annotated[list[str] | None, typer.Option(
         "--san", help="Extra DNS name for the controller certificate (repeatable).")] = None,
+    advertise: Annotated[str, typer.Option(
+        help="host:port clients dial, required when --listen is a wildcard address.")] = "",
 ) -> None:
     """Create a deployment in the home: CA, controller and admin certificates, database."""
     from controller.setup import init_deployment
 
     init_deployment(opts.home, trust_domain, listen=listen, enroll_listen=enroll_listen,
-                    database_url=database_url, sans=tuple(san or ()))
+                    database_url=database_url, sans=tuple(san or ()), advertise=advertise)
     if opts.json:
         out.emit_json({"home": str(opts.home), "trust_domain": trust_domain,
                        "listen": listen, "enroll_listen": enroll_listen})

@@ -1,0 +1,140 @@
+"""Latency and throughput of ``diag.system`` through controller and agent, next to a bare echo.
+
+A real deployment (controller and agent processes, made and driven by the rmctl and rmagent
+commands through :class:`demo.deployment.Deployment`) runs in a temporary directory. The
+engineer's client library then runs each operation in this process exactly as
+``rmctl diag system`` does (:meth:`EngineerWorkflow.run`: reserve the next sequence number,
+sign with the engineer key, relay through the controller, check the agent's receipt), so
+the measured path is engineer -> controller -> agent -> controller -> engineer.
+
+The peer is the bare grpc.aio mutual-TLS echo of :mod:`bench.echo`, measured in the same run
+on the same machine with a payload as large as a ``diag.system`` result.
+
+Target: full path p50 <= 3x the bare echo p50. A missed target is printed, not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench._stats import Latency, report
+from bench.echo import measure_echo
+from controller.client.api import ControllerClient
+from controller.client.config import load_config
+from controller.client.engineer import SessionState
+from controller.client.workflow import EngineerWorkflow, OperationResult
+from demo.deployment import Deployment
+
+OPERATION = "diag.system"
+TARGET_RATIO = 3.0
+SEQUENTIAL_CALLS = 300
+WARMUP_CALLS = 20
+# The echo's throughput phase (bench.echo.measure) uses 8 concurrent callers for 2 s.
+CONCURRENCY = 8
+THROUGHPUT_SECONDS = 4.0
+
+
+def result_bytes(done: OperationResult) -> bytes:
+    """The agent's result_json, re-encoded as the agent encodes it (checked by digest)."""
+    data = json.dumps(done.result, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+    if "sha256:" + hashlib.sha256(data).hexdigest() != done.receipt.result_digest:
+        raise RuntimeError("re-encoded diag.system result does not match the receipt")
+    return data
+
+
+async def sequential(workflow: EngineerWorkflow, state: SessionState, count: int) -> list[float]:
+    """Milliseconds per call for ``count`` calls one after another in one session."""
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await workflow.run(state, OPERATION, {})
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+async def throughput(workflow: EngineerWorkflow, states: list[SessionState],
+                     seconds: float) -> tuple[float, list[float]]:
+    """Calls per second with one sequential caller per session, all sessions at once.
+
+    The agent refuses a lower sequence number arriving after a higher one in the same
+    session, so concurrent callers never share a session.
+    """
+    done = 0
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(state: SessionState) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            await workflow.run(state, OPERATION, {})
+            samples.append((time.perf_counter() - start) * 1000)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(state) for state in states))
+    return done / (time.perf_counter() - started), samples
+
+
+async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
+    config = load_config(d.engineer_home)
+    async with ControllerClient.open(config) as client:
+        workflow = EngineerWorkflow(config, client)
+        main_state = (await workflow.open_session(case_id, "web-1")).state
+        probe = await workflow.run(main_state, OPERATION, {})
+        payload = result_bytes(probe)
+        print(f"diag.system result: {len(payload)} bytes; echo payload: {len(payload)} bytes "
+              f"(the agent's actual result JSON)", flush=True)
+
+        echo = await measure_echo(scratch / "echo-pki", payload, count=SEQUENTIAL_CALLS)
+
+        for _ in range(WARMUP_CALLS):
+            await workflow.run(main_state, OPERATION, {})
+        samples = await sequential(workflow, main_state, SEQUENTIAL_CALLS)
+        worker_states = [(await workflow.open_session(case_id, "web-1")).state
+                         for _ in range(CONCURRENCY)]
+        rate, concurrent = await throughput(workflow, worker_states, THROUGHPUT_SECONDS)
+        full = Latency("diag.system via controller+agent", tuple(samples), rate)
+
+        for state in [main_state, *worker_states]:
+            await workflow.close_session(state.session_id)
+
+    print(f"sequential: {SEQUENTIAL_CALLS} calls each (after {WARMUP_CALLS} warm-up calls); "
+          f"throughput: {CONCURRENCY} concurrent callers "
+          f"(echo: one channel for 2 s; diag: one session each for {THROUGHPUT_SECONDS:.0f} s)")
+    met = report(full, echo, target_ratio=TARGET_RATIO)
+    under_load = Latency("", tuple(concurrent), 0.0)
+    print(f"diag.system under {CONCURRENCY} concurrent sessions: p50 {under_load.p50:.3f} ms, "
+          f"p99 {under_load.p99:.3f} ms over {len(concurrent)} calls")
+    print(f"throughput ratio echo / diag.system: {echo.throughput / full.throughput:.1f}x")
+    return met
+
+
+def main() -> int:
+    print(f"== bench.diag_latency: {OPERATION} through controller and agent vs bare mTLS echo",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="rmaint-bench-") as tmp:
+        scratch = Path(tmp)
+        d = Deployment(scratch / "deployment")
+        try:
+            started = time.monotonic()
+            d.standard_setup()
+            case_id = d.open_case()
+            d.grant_access(case_id)
+            print(f"deployment ready in {time.monotonic() - started:.1f} s "
+                  f"(controller :{d.controller_port}, agent :{d.agent_port})", flush=True)
+            asyncio.run(bench(d, case_id, scratch))
+        finally:
+            d.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
