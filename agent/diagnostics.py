@@ -21,6 +21,10 @@ import psutil
 from agent.redact import redact_args
 
 MAX_COMMAND_LINE = 1024
+
+# psutil measures CPU use between two calls; the first call only starts the window, so it is
+# made at load time and each diag.system reports the use since the previous reading.
+psutil.cpu_percent(interval=None)
 # Filesystems that describe no storage a customer would ask about.
 PSEUDO_FILESYSTEMS = frozenset({
     "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -27,8 +28,8 @@ from bench._stats import Latency, report
 from bench.echo import measure_echo
 from controller.client.api import ControllerClient
 from controller.client.config import load_config
-from controller.client.engineer import SessionState
-from controller.client.workflow import EngineerWorkflow, OperationResult
+from controller.client.engineer import SessionState, SessionStore, sign_operation
+from controller.client.workflow import EngineerWorkflow, OperationResult, load_identity_key
 from demo.deployment import Deployment
 
 OPERATION = "diag.system"
@@ -83,6 +84,28 @@ async def throughput(workflow: EngineerWorkflow, states: list[SessionState],
     return done / (time.perf_counter() - started), samples
 
 
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def engineer_local_ms(workflow: EngineerWorkflow, scratch: Path, count: int = 100) -> tuple[float, float]:
+    """p50 of the engineer's local steps of one call, on a throw-away session in ``scratch``:
+    reserving a sequence number (flock, fsync'd write and rename) and signing the operation."""
+    store = SessionStore(scratch / "probe-home")
+    state = SessionState("S-probe", "C-probe", "web-1", "G-probe")
+    store.add(state)
+    key = load_identity_key(workflow.config)
+    reserve, signing = [], []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        state, seq = store.reserve_seq(state.session_id)
+        t1 = time.perf_counter()
+        sign_operation(key, state, seq=seq, operation=OPERATION, params={}, now=int(time.time()))
+        signing.append((time.perf_counter() - t1) * 1000)
+        reserve.append((t1 - t0) * 1000)
+    return median(reserve), median(signing)
+
+
 async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
     config = load_config(d.engineer_home)
     async with ControllerClient.open(config) as client:
@@ -97,7 +120,11 @@ async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
 
         for _ in range(WARMUP_CALLS):
             await workflow.run(main_state, OPERATION, {})
+        first_seq = workflow.store.get(main_state.session_id).next_seq
         samples = await sequential(workflow, main_state, SEQUENTIAL_CALLS)
+        events = (await client.get_session(main_state.session_id)).events
+        relay = [e.duration_ms for e in events if e.seq >= first_seq and e.outcome == "ok"]
+        reserve_ms, sign_ms = engineer_local_ms(workflow, scratch)
         worker_states = [(await workflow.open_session(case_id, "web-1")).state
                          for _ in range(CONCURRENCY)]
         rate, concurrent = await throughput(workflow, worker_states, THROUGHPUT_SECONDS)
@@ -114,6 +141,18 @@ async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
     print(f"diag.system under {CONCURRENCY} concurrent sessions: p50 {under_load.p50:.3f} ms, "
           f"p99 {under_load.p99:.3f} ms over {len(concurrent)} calls")
     print(f"throughput ratio echo / diag.system: {echo.throughput / full.throughput:.1f}x")
+    print("where a sequential call's time goes (p50 ms):")
+    relay_ms = median(relay)
+    rest = full.p50 - relay_ms - reserve_ms - sign_ms
+    for label, value in (
+        ("whole call, as the engineer's client sees it", full.p50),
+        ("  controller -> agent -> controller (controller's session log)", relay_ms),
+        ("  engineer: reserve the seq (flock, fsync'd write and rename)", reserve_ms),
+        ("  engineer: sign the operation", sign_ms),
+        ("  rest: engineer<->controller hop, controller checks and log writes,", rest),
+    ):
+        print(f"{label:<72}{value:>9.3f}")
+    print("        engineer's receipt check")
     return met
 
 
