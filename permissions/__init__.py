@@ -5,7 +5,6 @@ Pure: no I/O, no clocks (time is a parameter), no grpc, no agent or controller.
 
 from permissions._errors import BadSignature, MalformedStatement, PermissionsError
 from permissions.consent import (
-    MAX_GRANT_SECONDS,
     NarrowingError,
     approve,
     deny,
@@ -28,12 +27,13 @@ from permissions.envelope import (
     sign,
     verify,
 )
-from permissions.evaluate import AgentTrust, Decision, Reason, evaluate, verify_grant
+from permissions.evaluate import MAX_CLOCK_SKEW, AgentTrust, Decision, Reason, evaluate, verify_grant
 from permissions.scopes import SCOPES, parse_scopes
 from permissions.statements import (
     ACCESS_REQUEST,
     DENIAL,
     GRANT,
+    MAX_GRANT_SECONDS,
     OPERATION,
     RECEIPT,
     REVOCATION,
@@ -52,6 +52,7 @@ __all__ = [
     "ACCESS_REQUEST",
     "DENIAL",
     "GRANT",
+    "MAX_CLOCK_SKEW",
     "MAX_GRANT_SECONDS",
     "OPERATION",
     "RECEIPT",

@@ -13,6 +13,7 @@ from permissions.statements import (
     ACCESS_REQUEST,
     DENIAL,
     GRANT,
+    MAX_GRANT_SECONDS,
     REVOCATION,
     AccessRequest,
     Denial,
@@ -22,8 +23,6 @@ from permissions.statements import (
     encode_key,
     peek,
 )
-
-MAX_GRANT_SECONDS = 14 * 24 * 3600
 
 
 class NarrowingError(PermissionsError):

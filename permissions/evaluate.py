@@ -31,6 +31,11 @@ class Reason(enum.StrEnum):
     SCOPE_MISSING = "scope-not-granted"
     ENGINEER_SIGNATURE = "operation-not-signed-by-granted-engineer"
     REPLAY = "sequence-not-increasing"
+    STALE = "operation-too-old-or-too-new"
+
+
+MAX_CLOCK_SKEW = 300.0
+"""How far an operation's ``issued_at`` may be from the agent's clock, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -110,4 +115,6 @@ def _check(grant: Grant, op: Operation, agent_id: str, scope_of: Callable[[str],
         return _deny(Reason.SCOPE_MISSING, f"{op.operation} needs {scope}", grant, op)
     if last_seq is not None and op.seq <= last_seq:
         return _deny(Reason.REPLAY, f"seq {op.seq} after {last_seq}", grant, op)
+    if abs(now - op.issued_at) > MAX_CLOCK_SKEW:
+        return _deny(Reason.STALE, f"issued at {op.issued_at}, now {now:.0f}", grant, op)
     return Decision(True, None, "", grant, op)

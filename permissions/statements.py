@@ -22,6 +22,8 @@ REVOCATION = "application/vnd.rmaint.revocation.v1+json"
 OPERATION = "application/vnd.rmaint.operation.v1+json"
 RECEIPT = "application/vnd.rmaint.receipt.v1+json"
 
+MAX_GRANT_SECONDS = 14 * 24 * 3600
+
 
 def encode_key(key: PublicKey) -> str:
     return base64.b64encode(public_key_bytes(key)).decode()
@@ -65,13 +67,16 @@ class AccessRequest(_Statement):
     def from_payload(cls, payload: bytes) -> Self:
         r = Reader(payload, "access request")
         decode_key(r.text("engineer_key"))
-        return cls(
+        statement = cls(
             request_id=r.id("request_id"), case_id=r.id("case_id"), agent_id=r.id("agent_id"),
             engineer=r.id("engineer"), engineer_key=r.text("engineer_key"),
             scopes=parse_scopes(r.texts("scopes")),
             duration_seconds=r.int("duration_seconds", minimum=1),
             reason=r.text("reason"), created_at=r.int("created_at"),
         )
+        if statement.duration_seconds > MAX_GRANT_SECONDS:
+            raise MalformedStatement("access request: duration exceeds the 14-day maximum")
+        return statement
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,9 @@ class Grant(_Statement):
             issued_at=r.int("issued_at"),
         )
         if key_id(decode_key(grant.engineer_key)) != grant.engineer_key_id:
-                raise MalformedStatement("grant: engineer key does not match its id")
+            raise MalformedStatement("grant: engineer key does not match its id")
+        if not 0 < grant.not_after - grant.not_before <= MAX_GRANT_SECONDS:
+            raise MalformedStatement("grant: validity must be positive and at most 14 days")
         return grant
 
 

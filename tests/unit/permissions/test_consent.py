@@ -106,3 +106,15 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(p.MalformedStatement):
         p.parse_duration(text)
+
+
+def test_overlong_requests_and_grants_are_malformed(world: World) -> None:
+    long_request = dataclasses.replace(world.request, duration_seconds=p.MAX_GRANT_SECONDS + 1)
+    with pytest.raises(p.MalformedStatement, match="14-day"):
+        p.AccessRequest.from_payload(long_request.to_payload())
+    grant = p.verify_grant(world.grant_envelope, world.trust.approver_keys)
+    for not_after in (grant.not_before, grant.not_before + p.MAX_GRANT_SECONDS + 1):
+        envelope = p.sign(p.GRANT, dataclasses.replace(grant, not_after=not_after).to_payload(),
+                          world.approver)
+        with pytest.raises(p.MalformedStatement, match="14 days"):
+            p.verify_grant(envelope, world.trust.approver_keys)

@@ -35,9 +35,15 @@ def test_grant_signed_by_unpinned_key(world: World) -> None:
 
 
 def test_expired_and_not_yet_valid(world: World) -> None:
-    assert world.decide(world.op(), now=1000 + 3600).reason is Reason.EXPIRED
-    assert world.decide(world.op(), now=999).reason is Reason.NOT_YET_VALID
-    assert world.decide(world.op(), now=1000 + 3599).allowed
+    assert world.decide(world.op(issued_at=4600), now=4600).reason is Reason.EXPIRED
+    assert world.decide(world.op(issued_at=999), now=999).reason is Reason.NOT_YET_VALID
+    assert world.decide(world.op(issued_at=4599), now=4599).allowed
+
+
+def test_operation_issued_too_long_ago_or_ahead(world: World) -> None:
+    assert world.decide(world.op(issued_at=1100), now=1100 + 301).reason is Reason.STALE
+    assert world.decide(world.op(issued_at=1500), now=1100).reason is Reason.STALE
+    assert world.decide(world.op(issued_at=1100), now=1100 + 300).allowed
 
 
 def test_operation_for_another_agent_or_case(world: World) -> None:
@@ -93,7 +99,7 @@ def test_denial_carries_verified_context_for_the_audit_log(world: World) -> None
        last=st.one_of(st.none(), st.integers(1, 50)))
 def test_allowed_exactly_inside_the_window_with_increasing_seq(now: int, seq: int, last: int | None) -> None:
     world = WORLD
-    decision = world.decide(world.op(seq), now=now, last_seq=last)
+    decision = world.decide(world.op(seq, issued_at=now), now=now, last_seq=last)
     expected = 1000 <= now < 4600 and (last is None or seq > last)
     assert decision.allowed is expected
 
