@@ -9,7 +9,6 @@ without it never counts as a deployment.
 from __future__ import annotations
 
 import ipaddress
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from controller.config import HomeFiles, parse_config
 from controller.errors import ConfigError, DeploymentExists
 from controller.store import Store, migrate
 from pki.certs import SERVICE_CERT_LIFETIME, cert_pem, create_ca, generate_key, issue
-from pki.files import write_key, write_public
+from pki.files import write_key, write_private, write_public
 from pki.identity import Identity
 
 ADMIN_NAME = "admin"
@@ -51,6 +50,7 @@ def init_deployment(home: Path, trust_domain: str, *, listen: str = "127.0.0.1:7
     _refuse_existing(files)
     created = not home.exists()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.chmod(0o700)  # it will hold the CA key and possibly database credentials
     try:
         _migrate_new(config.database_url)
     except BaseException:
@@ -134,8 +134,6 @@ def _write_config(files: HomeFiles, section: dict[str, str], *, controller: str)
         "trust_domain": section["trust_domain"], "key": files.admin_key.name,
         "cert": files.admin_cert.name, "ca": files.ca_cert.name,
     }
-    text = tomli_w.dumps({"controller": section, "client": client})
-    tmp = files.config.with_name(f".{files.config.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, files.config)
+    # 0600: database_url may carry a password.
+    write_private(files.config, tomli_w.dumps({"controller": section, "client": client}).encode())
 
