@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from controller.services import register_api, register_enrollment
 from controller.services._common import Deps
 from controller.store import Store, migrate
 from controller.sweeper import SWEEP_INTERVAL, Sweeper
+from pki.handshakes import HandshakeWatch
 from pki.tls import TlsFiles, server_credentials, server_options
 
 STOP_GRACE = 2.0
@@ -152,7 +154,15 @@ async def _add_health(server: grpc.aio.Server, services: list[str], *,
 
 def run(home: Path) -> None:
     """Serve until SIGTERM or SIGINT, then stop cleanly. Raises like :func:`serve`."""
-    asyncio.run(_run_until_signalled(home))
+    watch = HandshakeWatch(_log_handshake_refusal).start()
+    try:
+        asyncio.run(_run_until_signalled(home))
+    finally:
+        watch.stop()
+
+
+def _log_handshake_refusal(reason: str, detail: str) -> None:
+    log_event("tls.refused", logging.WARNING, reason=reason, detail=detail)
 
 
 async def _run_until_signalled(home: Path) -> None:

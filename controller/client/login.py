@@ -40,7 +40,7 @@ class LoggedIn:
 
 
 def identity_key(home: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
-    """The home's identity key and whether it was just made (and written 0600)."""
+    """The home's identity key and whether it is new (kept in memory until login succeeds)."""
     path = home / KEY_FILE
     if path.exists():
         try:
@@ -48,9 +48,7 @@ def identity_key(home: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
         except (OSError, ValueError, TypeError) as exc:
             raise LoginError(f"cannot use {path} ({exc}): move it away to make a new "
                              "identity") from exc
-    key = generate_key()
-    write_key(path, key)
-    return key, True
+    return generate_key(), True
 
 
 async def login(home: Path, token_text: str) -> LoggedIn:
@@ -63,6 +61,8 @@ async def login(home: Path, token_text: str) -> LoggedIn:
     except (EnrollmentRefused, TokenError) as exc:
         raise LoginError(f"login refused: {exc}") from exc
     certificate = _check(enrolled, key)
+    if new_key:  # written only once a certificate exists for it: a refused login leaves nothing
+        write_key(home / KEY_FILE, key)
     _save(home, enrolled)
     return LoggedIn(enrolled.identity, enrolled.controller_address,
                     certificate.not_valid_after_utc.timestamp(),
