@@ -82,6 +82,7 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
     trust = PinnedTrust(home, identity.name)
     dispatcher = Dispatcher(agent_id=identity.name, signing_key=key, trust=trust, state=state,
                             log=log, clock=clock)
+    stack.push_async_callback(dispatcher.close)  # after the servers stop, before the stores
     files = TlsFiles(paths.key, paths.cert, paths.ca)
     network, port = await start_network_server(config.listen, identity.trust_domain, files,
                                                dispatcher)

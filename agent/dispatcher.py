@@ -5,9 +5,15 @@ For each operation envelope it looks up the grant, decides with
 only then runs the operation as a task registered under its grant id, records the
 result and signs a receipt. ``revoke`` cancels the tasks of a grant at once.
 
+Durable writes run in worker threads and are always awaited to their end, even when the
+caller is cancelled meanwhile (the cancellation is passed on afterwards): a write that
+commits late can then never interleave with the next decision.
+
 Raises (see :mod:`agent.errors`): BadInput for a malformed envelope, Refused (with the
 audit reason) for a denial, LogUnavailable when the attempt cannot be recorded (and
-then nothing ran), InvalidParams, OperationFailed, Cancelled.
+then nothing ran), InvalidParams, OperationFailed, Cancelled; ``revoke`` raises
+RevocationNotSaved when the revocation is in force but its durable write failed (it is
+then retried in the background until it succeeds).
 """
 
 from __future__ import annotations
@@ -20,14 +26,23 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.catalogue import CATALOGUE, OperationSpec
 from agent.consent import Revoked, verify_revocation
-from agent.errors import BadInput, Cancelled, NotFound, OperationFailed, Refused
-from agent.log import Attempt, OperationLog, Result
+from agent.errors import (
+    BadInput,
+    Cancelled,
+    LogUnavailable,
+    NotFound,
+    OperationFailed,
+    Refused,
+    RevocationNotSaved,
+    StateUnavailable,
+)
+from agent.log import Attempt, OperationLog, Recorded, Result
 from agent.state import StateStore
 from agent.wire import envelope_blob
 from permissions import (
@@ -38,6 +53,7 @@ from permissions import (
     MalformedStatement,
     Reason,
     Receipt,
+    Revocation,
     digest,
     evaluate,
     peek,
@@ -48,7 +64,10 @@ from rmaint.v1 import common_pb2
 
 UNKNOWN_GRANT = "grant-unknown"
 MALFORMED = str(Reason.MALFORMED)
+SAVE_RETRY_FIRST = 0.1  # seconds before retrying an unsaved revocation; doubles each time
+SAVE_RETRY_MAX = 2.0
 _log = logging.getLogger("agent.dispatcher")
+T = TypeVar("T")
 
 
 class TrustSource(Protocol):
@@ -62,6 +81,16 @@ class Executed:
     result_json: bytes
     receipt: Envelope
     log_index: int
+
+
+@dataclass(frozen=True)
+class _Unsaved:
+    """A revocation in force in memory whose durable write ``task`` keeps retrying."""
+
+    envelope: Envelope
+    revocation: Revocation
+    at: float
+    task: asyncio.Task[None]
 
 
 class Dispatcher:
@@ -79,27 +108,52 @@ class Dispatcher:
         self._decide_lock = asyncio.Lock()
         self._revoked: set[str] = set(state.revoked_ids())
         self._tasks: defaultdict[str, set[asyncio.Task[dict[str, Any]]]] = defaultdict(set)
+        self._unsaved: dict[str, _Unsaved] = {}  # revocations in force, not yet stored
 
     def in_flight(self) -> int:
         """Operations running now."""
         return sum(len(tasks) for tasks in self._tasks.values())
 
+    def unsaved_revocations(self) -> set[str]:
+        """Grants revoked in memory whose revocation is not stored yet."""
+        return set(self._unsaved)
+
     async def execute(self, message: common_pb2.Envelope) -> Executed:
         """Decide, record, run, record, sign; see the module docstring for the errors."""
         # One decision at a time: the seq read, the decision and the record of it must
-        # not interleave with another operation of the same session.
+        # not interleave with another operation. The lock is held until the record has
+        # committed or failed, even if the caller is cancelled meanwhile.
         async with self._decide_lock:
             attempt, decision = await self._decide(message)
-            index = await asyncio.to_thread(self._log.record_attempt, attempt)
+            write = _in_thread(self._log.record_decision, attempt)
+            try:
+                recorded = await _to_the_end(write)
+            except asyncio.CancelledError:
+                await self._abandoned(write)
+                raise
+        attempt, index = recorded.attempt, recorded.index
         _log.info("operation %s", attempt.outcome, extra={"fields": _fields(attempt, index)})
         if attempt.reason == MALFORMED:
             raise BadInput(f"malformed operation envelope: {attempt.detail}")
-        if decision is None or not decision.allowed:
+        if decision is None or attempt.outcome != "allowed":
             raise Refused(attempt.reason, attempt.detail)
         return await self._run(index, decision, attempt)
 
+    async def _abandoned(self, write: asyncio.Future[Recorded]) -> None:
+        """The caller went away while its attempt was being recorded: close it in the log."""
+        if write.exception() is None and write.result().attempt.outcome == "allowed":
+            try:
+                await self._result(write.result().index, "cancelled",
+                                   "caller cancelled before start")
+            except LogUnavailable:  # nothing ran; the attempt stays without its result
+                _log.exception("cannot record the result of an abandoned attempt")
+
     async def revoke(self, envelope: Envelope) -> Revoked:
-        """Verify a revocation, stop the grant's operations now, then store it durably."""
+        """Verify a revocation, stop the grant's operations now, then store it durably.
+
+        If it cannot be stored, it stays in force in memory, is retried in the background
+        until stored, and RevocationNotSaved tells the customer so.
+        """
         revocation = verify_revocation(envelope, self._trust.current())
         grant_id = revocation.grant_id
         if await asyncio.to_thread(self._state.get_grant, grant_id) is None:
@@ -108,11 +162,66 @@ class Dispatcher:
         tasks = self._tasks.pop(grant_id, set())
         for task in tasks:
             task.cancel()
-        stored = await asyncio.to_thread(self._state.store_revocation, envelope, revocation,
-                                         self._clock())
         _log.info("grant revoked", extra={"fields": {"grant_id": grant_id,
                                                      "cancelled": len(tasks)}})
+        now = self._clock()
+        write = _in_thread(self._state.store_revocation, envelope, revocation, now)
+        try:
+            stored = await _to_the_end(write)
+        except asyncio.CancelledError:
+            if write.exception() is not None:
+                self._save_later(envelope, revocation, now)
+            raise
+        except StateUnavailable as exc:
+            self._save_later(envelope, revocation, now)
+            raise RevocationNotSaved(
+                f"the revocation of grant {grant_id} is in force now but not yet saved "
+                f"({exc}); the agent keeps trying to save it: keep the agent running until "
+                f"'rmagent grants --all' shows {grant_id} revoked, a restart before that "
+                "would forget it") from exc
         return Revoked(revocation, len(tasks), stored)
+
+    def _save_later(self, envelope: Envelope, revocation: Revocation, at: float) -> None:
+        grant_id = revocation.grant_id
+        _log.error("revocation in force but not saved; retrying in the background",
+                   extra={"fields": {"grant_id": grant_id}})
+        if grant_id not in self._unsaved:
+            task = asyncio.create_task(self._keep_saving(envelope, revocation, at),
+                                       name=f"save-revocation-{grant_id}")
+            self._unsaved[grant_id] = _Unsaved(envelope, revocation, at, task)
+
+    async def _keep_saving(self, envelope: Envelope, revocation: Revocation, at: float) -> None:
+        delay, attempts = SAVE_RETRY_FIRST, 0
+        while True:
+            await asyncio.sleep(delay)
+            attempts += 1
+            try:
+                await _to_the_end(_in_thread(self._state.store_revocation, envelope,
+                                             revocation, at))
+            except Exception as exc:  # whatever failed, keep trying
+                _log.warning("revocation still not saved", extra={"fields": {
+                    "grant_id": revocation.grant_id, "attempts": attempts, "error": str(exc)}})
+                delay = min(delay * 2, SAVE_RETRY_MAX)
+                continue
+            self._unsaved.pop(revocation.grant_id, None)
+            _log.info("revocation saved", extra={"fields": {
+                "grant_id": revocation.grant_id, "attempts": attempts}})
+            return
+
+    async def close(self) -> None:
+        """Stop the background retries; try each unsaved revocation once more, log losses."""
+        unsaved, self._unsaved = self._unsaved, {}
+        for item in unsaved.values():
+            item.task.cancel()
+        await asyncio.gather(*(item.task for item in unsaved.values()), return_exceptions=True)
+        for grant_id, item in unsaved.items():
+            try:
+                await _to_the_end(_in_thread(self._state.store_revocation, item.envelope,
+                                             item.revocation, item.at))
+            except StateUnavailable as exc:
+                _log.error("revocation lost at shutdown: it could not be saved; the customer "
+                           "must revoke the grant again", extra={"fields": {
+                               "grant_id": grant_id, "error": str(exc)}})
 
     async def _decide(self, message: common_pb2.Envelope) -> tuple[Attempt, Decision | None]:
         now = self._clock()
@@ -125,7 +234,9 @@ class Dispatcher:
                   if isinstance(grant_id, str) else None)
         if stored is None:
             return _attempt(envelope, now, "denied", UNKNOWN_GRANT, str(grant_id)[:200]), None
-        last_seq = (await asyncio.to_thread(self._log.last_seq, session_id)
+        # Keyed by grant and session: the verified operation names this grant (checked by
+        # evaluate), so another grant's session with the same id cannot interfere.
+        last_seq = (await asyncio.to_thread(self._log.last_seq, grant_id, session_id)
                     if isinstance(session_id, str) else None)
         decision = evaluate(
             grant_envelope=stored.envelope, operation_envelope=envelope,
@@ -212,8 +323,31 @@ class Dispatcher:
                       result_digest: str | None = None, duration_ms: float | None = None) -> None:
         result = Result(attempt_id=index, at=self._clock(), outcome=outcome, detail=detail,
                         result_digest=result_digest, duration_ms=duration_ms)
-        await asyncio.to_thread(self._log.record_result, result)
+        await _to_the_end(_in_thread(self._log.record_result, result))
         _log.info("operation %s", outcome, extra={"fields": {"index": index, "detail": detail}})
+
+
+def _in_thread(call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``call(*args)`` started now in a worker thread."""
+    return asyncio.ensure_future(asyncio.to_thread(call, *args))
+
+
+async def _to_the_end(write: asyncio.Future[T]) -> T:
+    """The outcome of ``write``, awaited until it is done even if cancelled meanwhile.
+
+    A thread cannot be stopped: abandoning its future would let the write commit later,
+    unseen. So a cancellation is held (the future is shielded) until ``write`` is done,
+    then passed on; ``write`` is then done and its outcome readable by the caller.
+    """
+    cancelled = False
+    while not write.done():
+        try:
+            await asyncio.wait({write})  # never cancels ``write`` itself
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return write.result()
 
 
 def _attempt(envelope: Envelope, now: float, outcome: str, reason: str, detail: str,

@@ -5,6 +5,7 @@
     │   └── Cancelled         it was running when its grant was revoked
     ├── LogUnavailable        the operation log cannot be written: fail closed
     ├── StateUnavailable      the local state database cannot be used
+    ├── RevocationNotSaved    a revocation in force in memory, its durable write still pending
     ├── BadInput              malformed envelope or parameters (message is shown)
     │   └── InvalidParams     parameters an operation does not accept
     ├── OperationFailed       the operation ran and failed, or overran its limits
@@ -52,6 +53,14 @@ class StateUnavailable(AgentError):
     """The local state database cannot be read or written."""
 
 
+class RevocationNotSaved(AgentError):
+    """A revocation took effect now but could not be stored yet; the agent keeps retrying.
+
+    The message says exactly that to the customer: until it is saved, a restart of the
+    agent would forget it.
+    """
+
+
 class BadInput(AgentError):
     """Input that is not well-formed; the message is safe to show the caller."""
 
@@ -82,6 +91,7 @@ STATUS_TABLE: tuple[tuple[type[AgentError], grpc.StatusCode, str | None], ...] =
     (Refused, grpc.StatusCode.PERMISSION_DENIED, REFUSED_TEXT),
     (LogUnavailable, grpc.StatusCode.UNAVAILABLE, UNRECORDABLE_TEXT),
     (StateUnavailable, grpc.StatusCode.UNAVAILABLE, "the agent's state is unavailable"),
+    (RevocationNotSaved, grpc.StatusCode.UNAVAILABLE, None),
     (BadInput, grpc.StatusCode.INVALID_ARGUMENT, None),
     (OperationFailed, grpc.StatusCode.INTERNAL, None),
     (ConsentRejected, grpc.StatusCode.FAILED_PRECONDITION, None),

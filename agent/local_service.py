@@ -64,8 +64,12 @@ class LocalServicer(agent_pb2_grpc.AgentLocalServiceServicer):
         now = self._clock()
         asked = await self._request_named(envelope)
         grant = verify_grant(envelope, self._trust.current(), asked, now)
+        # Another decision may have won since the pending check above: store_grant checks
+        # again in its transaction and raises ConsentRejected if so.
         if not await asyncio.to_thread(self._state.store_grant, envelope, grant, now):
-            raise ConsentRejected(f"grant id {grant.grant_id} is already in use")
+            existing = await asyncio.to_thread(self._state.get_grant, grant_id)
+            if existing is None or existing.envelope != envelope:
+                raise ConsentRejected(f"grant id {grant.grant_id} is already in use")
         return agent_pb2.ApproveResponse(grant_id=grant.grant_id,
                                          reported=await self._sync.report(envelope))
 
@@ -76,6 +80,7 @@ class LocalServicer(agent_pb2_grpc.AgentLocalServiceServicer):
         now = self._clock()
         asked = await self._request_named(envelope)
         denial = verify_denial(envelope, self._trust.current(), asked, now)
+        # store_denial refuses (ConsentRejected) if another decision won meanwhile.
         await asyncio.to_thread(self._state.store_denial, envelope, denial, now)
         return agent_pb2.DenyResponse(reported=await self._sync.report(envelope))
 

@@ -1,18 +1,22 @@
 """The agent's local, append-only log of every operation attempt and its result.
 
-An attempt is durable (fsynced) before anything runs, and the session's last sequence
-number advances in the same transaction, so a replay can never slip between the check
-and the record. Rows cannot be updated or deleted (triggers refuse it). Every failure
-to write raises :class:`~agent.errors.LogUnavailable`: the caller must then refuse.
+An attempt is durable (fsynced) before anything runs. Every attempt whose engineer
+signature verified (allowed or denied) advances its session's last sequence number in the
+same transaction, keyed by (grant, session), and only ever upwards: an allowed attempt
+whose number is not above the stored one is recorded as a denied replay instead, so a
+replay can never slip between the check and the record, nor a late commit move the
+number back. Rows cannot be updated or deleted (triggers refuse it). Every failure to
+write raises :class:`~agent.errors.LogUnavailable`: the caller must then refuse.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.errors import LogUnavailable
 from agent.sqlite import Database
+from permissions import Reason
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -30,12 +34,35 @@ CREATE TRIGGER IF NOT EXISTS entries_append_only_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'the operation log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_append_only_delete BEFORE DELETE ON entries
 BEGIN SELECT RAISE(ABORT, 'the operation log is append-only'); END;
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS session_seqs (
+    grant_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
     last_seq INTEGER NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (grant_id, session_id)
 );
 """
+
+# Logs written before session_seqs kept the last allowed seq per session id alone in
+# "sessions". The entries hold every verified attempt, so the new table is rebuilt from
+# them (denied verified attempts count too, as they do from now on), then "sessions" goes.
+_MIGRATE_SESSIONS = """
+INSERT INTO session_seqs (grant_id, session_id, last_seq, updated_at)
+SELECT grant_id, session_id, MAX(seq), MAX(at) FROM entries
+WHERE kind = 'attempt' AND grant_id IS NOT NULL AND session_id IS NOT NULL
+  AND seq IS NOT NULL
+GROUP BY grant_id, session_id
+ON CONFLICT (grant_id, session_id) DO UPDATE SET last_seq = excluded.last_seq
+WHERE excluded.last_seq > session_seqs.last_seq
+"""
+
+_HAS_SESSIONS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'"
+
+_ADVANCE = (
+    "INSERT INTO session_seqs (grant_id, session_id, last_seq, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (grant_id, session_id) DO UPDATE SET last_seq = excluded.last_seq, "
+    "updated_at = excluded.updated_at WHERE excluded.last_seq > session_seqs.last_seq"
+)
 
 _ENTRY_COLUMNS = (
     "id, at, kind, attempt_id, session_id, seq, grant_id, case_id, engineer, operation, "
@@ -64,6 +91,19 @@ class Attempt:
     engineer: str | None = None
     operation: str | None = None
     params_json: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An attempt as it was recorded, and its index.
+
+    ``attempt`` differs from the one handed in only when an allowed attempt turned out,
+    inside the write transaction, to repeat or go below its session's sequence number:
+    it was then recorded as denied with the replay reason.
+    """
+
+    index: int
+    attempt: Attempt
 
 
 @dataclass(frozen=True)
@@ -106,14 +146,44 @@ class OperationLog:
 
     def __init__(self, path: Path, *, busy_timeout: float = 2.0) -> None:
         self._db = Database(path, _SCHEMA, error=LogUnavailable, busy_timeout=busy_timeout)
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
-    def last_seq(self, session_id: str) -> int | None:
-        rows = self._db.query("SELECT last_seq FROM sessions WHERE session_id = ?", (session_id,))
+    def _migrate(self) -> None:
+        if not self._db.query(_HAS_SESSIONS):
+            return
+        with self._db.transaction() as conn:
+            if conn.execute(_HAS_SESSIONS).fetchone() is not None:
+                conn.execute(_MIGRATE_SESSIONS)
+                conn.execute("DROP TABLE sessions")
+
+    def last_seq(self, grant_id: str, session_id: str) -> int | None:
+        """The highest sequence number seen verified in this session of this grant."""
+        rows = self._db.query("SELECT last_seq FROM session_seqs "
+                              "WHERE grant_id = ? AND session_id = ?", (grant_id, session_id))
         return int(rows[0][0]) if rows else None
 
     def record_attempt(self, attempt: Attempt) -> int:
-        """Append ``attempt`` durably and return its index; allowed ones advance the seq."""
+        """Append ``attempt`` durably and return its index; see :meth:`record_decision`."""
+        return self.record_decision(attempt).index
+
+    def record_decision(self, attempt: Attempt) -> Recorded:
+        """Append ``attempt`` durably, advancing its session's sequence number if verified.
+
+        The sequence number only moves up, checked in the same transaction: an allowed
+        attempt whose number does not advance it is recorded (and returned) as denied.
+        """
         with self._db.transaction() as conn:
+            if (attempt.grant_id is not None and attempt.session_id is not None
+                    and attempt.seq is not None):
+                advanced = conn.execute(_ADVANCE, (attempt.grant_id, attempt.session_id,
+                                                   attempt.seq, attempt.at)).rowcount == 1
+                if not advanced and attempt.outcome == "allowed":
+                    attempt = replace(attempt, outcome="denied", reason=str(Reason.REPLAY),
+                                      detail=f"seq {attempt.seq} does not advance the session")
             cursor = conn.execute(
                 "INSERT INTO entries (at, kind, session_id, seq, grant_id, case_id, engineer, "
                 "operation, params_json, outcome, reason, detail, operation_digest, envelope) "
@@ -121,15 +191,9 @@ class OperationLog:
                 (attempt.at, attempt.session_id, attempt.seq, attempt.grant_id, attempt.case_id,
                  attempt.engineer, attempt.operation, attempt.params_json, attempt.outcome,
                  attempt.reason, attempt.detail, attempt.operation_digest, attempt.envelope))
-            if attempt.outcome == "allowed" and attempt.session_id and attempt.seq is not None:
-                conn.execute(
-                    "INSERT INTO sessions (session_id, last_seq, updated_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (session_id) DO UPDATE SET last_seq = excluded.last_seq, "
-                    "updated_at = excluded.updated_at",
-                    (attempt.session_id, attempt.seq, attempt.at))
             index = cursor.lastrowid
         assert index is not None
-        return index
+        return Recorded(index, attempt)
 
     def record_result(self, result: Result) -> int:
         """Append the result of attempt ``result.attempt_id`` durably; return its index."""

@@ -1,4 +1,8 @@
-"""The gRPC boundary: agent errors become statuses here, once, through errors.STATUS_TABLE."""
+"""The gRPC boundary: agent errors become statuses here, once, through errors.STATUS_TABLE.
+
+Any other exception is a bug: it is logged here with its traceback, and the caller gets
+INTERNAL "internal error" and nothing of its text (uniform outward, detailed inward).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,11 @@ R = TypeVar("R")
 Handler = Callable[[S, Q, grpc.aio.ServicerContext], Awaitable[R]]
 
 
+INTERNAL_TEXT = "internal error"
+
+
 def translated(method: Handler[S, Q, R]) -> Handler[S, Q, R]:
-    """Run ``method``; abort the call with the table's status for any AgentError."""
+    """Run ``method``; abort with the table's status for an AgentError, INTERNAL otherwise."""
     @functools.wraps(method)
     async def handler(self: S, request: Q, context: grpc.aio.ServicerContext) -> R:
         try:
@@ -36,6 +43,13 @@ def translated(method: Handler[S, Q, R]) -> Handler[S, Q, R]:
                 fields.update(reason=exc.reason, detail=exc.detail)
             _log.info("call failed", extra={"fields": fields})
             await context.abort(code, text)
+            raise AssertionError("context.abort returned") from exc
+        except grpc.aio.AbortError:
+            raise  # the method aborted the call itself, with its own status
+        except Exception as exc:
+            _log.exception("call failed unexpectedly", extra={"fields": {
+                "method": method.__name__, "code": grpc.StatusCode.INTERNAL.name}})
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_TEXT)
             raise AssertionError("context.abort returned") from exc
     return handler
 

@@ -2,7 +2,10 @@
 outbox of consent decisions still to be reported to the controller.
 
 Each decision is stored together with its outbox entry in one durable transaction, so
-nothing the customer signed is lost or reported twice. Envelopes are kept as received.
+nothing the customer signed is lost or reported twice. A request is decided once: the
+transaction that approves or denies it also checks, by a conditional update, that it is
+still pending, so of concurrent decisions exactly one wins (the others raise
+ConsentRejected and change nothing). Envelopes are kept as received.
 Blocking: call through ``asyncio.to_thread``. Failures raise StateUnavailable.
 """
 
@@ -12,12 +15,13 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import StateUnavailable
+from agent.errors import ConsentRejected, StateUnavailable
 from agent.sqlite import Database, Row
 from agent.wire import envelope_blob, envelope_from_blob
 from permissions import AccessRequest, Denial, Envelope, Grant, Revocation
 
 REQUEST_TTL = 24 * 3600  # undecided requests expire, as on the controller
+BUSY_TIMEOUT = 5.0  # seconds a write waits for another connection's lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -81,8 +85,9 @@ class OutboxItem:
 class StateStore:
     """The state database at ``path``."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = Database(path, _SCHEMA, error=StateUnavailable)
+    def __init__(self, path: Path, *, busy_timeout: float | None = None) -> None:
+        self._db = Database(path, _SCHEMA, error=StateUnavailable,
+                            busy_timeout=BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
 
     def add_request(self, envelope: Envelope, request: AccessRequest, now: float) -> bool:
         """Keep a verified request; False if one with its id is already known."""
@@ -108,7 +113,8 @@ class StateStore:
     def store_grant(self, envelope: Envelope, grant: Grant, now: float) -> bool:
         """Keep a verified grant, mark its request approved, queue the report.
 
-        False (and nothing changes) if the grant id is already stored.
+        False (and nothing changes) if the grant id is already stored; ConsentRejected
+        (and nothing changes) if the request is no longer pending.
         """
         with self._db.transaction() as conn:
             cursor = conn.execute(
@@ -123,7 +129,10 @@ class StateStore:
         return True
 
     def store_denial(self, envelope: Envelope, denial: Denial, now: float) -> None:
-        """Mark the request denied and queue the signed denial for the controller."""
+        """Mark the request denied and queue the signed denial for the controller.
+
+        ConsentRejected (and nothing changes) if the request is no longer pending.
+        """
         with self._db.transaction() as conn:
             _decide(conn, denial.request_id, "denied", now)
             _queue(conn, "denial", envelope, now)
@@ -186,9 +195,13 @@ class StateStore:
 
 
 def _decide(conn: sqlite3.Connection, request_id: str, status: str, now: float) -> None:
-    conn.execute(
-        "UPDATE requests SET status = ?, decided_at = ? WHERE request_id = ?",
-        (status, now, request_id))
+    """Decide a pending, unexpired request; ConsentRejected (rolling back) otherwise."""
+    cursor = conn.execute(
+        "UPDATE requests SET status = ?, decided_at = ? "
+        "WHERE request_id = ? AND status = 'pending' AND received_at + ? > ?",
+        (status, now, request_id, REQUEST_TTL, now))
+    if cursor.rowcount != 1:
+        raise ConsentRejected(f"request {request_id} is no longer pending")
 
 
 def _queue(conn: sqlite3.Connection, kind: str, envelope: Envelope, now: float) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 import stat
+import threading
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -14,11 +18,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import permissions as p
+from agent import state as state_module
 from agent.daemon import AgentHandle
+from agent.errors import Refused
+from agent.local_client import DaemonRefused, LocalClient
+from agent.state import StateStore
 from pki.files import read_cert
 from rmaint.envelopes import from_wire, to_wire
 from rmaint.v1 import agent_pb2
-from tests.integration.agent.conftest import Clients, Deployment
+from tests.integration.agent.conftest import Clients, Deployment, StartAgent
 
 
 async def approve(deployment: Deployment, clients: Clients, request_id: str = "R-1",
@@ -188,3 +196,100 @@ async def test_socket_is_private_and_reclaimed_after_restart(
     assert not agent.socket.exists()
     again = await start_agent()  # type: ignore[operator]
     assert again.socket.exists()
+
+
+async def test_concurrent_decisions_on_one_request_have_one_winner(
+        deployment: Deployment, clients: Clients, agent: AgentHandle,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Approve, Approve (another grant) and Deny at once: exactly one is stored."""
+    # All three pass their "pending" check before any of them writes: each write waits
+    # in its worker thread until the other two have arrived.
+    arrived = threading.Barrier(3, timeout=10)
+    for name in ("store_grant", "store_denial"):
+        real = getattr(StateStore, name)
+
+        def together(self: StateStore, *args: Any, _real: Any = real) -> Any:
+            arrived.wait()
+            return _real(self, *args)
+        monkeypatch.setattr(StateStore, name, together)
+    request = deployment.request("R-9")
+    deployment.receive(request)
+    asked = p.verify_access_request(request)
+    outcomes = await asyncio.gather(
+        clients.local.Approve(agent_pb2.ApproveRequest(
+            grant=to_wire(deployment.grant(request, "G-9a")))),
+        clients.local.Approve(agent_pb2.ApproveRequest(
+            grant=to_wire(deployment.grant(request, "G-9b")))),
+        clients.local.Deny(agent_pb2.DenyRequest(denial=to_wire(
+            p.deny(asked, deployment.approver, reason="no", now=int(time.time()))))),
+        return_exceptions=True)
+    won = [o for o in outcomes if not isinstance(o, BaseException)]
+    lost = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(won) == 1 and len(lost) == 2, outcomes
+    assert [(e.code(), e.details()) for e in lost] == \
+        [(grpc.StatusCode.FAILED_PRECONDITION, "request R-9 is no longer pending")] * 2
+    listed = await clients.local.ListRequests(agent_pb2.ListRequestsRequest(include_decided=True))
+    grants = await clients.local.ListGrants(agent_pb2.ListGrantsRequest(include_inactive=True))
+    status = await clients.local.Status(agent_pb2.StatusRequest())
+    [row] = listed.requests
+    expected = "approved" if isinstance(won[0], agent_pb2.ApproveResponse) else "denied"
+    assert row.status == expected
+    assert len(grants.grants) == (1 if expected == "approved" else 0)
+    assert status.unreported == 1
+
+
+async def test_unexpected_errors_leave_as_internal_error_and_are_logged(
+        deployment: Deployment, clients: Clients, agent: AgentHandle,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(message: object) -> object:
+        raise RuntimeError("cannot open /etc/rmaint/secret-path")
+
+    monkeypatch.setattr(agent.dispatcher, "execute", broken)
+    with caplog.at_level(logging.ERROR, logger="agent.rpc"), \
+            pytest.raises(grpc.aio.AioRpcError) as failed:
+        await clients.controller.Execute(deployment.operation(1), timeout=10)
+    assert (failed.value.code(), failed.value.details()) == \
+        (grpc.StatusCode.INTERNAL, "internal error")
+    [record] = [r for r in caplog.records if r.name == "agent.rpc"]
+    assert record.exc_info is not None and "secret-path" in str(record.exc_info[1])
+
+
+async def test_revocation_that_cannot_be_saved_says_so_and_is_saved_later(
+        deployment: Deployment, start_agent: StartAgent, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    monkeypatch.setattr(state_module, "BUSY_TIMEOUT", 0.2)
+    handle = await start_agent()
+    request = deployment.request()
+    deployment.receive(request)
+    grant = deployment.grant(request)
+    async with LocalClient(handle.socket) as local:
+        await local.approve(grant)
+        revocation = p.revoke(p.Grant.from_payload(grant.payload), deployment.approver,
+                              reason="stop", now=int(time.time()))
+        blocker = sqlite3.connect(deployment.home / "state.db", isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(DaemonRefused) as refused:
+                await local.revoke(revocation)
+            message = str(refused.value)
+            assert message.startswith("the revocation of grant G-1 is in force now but not "
+                                      "yet saved (")
+            assert "keep the agent running until 'rmagent grants --all' shows G-1 revoked" \
+                in message
+            assert handle.dispatcher.unsaved_revocations() == {"G-1"}
+            [known] = await local.list_grants(include_inactive=True)
+            assert known.status == "active"  # not saved yet, but denied already:
+            with pytest.raises(Refused, match="grant-revoked"):
+                await handle.dispatcher.execute(deployment.operation(1).operation)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        deadline = time.monotonic() + 10
+        while handle.dispatcher.unsaved_revocations() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        [known] = await local.list_grants(include_inactive=True)
+        assert known.status == "revoked"
+    await handle.stop()
+    again = await start_agent()
+    with pytest.raises(Refused, match="grant-revoked"):
+        await again.dispatcher.execute(deployment.operation(2).operation)

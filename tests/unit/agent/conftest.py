@@ -66,14 +66,27 @@ class World:
         return p.AgentTrust(AGENT_ID, {p.key_id(key): key})
 
     def op(self, seq: int = 1, operation: str = "diag.system", params: dict[str, Any] | None = None,
-           *, grant_id: str = "G-1", session_id: str = "S-1") -> common_pb2.Envelope:
+           *, grant_id: str = "G-1", session_id: str = "S-1",
+           issued_at: int = 1100) -> common_pb2.Envelope:
         statement = p.Operation(session_id=session_id, seq=seq, grant_id=grant_id,
                                 agent_id=AGENT_ID, case_id="C-1", operation=operation,
-                                params=params or {}, issued_at=1100)
+                                params=params or {}, issued_at=issued_at)
         return to_wire(p.sign(p.OPERATION, statement.to_payload(), self.engineer))
 
     def revocation(self, reason: str = "done") -> p.Envelope:
         return p.revoke(self.grant, self.approver, reason=reason, now=1200)
+
+    def another_grant(self, request_id: str = "R-2", grant_id: str = "G-2"
+                      ) -> tuple[p.Envelope, p.AccessRequest, p.Envelope, p.Grant]:
+        """A second request of the same engineer for the same case, and its grant."""
+        request_envelope = p.request_access(
+            self.engineer, request_id=request_id, case_id="C-1", agent_id=AGENT_ID,
+            engineer="alice", scopes=self.scopes, duration_seconds=3600, reason="again",
+            now=900)
+        request = p.verify_access_request(request_envelope)
+        grant_envelope = p.approve(request, self.approver, grant_id=grant_id, now=1000)
+        return (request_envelope, request, grant_envelope,
+                p.verify_grant(grant_envelope, self.trust.approver_keys))
 
 
 @dataclass
@@ -87,6 +100,7 @@ class Rig:
     clock: FakeClock
     agent_key: ec.EllipticCurvePrivateKey
     log_path: Path
+    state_path: Path
 
 
 class Probe:
@@ -124,7 +138,8 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
              store_grant: bool = True, busy_timeout: float = 0.2) -> Rig:
         world = world or World()
         n = len(opened)
-        state = StateStore(tmp_path / f"state{n}.db")
+        state_path = tmp_path / f"state{n}.db"
+        state = StateStore(state_path, busy_timeout=busy_timeout)
         log_path = tmp_path / f"log{n}.db"
         log = OperationLog(log_path, busy_timeout=busy_timeout)
         if store_grant:
@@ -135,7 +150,7 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
         dispatcher = Dispatcher(agent_id=AGENT_ID, signing_key=key,
                                 trust=StaticTrust(world.trust), state=state, log=log,
                                 catalogue={**CATALOGUE, **(extra or {})}, clock=clock)
-        rig = Rig(world, dispatcher, state, log, clock, key, log_path)
+        rig = Rig(world, dispatcher, state, log, clock, key, log_path, state_path)
         opened.append(rig)
         return rig
 

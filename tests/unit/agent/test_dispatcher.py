@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -20,9 +22,11 @@ from agent.errors import (
     InvalidParams,
     LogUnavailable,
     Refused,
+    RevocationNotSaved,
 )
+from agent.log import Attempt, OperationLog, Recorded
 from rmaint.envelopes import from_wire
-from tests.unit.agent.conftest import Probe, RigFactory, StaticTrust, World
+from tests.unit.agent.conftest import Probe, Rig, RigFactory, StaticTrust, World
 
 
 async def test_allowed_operation_is_recorded_before_it_runs(make_rig: RigFactory) -> None:
@@ -87,7 +91,7 @@ async def test_evaluation_uses_the_agents_clock(make_rig: RigFactory) -> None:
     with pytest.raises(Refused, match="grant-expired"):
         await rig.dispatcher.execute(rig.world.op(2))
     rig.clock.now = 1000 + 3599
-    await rig.dispatcher.execute(rig.world.op(3))
+    await rig.dispatcher.execute(rig.world.op(3, issued_at=1000 + 3599))
     assert [e.reason for e in rig.log.entries() if e.kind == "attempt"] == \
         ["grant-not-yet-valid", "grant-expired", ""]
 
@@ -120,15 +124,167 @@ async def test_replayed_sequence_number_is_denied(make_rig: RigFactory) -> None:
     with pytest.raises(Refused, match="sequence-not-increasing"):
         await rig.dispatcher.execute(rig.world.op(1, operation="diag.disks"))
     await rig.dispatcher.execute(rig.world.op(5))
-    assert rig.log.last_seq("S-1") == 5
+    assert rig.log.last_seq("G-1", "S-1") == 5
 
 
-async def test_denied_attempts_do_not_advance_the_sequence(make_rig: RigFactory) -> None:
+async def test_refused_authentic_operation_cannot_be_sent_again_later(
+        make_rig: RigFactory) -> None:
+    """A verified operation consumes its sequence number even when it is denied."""
     rig = make_rig()
-    with pytest.raises(Refused):
+    rig.clock.now = 999  # the grant is not valid yet: the engineer's operation is refused
+    with pytest.raises(Refused, match="grant-not-yet-valid"):
+        await rig.dispatcher.execute(rig.world.op(1))
+    rig.clock.now = 1100  # valid now: the very same signed operation is a replay
+    with pytest.raises(Refused, match="sequence-not-increasing"):
+        await rig.dispatcher.execute(rig.world.op(1))
+    with pytest.raises(Refused, match="unknown-operation"):
         await rig.dispatcher.execute(rig.world.op(7, operation="no.such"))
-    assert rig.log.last_seq("S-1") is None
-    await rig.dispatcher.execute(rig.world.op(2))
+    assert rig.log.last_seq("G-1", "S-1") == 7
+    with pytest.raises(Refused, match="sequence-not-increasing"):
+        await rig.dispatcher.execute(rig.world.op(7))
+    await rig.dispatcher.execute(rig.world.op(8))
+
+
+async def test_unverified_attempts_do_not_consume_sequence_numbers(make_rig: RigFactory) -> None:
+    """Only the engineer's key advances a session: a relay cannot burn its numbers."""
+    rig = make_rig()
+    tampered = rig.world.op(9)
+    tampered.payload = tampered.payload.replace(b"diag.system", b"diag.disks")
+    with pytest.raises(Refused, match="operation-not-signed-by-granted-engineer"):
+        await rig.dispatcher.execute(tampered)
+    with pytest.raises(Refused, match="grant-unknown"):
+        await rig.dispatcher.execute(rig.world.op(9, grant_id="G-404"))
+    assert rig.log.last_seq("G-1", "S-1") is None
+    await rig.dispatcher.execute(rig.world.op(1))
+
+
+async def test_sequence_numbers_are_per_grant_and_session(make_rig: RigFactory) -> None:
+    """A session id reused under another grant does not block a real session there."""
+    rig = make_rig()
+    request_envelope, request, grant_envelope, grant = rig.world.another_grant()
+    rig.state.add_request(request_envelope, request, 950)
+    rig.state.store_grant(grant_envelope, grant, 1000)
+    await rig.dispatcher.execute(rig.world.op(10, session_id="S-1"))
+    await rig.dispatcher.execute(rig.world.op(1, grant_id="G-2", session_id="S-1"))
+    with pytest.raises(Refused, match="sequence-not-increasing"):
+        await rig.dispatcher.execute(rig.world.op(10, session_id="S-1"))
+    assert (rig.log.last_seq("G-1", "S-1"), rig.log.last_seq("G-2", "S-1")) == (10, 1)
+
+
+@pytest.mark.parametrize(("issued_at", "allowed"), [
+    (1100 - 301, False), (1100 - 300, True), (1100 + 300, True), (1100 + 301, False)])
+async def test_operations_issued_over_300_seconds_away_are_refused(
+        make_rig: RigFactory, issued_at: int, allowed: bool) -> None:
+    rig = make_rig()  # the agent's clock reads 1100
+    op = rig.world.op(1, issued_at=issued_at)
+    if allowed:
+        await rig.dispatcher.execute(op)
+        return
+    with pytest.raises(Refused) as refused:
+        await rig.dispatcher.execute(op)
+    assert refused.value.reason == "operation-too-old-or-too-new"
+    [entry] = rig.log.entries()
+    assert (entry.outcome, entry.reason) == ("denied", "operation-too-old-or-too-new")
+
+
+class GatedLog:
+    """Holds the first record_decision call in its worker thread until ``gate`` is set."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.real = rig.log.record_decision
+        self.reached = threading.Event()
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def record_decision(self, attempt: Attempt) -> Recorded:
+        self.calls += 1
+        if self.calls == 1:
+            self.reached.set()
+            assert self.gate.wait(10)
+        return self.real(attempt)
+
+
+async def test_cancelled_caller_cannot_let_a_late_record_reopen_a_replay(
+        make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seq 5 is being recorded when its caller goes away; seq 6 runs; seq 6 again must fail.
+
+    Before: the cancelled caller released the decision lock at once, seq 6 was decided
+    and recorded, then seq 5 committed late and moved the session back to 5.
+    """
+    rig = make_rig()
+    gated = GatedLog(rig)
+    monkeypatch.setattr(rig.log, "record_decision", gated.record_decision)
+    first = asyncio.create_task(rig.dispatcher.execute(rig.world.op(5)))
+    assert await asyncio.to_thread(gated.reached.wait, 5)
+    first.cancel()
+    second = asyncio.create_task(rig.dispatcher.execute(rig.world.op(6)))
+    await asyncio.sleep(0.2)  # before: seq 6 ran to completion here
+    gated.gate.set()
+    done = await second
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(Refused, match="sequence-not-increasing"):
+        await rig.dispatcher.execute(rig.world.op(6))
+    assert rig.log.last_seq("G-1", "S-1") == 6
+    outcomes = [(e.kind, e.seq, e.outcome) for e in rig.log.entries()]
+    assert outcomes[:3] == [("attempt", 5, "allowed"), ("result", None, "cancelled"),
+                            ("attempt", 6, "allowed")]
+    assert json.loads(done.result_json)["hostname"]
+
+
+def test_the_log_refuses_to_move_a_session_back(tmp_path: Path) -> None:
+    """The check inside the write: an allowed attempt that does not advance is a replay."""
+    log = OperationLog(tmp_path / "log.db")
+    try:
+        def attempt(seq: int, outcome: str = "allowed", grant_id: str = "G-1") -> Attempt:
+            return Attempt(at=1.0, outcome=outcome, reason="" if outcome == "allowed" else "x",
+                           detail="", operation_digest="sha256:00", envelope=b"{}",
+                           session_id="S-1", seq=seq, grant_id=grant_id)
+        assert log.record_decision(attempt(6)).attempt.outcome == "allowed"
+        late = log.record_decision(attempt(5))
+        assert (late.attempt.outcome, late.attempt.reason) == ("denied", "sequence-not-increasing")
+        assert log.record_decision(attempt(6)).attempt.outcome == "denied"
+        assert log.last_seq("G-1", "S-1") == 6
+        assert log.record_decision(attempt(9, "denied")).attempt.reason == "x"
+        assert log.last_seq("G-1", "S-1") == 9
+        assert log.record_decision(attempt(1, grant_id="G-2")).attempt.outcome == "allowed"
+        assert [e.outcome for e in log.entries()] == \
+            ["allowed", "denied", "denied", "denied", "allowed"]
+    finally:
+        log.close()
+
+
+def test_an_old_log_keeps_its_sequence_numbers(tmp_path: Path) -> None:
+    """Logs from before per-grant counters are migrated from their entries."""
+    path = tmp_path / "log.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("""
+        CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL,
+            kind TEXT NOT NULL, attempt_id INTEGER, session_id TEXT, seq INTEGER,
+            grant_id TEXT, case_id TEXT, engineer TEXT, operation TEXT, params_json TEXT,
+            outcome TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '', operation_digest TEXT, result_digest TEXT,
+            duration_ms REAL, envelope BLOB);
+        CREATE TABLE sessions (session_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,
+            updated_at REAL NOT NULL);
+        INSERT INTO entries (at, kind, session_id, seq, grant_id, outcome)
+            VALUES (1, 'attempt', 'S-1', 4, 'G-1', 'allowed'),
+                   (2, 'attempt', 'S-1', 7, 'G-1', 'denied'),
+                   (3, 'attempt', NULL, NULL, NULL, 'denied');
+        INSERT INTO sessions VALUES ('S-1', 4, 1);
+    """)
+    conn.close()
+    log = OperationLog(path)
+    try:
+        assert log.last_seq("G-1", "S-1") == 7
+        assert log.last_seq("G-2", "S-1") is None
+    finally:
+        log.close()
+    again = OperationLog(path)  # migrating twice changes nothing
+    try:
+        assert again.last_seq("G-1", "S-1") == 7
+    finally:
+        again.close()
 
 
 async def test_invalid_parameters_are_recorded_then_rejected(make_rig: RigFactory) -> None:
@@ -188,6 +344,45 @@ async def test_revocation_survives_a_restart(make_rig: RigFactory) -> None:
                        state=rig.state, log=rig.log, clock=rig.clock)
     with pytest.raises(Refused, match="grant-revoked"):
         await again.execute(world.op())
+
+
+async def test_revocation_that_cannot_be_saved_stays_in_force_and_is_saved_later(
+        make_rig: RigFactory) -> None:
+    """The state database is locked while the customer revokes, then released."""
+    world = World()
+    rig = make_rig(world=world)
+    running = asyncio.create_task(rig.dispatcher.execute(
+        world.op(1, operation="diag.processes", params={"interval": 5})))
+    while rig.dispatcher.in_flight() == 0:
+        await asyncio.sleep(0.01)
+    blocker = sqlite3.connect(rig.state_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(RevocationNotSaved) as unsaved:
+            await rig.dispatcher.revoke(world.revocation())
+        assert "revocation of grant G-1 is in force now but not yet saved" in \
+            str(unsaved.value)
+        with pytest.raises(Cancelled):
+            await running
+        with pytest.raises(Refused, match="grant-revoked"):
+            await rig.dispatcher.execute(world.op(2))
+        assert rig.dispatcher.unsaved_revocations() == {"G-1"}
+        await asyncio.sleep(0.3)  # retries fail while the lock is held
+        assert rig.state.revoked_ids() == set()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    deadline = time.monotonic() + 5
+    while rig.dispatcher.unsaved_revocations() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert rig.state.revoked_ids() == {"G-1"}
+    assert rig.state.pending_reports()[-1].kind == "revocation"
+    await rig.dispatcher.close()
+    # After a restart the grant stays revoked.
+    again = Dispatcher(agent_id="web-1", signing_key=rig.agent_key, trust=StaticTrust(world.trust),
+                       state=rig.state, log=rig.log, clock=rig.clock)
+    with pytest.raises(Refused, match="grant-revoked"):
+        await again.execute(world.op(3))
 
 
 async def test_revocation_by_an_unpinned_key_is_rejected(make_rig: RigFactory) -> None:

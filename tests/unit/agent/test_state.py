@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import permissions as p
 from agent import config as c
+from agent.errors import ConsentRejected
 from agent.state import REQUEST_TTL, StateStore
 from agent.trust import PinnedTrust
 from tests.unit.agent.conftest import World
@@ -69,3 +71,36 @@ def test_pinned_trust_follows_agent_toml_and_fails_closed(tmp_path: Path) -> Non
     assert set(trust.current().approver_keys) == {pin.key_id}
     (tmp_path / "agent.toml").write_text("[agent\n")
     assert trust.current().approver_keys == {}
+
+
+def test_a_request_is_decided_once(tmp_path: Path) -> None:
+    """Approve, approve (another grant), deny: the first wins, the others change nothing."""
+    world = World()
+    state = StateStore(tmp_path / "state.db")
+    try:
+        state.add_request(world.request_envelope, world.request, 950)
+        assert state.store_grant(world.grant_envelope, world.grant, 1000)
+        rival = p.approve(world.request, world.approver, grant_id="G-2", now=1001)
+        with pytest.raises(ConsentRejected, match="request R-1 is no longer pending"):
+            state.store_grant(rival, p.verify_grant(rival, world.trust.approver_keys), 1001)
+        denial = p.deny(world.request, world.approver, reason="no", now=1002)
+        with pytest.raises(ConsentRejected, match="request R-1 is no longer pending"):
+            state.store_denial(denial, p.Denial.from_payload(denial.payload), 1002)
+        assert state.get_request("R-1").status == "approved"  # type: ignore[union-attr]
+        assert [g.grant.grant_id for g in state.list_grants()] == ["G-1"]
+        assert [i.kind for i in state.pending_reports()] == ["grant"]
+    finally:
+        state.close()
+
+
+def test_an_expired_request_cannot_be_decided(tmp_path: Path) -> None:
+    world = World()
+    state = StateStore(tmp_path / "state.db")
+    try:
+        state.add_request(world.request_envelope, world.request, 950)
+        denial = p.deny(world.request, world.approver, reason="late", now=950 + REQUEST_TTL)
+        with pytest.raises(ConsentRejected, match="no longer pending"):
+            state.store_denial(denial, p.Denial.from_payload(denial.payload), 950 + REQUEST_TTL)
+        assert state.unreported_count() == 0
+    finally:
+        state.close()
