@@ -35,6 +35,7 @@ from agent.sync import SyncLoop
 from agent.trust import PinnedTrust
 from pki.certs import identity_of
 from pki.files import read_cert, read_ec_key
+from pki.handshakes import HandshakeWatch
 from pki.identity import Identity, IdentityError
 from pki.tls import TlsFiles
 
@@ -128,10 +129,17 @@ def run(home: Path) -> None:
     """Serve until SIGTERM or SIGINT, then shut down cleanly. Blocks."""
     paths = AgentPaths.of(home, agent_config.load(home))
     handlers = jsonlog.install(paths.daemon_log)
+    watch = HandshakeWatch(_log_handshake_refusal).start()
     try:
         asyncio.run(_serve(home))
     finally:
+        watch.stop()
         jsonlog.uninstall(handlers)
+
+
+def _log_handshake_refusal(reason: str, detail: str) -> None:
+    _log.warning("tls handshake refused", extra={"fields": {
+        "event": "tls.refused", "reason": reason, "detail": detail}})
 
 
 async def _serve(home: Path) -> None:
