@@ -39,7 +39,8 @@ TABLE: Mapping[str, Rule] = {
     _HEALTH + "List": ANY_PEER,
     _REFLECTION + "ServerReflectionInfo": ANY_PEER,
     **{_LOCAL + name: LOCAL for name in (
-        "ListRequests", "Approve", "Deny", "Revoke", "ListGrants", "Status")},
+        "ListRequests", "Approve", "Deny", "Revoke", "ListGrants", "Status",
+        "ListEngineerKeys", "ForgetEngineerKeys")},
 }
 
 _log = logging.getLogger("agent.authz")

@@ -3,6 +3,8 @@
 The socket's file mode (0600) is the access control: whoever can open it is the customer.
 Answers come back as frozen values; access requests are re-verified here (signed by the
 engineer key they carry) because the customer signs grants on the strength of them.
+Each comes with the engineer keys the customer has pinned for its engineer name, and
+``key_changed`` when it is signed by another key.
 
     LocalClientError            anything the daemon could not do, as one clear message
     ├── DaemonNotRunning        nothing listens on the socket
@@ -52,13 +54,32 @@ class DaemonRefused(LocalClientError):
 
 
 @dataclass(frozen=True)
+class EngineerPin:
+    """An engineer key the customer accepted, pinned by the approval of ``request_id``."""
+
+    engineer: str
+    key_id: str
+    pinned_at: int
+    approver_key_id: str
+    approver: str
+    request_id: str
+    grant_id: str
+
+
+@dataclass(frozen=True)
 class ReceivedRequest:
-    """An access request as the agent keeps it, verified as signed by its engineer."""
+    """An access request as the agent keeps it, verified as signed by its engineer.
+
+    ``pinned_keys`` are the keys accepted for its engineer name (none: a first request);
+    ``key_changed`` says the request carries none of them.
+    """
 
     request: AccessRequest
     envelope: Envelope
     status: str
     received_at: int
+    key_changed: bool = False
+    pinned_keys: tuple[EngineerPin, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,8 +189,10 @@ class LocalClient:
             include_inactive=include_inactive))
         return [_known(g) for g in reply.grants]
 
-    async def approve(self, grant: Envelope) -> Delivery:
-        reply = await self._call(self._stub.Approve, agent_pb2.ApproveRequest(grant=to_wire(grant)))
+    async def approve(self, grant: Envelope, *, accept_new_key: bool = False) -> Delivery:
+        """Store ``grant``; ``accept_new_key`` accepts (and pins) a changed engineer key."""
+        reply = await self._call(self._stub.Approve, agent_pb2.ApproveRequest(
+            grant=to_wire(grant), accept_new_key=accept_new_key))
         return Delivery(reported=reply.reported, grant_id=reply.grant_id)
 
     async def deny(self, denial: Envelope) -> Delivery:
@@ -181,6 +204,19 @@ class LocalClient:
             revocation=to_wire(revocation)))
         return Delivery(reported=reply.reported,
                         cancelled_operations=reply.cancelled_operations)
+
+    async def engineer_keys(self) -> list[EngineerPin]:
+        """The pinned engineer keys, by engineer name, oldest first."""
+        reply = await self._call(self._stub.ListEngineerKeys,
+                                 agent_pb2.ListEngineerKeysRequest())
+        return [_pin(k) for k in reply.keys]
+
+    async def forget_engineer_keys(self, engineer: str, key_id: str = "") -> list[EngineerPin]:
+        """Remove the pins of ``engineer`` (only ``key_id`` if given); those removed."""
+        reply = await self._call(self._stub.ForgetEngineerKeys,
+                                 agent_pb2.ForgetEngineerKeysRequest(engineer=engineer,
+                                                                     key_id=key_id))
+        return [_pin(k) for k in reply.forgotten]
 
     async def status(self) -> AgentStatus:
         reply = await self._call(self._stub.Status, agent_pb2.StatusRequest())
@@ -196,7 +232,18 @@ def _received(message: agent_pb2.PendingRequest) -> ReceivedRequest:
     except PermissionsError as exc:
         raise DaemonRefused(f"the agent returned an access request that does not verify: {exc}"
                             ) from exc
-    return ReceivedRequest(request, envelope, message.status, message.received_at)
+    pins = tuple(_pin(k) for k in message.pinned_keys)
+    # The daemon's flag, or the same conclusion drawn here from the pins it sent.
+    changed = message.key_changed or (
+        bool(pins) and request.engineer_key_id not in {k.key_id for k in pins})
+    return ReceivedRequest(request, envelope, message.status, message.received_at,
+                           changed, pins)
+
+
+def _pin(message: agent_pb2.EngineerKey) -> EngineerPin:
+    return EngineerPin(message.engineer, message.key_id, message.pinned_at,
+                       message.approver_key_id, message.approver, message.request_id,
+                       message.grant_id)
 
 
 def _known(message: agent_pb2.GrantState) -> KnownGrant:

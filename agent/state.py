@@ -1,17 +1,28 @@
-"""The agent's local state: access requests received, grants, revocations, and the
-outbox of consent decisions still to be reported to the controller.
+"""The agent's local state: access requests received, grants, revocations, the engineer
+keys the customer has accepted, and the outbox of consent decisions still to be reported
+to the controller.
 
 Each decision is stored together with its outbox entry in one durable transaction, so
 nothing the customer signed is lost or reported twice. A request is decided once: the
 transaction that approves or denies it also checks, by a conditional update, that it is
 still pending, so of concurrent decisions exactly one wins (the others raise
 ConsentRejected and change nothing). Envelopes are kept as received.
+
+Engineer keys are pinned on first use, by the customer: the transaction that stores a
+grant also pins the key it names for the engineer's name if no key is pinned for that
+name yet. If other keys are pinned for the name, it refuses (KeyChanged) unless the
+customer explicitly accepted the new key, which it then pins too. Only the customer's
+local commands reach these methods; nothing received from the controller changes a pin.
+A database made before pinning existed pins, once, the keys of the grants it holds.
+
 Blocking: call through ``asyncio.to_thread``. Failures raise StateUnavailable.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +49,54 @@ CREATE TABLE IF NOT EXISTS revocations (
     grant_id TEXT PRIMARY KEY, reason TEXT NOT NULL, approver_key_id TEXT NOT NULL,
     envelope BLOB NOT NULL, stored_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS engineer_keys (
+    engineer TEXT NOT NULL, key_id TEXT NOT NULL, pinned_at REAL NOT NULL,
+    approver_key_id TEXT NOT NULL, approver TEXT NOT NULL, request_id TEXT NOT NULL,
+    grant_id TEXT NOT NULL, PRIMARY KEY (engineer, key_id)
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, envelope BLOB NOT NULL,
     created_at REAL NOT NULL, reported_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT ''
 );
 """
+_VERSION = 1  # PRAGMA user_version: 1 = engineer keys pinned from the grants held before
+
+
+class KeyChanged(ConsentRejected):
+    """The grant names a key other than those the customer accepted for its engineer."""
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """An engineer key the customer accepted: which approval pinned it, when, and by whom."""
+
+    engineer: str
+    key_id: str
+    pinned_at: float
+    approver_key_id: str
+    approver: str  # the approver's name in agent.toml then; "" if not known
+    request_id: str
+    grant_id: str
+
+
+def key_changed(request: AccessRequest, pinned: Sequence[PinnedKey]) -> bool:
+    """Whether keys are pinned for the request's engineer name, and not the one it carries."""
+    keys = {k.key_id for k in pinned if k.engineer == request.engineer}
+    return bool(keys) and request.engineer_key_id not in keys
+
+
+def describe_change(engineer: str, new_key_id: str, pinned: Sequence[PinnedKey]) -> str:
+    """One line: the key(s) pinned for ``engineer``, and the other key a request carries."""
+    known = [k for k in pinned if k.engineer == engineer]
+    shown = ", ".join(f"{k.key_id} (approved {_day(k.pinned_at)}"
+                      + (f" by {k.approver})" if k.approver else ")") for k in known)
+    verb = "key was" if len(known) == 1 else "keys were"
+    return f"{engineer}'s {verb} {shown}, this request is signed by {new_key_id}"
+
+
+def _day(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds).date().isoformat()
 
 
 @dataclass(frozen=True)
@@ -88,6 +141,25 @@ class StateStore:
     def __init__(self, path: Path, *, busy_timeout: float | None = None) -> None:
         self._db = Database(path, _SCHEMA, error=StateUnavailable,
                             busy_timeout=BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Pin, once, the engineer keys of grants stored before pinning existed."""
+        if self._db.query("PRAGMA user_version")[0][0] >= _VERSION:
+            return
+        with self._db.transaction() as conn:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= _VERSION:
+                return  # another connection migrated meanwhile
+            rows = conn.execute("SELECT envelope, stored_at FROM grants "
+                                "ORDER BY stored_at, grant_id").fetchall()
+            for blob, stored_at in rows:
+                grant = Grant.from_payload(envelope_from_blob(blob).payload)
+                _insert_pin(conn, grant, stored_at, approver="")
+            conn.execute(f"PRAGMA user_version = {_VERSION}")
 
     def add_request(self, envelope: Envelope, request: AccessRequest, now: float) -> bool:
         """Keep a verified request; False if one with its id is already known."""
@@ -110,11 +182,15 @@ class StateStore:
                               "ORDER BY received_at DESC, request_id DESC")
         return [_request(row) for row in rows]
 
-    def store_grant(self, envelope: Envelope, grant: Grant, now: float) -> bool:
-        """Keep a verified grant, mark its request approved, queue the report.
+    def store_grant(self, envelope: Envelope, grant: Grant, now: float, *,
+                    accept_new_key: bool = False, approver: str = "") -> bool:
+        """Keep a verified grant, mark its request approved, pin its engineer key, queue
+        the report.
 
         False (and nothing changes) if the grant id is already stored; ConsentRejected
-        (and nothing changes) if the request is no longer pending.
+        (and nothing changes) if the request is no longer pending; KeyChanged (and nothing
+        changes) if other keys are pinned for the engineer and ``accept_new_key`` is not
+        set. ``approver`` is the signing approver's name, kept with a new pin.
         """
         with self._db.transaction() as conn:
             cursor = conn.execute(
@@ -125,8 +201,26 @@ class StateStore:
             if cursor.rowcount != 1:
                 return False
             _decide(conn, grant.request_id, "approved", now)
+            _pin(conn, grant, now, accept_new_key=accept_new_key, approver=approver)
             _queue(conn, "grant", envelope, now)
         return True
+
+    def engineer_keys(self, engineer: str | None = None) -> list[PinnedKey]:
+        """Pinned engineer keys (of one engineer name if given), by name, oldest first."""
+        where, args = ("WHERE engineer = ?", (engineer,)) if engineer is not None else ("", ())
+        rows = self._db.query(f"SELECT {_PIN_COLUMNS} FROM engineer_keys {where} "  # noqa: S608
+                              "ORDER BY engineer, pinned_at, key_id", args)
+        return [PinnedKey(*row) for row in rows]
+
+    def forget_engineer_keys(self, engineer: str, key_id: str = "") -> list[PinnedKey]:
+        """Remove the pins of ``engineer`` (only ``key_id`` if given); the pins removed."""
+        where = "engineer = ?" + (" AND key_id = ?" if key_id else "")
+        args = (engineer, key_id) if key_id else (engineer,)
+        with self._db.transaction() as conn:
+            rows = conn.execute(f"SELECT {_PIN_COLUMNS} FROM engineer_keys "  # noqa: S608
+                                f"WHERE {where} ORDER BY pinned_at, key_id", args).fetchall()
+            conn.execute(f"DELETE FROM engineer_keys WHERE {where}", args)  # noqa: S608
+        return [PinnedKey(*row) for row in rows]
 
     def store_denial(self, envelope: Envelope, denial: Denial, now: float) -> None:
         """Mark the request denied and queue the signed denial for the controller.
@@ -202,6 +296,35 @@ def _decide(conn: sqlite3.Connection, request_id: str, status: str, now: float) 
         (status, now, request_id, REQUEST_TTL, now))
     if cursor.rowcount != 1:
         raise ConsentRejected(f"request {request_id} is no longer pending")
+
+
+_PIN_COLUMNS = "engineer, key_id, pinned_at, approver_key_id, approver, request_id, grant_id"
+
+
+def _pin(conn: sqlite3.Connection, grant: Grant, now: float, *, accept_new_key: bool,
+         approver: str) -> None:
+    """Pin the grant's engineer key; KeyChanged (rolling back) for an unaccepted new key."""
+    rows = conn.execute(f"SELECT {_PIN_COLUMNS} FROM engineer_keys "  # noqa: S608
+                        "WHERE engineer = ? ORDER BY pinned_at, key_id",
+                        (grant.engineer,)).fetchall()
+    pinned = [PinnedKey(*row) for row in rows]
+    if any(k.key_id == grant.engineer_key_id for k in pinned):
+        return
+    if pinned and not accept_new_key:
+        raise KeyChanged(
+            f"request {grant.request_id} not approved: KEY CHANGED: "
+            f"{describe_change(grant.engineer, grant.engineer_key_id, pinned)}; "
+            "the customer must accept the new key explicitly (rmagent approve "
+            "--accept-new-key)")
+    _insert_pin(conn, grant, now, approver=approver)
+
+
+def _insert_pin(conn: sqlite3.Connection, grant: Grant, now: float, *, approver: str) -> None:
+    conn.execute(
+        f"INSERT OR IGNORE INTO engineer_keys ({_PIN_COLUMNS}) "  # noqa: S608
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (grant.engineer, grant.engineer_key_id, now, grant.approver_key_id, approver,
+         grant.request_id, grant.grant_id))
 
 
 def _queue(conn: sqlite3.Connection, kind: str, envelope: Envelope, now: float) -> None:

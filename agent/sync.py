@@ -5,6 +5,10 @@ agent's address and pinned approver keys, fetches access requests and keeps thos
 signed by the engineer and meant for this agent, then delivers the outbox of consent
 decisions. An unreachable controller is logged and retried with backoff and jitter;
 it never affects operations, which the agent decides alone.
+
+A request signed by a key other than those the customer accepted for its engineer name
+is kept like any other (the customer sees it flagged) and logged as a warning; nothing
+received here changes the customer's pinned engineer keys.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TypeAlias
 import grpc
 
 from agent.errors import AgentError
-from agent.state import StateStore
+from agent.state import StateStore, key_changed
 from agent.trust import PinnedTrust
 from permissions import Envelope, PermissionsError, verify_access_request
 from pki.identity import Identity
@@ -147,10 +151,19 @@ class SyncLoop:
             _log.warning("access request for another agent ignored", extra={"fields": {
                 "request_id": request.request_id, "agent_id": request.agent_id}})
             return
-        if await asyncio.to_thread(self._state.add_request, envelope, request, self._clock()):
-            _log.info("access request received", extra={"fields": {
-                "request_id": request.request_id, "case_id": request.case_id,
-                "engineer": request.engineer, "scopes": list(request.scopes)}})
+        if not await asyncio.to_thread(self._state.add_request, envelope, request,
+                                       self._clock()):
+            return
+        _log.info("access request received", extra={"fields": {
+            "request_id": request.request_id, "case_id": request.case_id,
+            "engineer": request.engineer, "scopes": list(request.scopes)}})
+        pinned = await asyncio.to_thread(self._state.engineer_keys, request.engineer)
+        if key_changed(request, pinned):
+            _log.warning("access request signed by a key not pinned for its engineer",
+                         extra={"fields": {
+                             "request_id": request.request_id, "engineer": request.engineer,
+                             "key_id": request.engineer_key_id,
+                             "pinned": [k.key_id for k in pinned]}})
 
     async def _deliver(self, stub: Stub) -> None:
         for item in await asyncio.to_thread(self._state.pending_reports):

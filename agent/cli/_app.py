@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import _consent, _decide, _setup, _status
+from agent.cli import _consent, _decide, _engineers, _setup, _status
 from agent.cli._common import DEFAULT_HOME, Options
 
 app = typer.Typer(
@@ -38,5 +38,6 @@ app.command("approve")(_decide.approve)
 app.command("deny")(_decide.deny)
 app.command("revoke")(_decide.revoke)
 app.command("grants")(_consent.grants)
+app.add_typer(_engineers.engineers_app, name="engineers")
 app.command("status")(_status.status)
 app.command("log")(_status.log)

@@ -9,7 +9,13 @@ import typer
 
 from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run, warn
 from agent.cli._errors import UserError, guarded
-from agent.cli._render import grant_dict, print_grants, print_requests, request_dict
+from agent.cli._render import (
+    grant_dict,
+    key_change,
+    print_grants,
+    print_requests,
+    request_dict,
+)
 from agent.local_client import KnownGrant, LocalClient, ReceivedRequest
 
 AllOption = Annotated[bool, typer.Option("--all", help="Include decided, expired or revoked.")]
@@ -64,8 +70,20 @@ def requests(ctx: typer.Context, show_all: AllOption = False,
         console().print("no requests" if show_all else "no pending requests")
         return
     print_requests(console(), items, "Access requests" if show_all else "Pending requests")
+    for item in items:
+        if item.key_changed and item.status == "pending":
+            _print_key_change(item)
     if not show_all:
         console().print("decide with 'rmagent approve <request>' or 'rmagent deny <request>'")
+
+
+def _print_key_change(item: ReceivedRequest) -> None:
+    # Shown in full, never folded: the customer checks the new key with the engineer.
+    out = console()
+    out.print(key_change(item), style="bold red", soft_wrap=True)
+    out.print(f"  the controller can file requests in any engineer's name: check the new key "
+              f"with {item.request.engineer} by another channel before approving it with "
+              f"'rmagent approve {item.request.request_id} --accept-new-key'", soft_wrap=True)
 
 
 @guarded

@@ -1,7 +1,13 @@
-"""Deciding: approve (narrowing only, after confirmation), deny and revoke, signed here."""
+"""Deciding: approve (narrowing only, after confirmation), deny and revoke, signed here.
+
+Approving the first request from an engineer name pins its key on the agent. A request
+from a known name signed by another key (KEY CHANGED) is refused unless the customer
+gives --accept-new-key, after checking the key with the engineer; that pins it too.
+"""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -22,9 +28,9 @@ from agent.approvals import (
 from agent.cli._common import JsonOption, Options, console, emit_json, enrolled, options, run
 from agent.cli._consent import known_grant, pending_request
 from agent.cli._errors import UserError, guarded
-from agent.cli._render import local_time, short_key
+from agent.cli._render import key_change, key_standing, local_time, short_key
 from agent.config import PinnedApprover
-from agent.local_client import Delivery, LocalClient
+from agent.local_client import Delivery, LocalClient, ReceivedRequest
 from permissions import Envelope, Grant, format_duration, parse_duration
 
 ApproverOption = Annotated[str | None, typer.Option(
@@ -52,30 +58,49 @@ def approve(
     for_: Annotated[str | None, typer.Option(
         "--for", help="Grant for this long, e.g. 30m or 1h; at most what was asked.")] = None,
     approver: ApproverOption = None,
+    accept_new_key: Annotated[bool, typer.Option(
+        "--accept-new-key",
+        help="Approve although the request is signed by another key than the one pinned "
+             "for its engineer (KEY CHANGED), and pin that key too. Check the new key "
+             "with the engineer first: the controller can file requests in any name.",
+    )] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Sign a grant for a pending request, narrowed if asked, after confirmation."""
+    """Sign a grant for a pending request, narrowed if asked, after confirmation.
+
+    The first approval for an engineer pins the key that signed the request.
+    """
     opts = options(ctx, json_out)
     config, paths = enrolled(opts)
     signer = choose_approver(config.approvers, approver)
     key = load_approver_key(paths, signer)
     duration = parse_duration(for_) if for_ is not None else None
     item = pending_request(paths.socket, request_id)
+    if item.key_changed and not accept_new_key:
+        raise UserError(f"not approved: {key_change(item)}; check the new key with "
+                        f"{item.request.engineer} by another channel, then approve with "
+                        "--accept-new-key")
     plan = plan_grant(item.request, scopes=scope or (), duration_seconds=duration)
-    _confirm(opts, plan, signer, yes)
+    _confirm(opts, item, plan, signer, yes)
     envelope = plan.sign(key, now=int(time.time()))
-    delivery = run(_deliver(paths.socket, LocalClient.approve, envelope))
-    _show_grant(opts, Grant.from_payload(envelope.payload), signer, delivery)
+    # Accept a new key only when the customer saw it flagged: if pins changed meanwhile,
+    # the agent refuses rather than accept a change nobody was shown.
+    accept = accept_new_key and item.key_changed
+    delivery = run(_deliver(paths.socket, functools.partial(
+        LocalClient.approve, accept_new_key=accept), envelope))
+    _show_grant(opts, Grant.from_payload(envelope.payload), signer, delivery, item)
 
 
-def _preview(plan: GrantPlan, signer: PinnedApprover) -> list[tuple[str, str]]:
+def _preview(plan: GrantPlan, signer: PinnedApprover,
+             item: ReceivedRequest) -> list[tuple[str, str]]:
     r = plan.request
     narrowed = set(plan.scopes) != set(r.scopes)
     shorter = plan.duration_seconds != r.duration_seconds
     return [
         ("request", r.request_id), ("case", r.case_id), ("agent", r.agent_id),
         ("engineer", r.engineer), ("engineer key", r.engineer_key_id),
+        ("", key_standing(item)),
         ("reason", r.reason),
         ("scopes", ", ".join(plan.scopes)
          + (f"  (asked: {', '.join(r.scopes)})" if narrowed else "")),
@@ -98,31 +123,48 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _confirm(opts: Options, plan: GrantPlan, signer: PinnedApprover, yes: bool) -> None:
+def _confirm(opts: Options, item: ReceivedRequest, plan: GrantPlan, signer: PinnedApprover,
+             yes: bool) -> None:
     """Show what will be granted (unless --yes with --json) and ask unless --yes."""
     if not yes and not _interactive():
         raise UserError("not approved: confirmation needs a terminal; "
                         "pass --yes to approve without asking")
+    out = console(stderr=opts.json)
+    if item.key_changed:  # shown even with --yes --json: on stderr, never folded
+        out.print(key_change(item), style="bold red", soft_wrap=True)
     if not (yes and opts.json):
-        _print_preview(console(stderr=opts.json), _preview(plan, signer))
-    if not yes and not typer.confirm("Grant this access?", default=False, err=opts.json):
+        _print_preview(out, _preview(plan, signer, item))
+    if not yes and not typer.confirm(
+            "Accept the new key and grant this access?" if item.key_changed
+            else "Grant this access?", default=False, err=opts.json):
         raise UserError("not approved")
 
 
+def _pin_note(item: ReceivedRequest) -> str:
+    r = item.request
+    if item.key_changed:
+        return f"new key {r.engineer_key_id} accepted and pinned for {r.engineer}"
+    if not item.pinned_keys:
+        return f"key {r.engineer_key_id} pinned for {r.engineer}"
+    return ""
+
+
 def _show_grant(opts: Options, grant: Grant, signer: PinnedApprover,
-                delivery: Delivery) -> None:
+                delivery: Delivery, item: ReceivedRequest) -> None:
     if opts.json:
         emit_json({"grant_id": grant.grant_id, "request_id": grant.request_id,
                    "case_id": grant.case_id, "engineer": grant.engineer,
                    "engineer_key_id": grant.engineer_key_id, "scopes": list(grant.scopes),
                    "not_before": grant.not_before, "not_after": grant.not_after,
                    "approver": signer.name, "approver_key_id": signer.key_id,
-                   "reported": delivery.reported})
+                   "reported": delivery.reported, "key_changed": item.key_changed,
+                   "key_pinned": item.key_changed or not item.pinned_keys})
         return
+    note = _pin_note(item)
     console().print(
         f"approved {grant.request_id}: grant {grant.grant_id} for {grant.engineer}, "
         f"scopes {', '.join(grant.scopes)}, until {local_time(grant.not_after)}; "
-        f"{_reported(delivery)}")
+        f"{_reported(delivery)}" + (f"; {note}" if note else ""))
 
 
 @guarded

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from agent.local_client import KnownGrant, ReceivedRequest
+from agent.local_client import EngineerPin, KnownGrant, ReceivedRequest
 from permissions import format_duration
 
 
@@ -20,6 +20,11 @@ def local_time(seconds: float) -> str:
     if not seconds:
         return "-"
     return dt.datetime.fromtimestamp(seconds).isoformat(timespec="seconds")
+
+
+def local_day(seconds: float) -> str:
+    """The local date of ``seconds``, e.g. 2026-11-26."""
+    return dt.datetime.fromtimestamp(seconds).date().isoformat()
 
 
 def short_key(key_id: str) -> str:
@@ -68,7 +73,30 @@ def request_dict(item: ReceivedRequest) -> dict[str, Any]:
         "engineer": r.engineer, "engineer_key_id": r.engineer_key_id, "scopes": list(r.scopes),
         "duration_seconds": r.duration_seconds, "reason": r.reason,
         "created_at": r.created_at, "received_at": item.received_at, "status": item.status,
+        "key_changed": item.key_changed,
+        "pinned_keys": [pin_dict(k) for k in item.pinned_keys],
     }
+
+
+def key_change(item: ReceivedRequest) -> str:
+    """The customer's warning for a request signed by a key not pinned for its engineer."""
+    pinned = ", ".join(
+        f"{k.key_id} (approved {local_day(k.pinned_at)}{f' by {k.approver}' if k.approver else ''})"
+        for k in item.pinned_keys)
+    verb = "key was" if len(item.pinned_keys) == 1 else "keys were"
+    return (f"KEY CHANGED: {item.request.engineer}'s {verb} {pinned}, this request "
+            f"({item.request.request_id}) is signed by {item.request.engineer_key_id}")
+
+
+def key_standing(item: ReceivedRequest) -> str:
+    """How the request's engineer key stands with the customer's pins, for a preview."""
+    engineer = item.request.engineer
+    pin = next((k for k in item.pinned_keys if k.key_id == item.request.engineer_key_id), None)
+    if pin is not None:
+        return f"pinned for {engineer} since {local_day(pin.pinned_at)}"
+    if item.pinned_keys:
+        return f"KEY CHANGED: not the key pinned for {engineer}; approving pins it too"
+    return f"first request from {engineer}: approving pins this key"
 
 
 def print_requests(out: Console, items: Sequence[ReceivedRequest], title: str) -> None:
@@ -77,7 +105,25 @@ def print_requests(out: Console, items: Sequence[ReceivedRequest], title: str) -
     rows = [(i.request.request_id, i.request.case_id, i.request.engineer,
              short_key(i.request.engineer_key_id), ", ".join(i.request.scopes),
              format_duration(i.request.duration_seconds), i.request.reason,
-             local_time(i.received_at), i.status) for i in items]
+             local_time(i.received_at), _request_status(i)) for i in items]
+    print_table(out, title, columns, rows)
+
+
+def _request_status(item: ReceivedRequest) -> str:
+    return f"{item.status}, KEY CHANGED" if item.key_changed else item.status
+
+
+def pin_dict(pin: EngineerPin) -> dict[str, Any]:
+    return {"engineer": pin.engineer, "key_id": pin.key_id, "pinned_at": pin.pinned_at,
+            "approver": pin.approver, "approver_key_id": pin.approver_key_id,
+            "request_id": pin.request_id, "grant_id": pin.grant_id}
+
+
+def print_pins(out: Console, pins: Sequence[EngineerPin], title: str) -> None:
+    columns = ("Engineer", "Key id", "Pinned", "Approver", "Request", "Grant")
+    rows = [(k.engineer, k.key_id, local_time(k.pinned_at),
+             k.approver or short_key(k.approver_key_id), k.request_id, k.grant_id)
+            for k in pins]
     print_table(out, title, columns, rows)
 
 

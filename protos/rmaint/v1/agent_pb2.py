@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rmaint.v1 import common_pb2 as rmaint_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rmaint/v1/agent.proto\x12\trmaint.v1\x1a\x16rmaint/v1/common.proto\"8\n\x0e\x45xecuteRequest\x12&\n\toperation\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\"^\n\x0f\x45xecuteResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\x0c\x12$\n\x07receipt\x18\x02 \x01(\x0b\x32\x13.rmaint.v1.Envelope\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x03\"<\n\x13ListRequestsRequest\x12\x17\n\x0finclude_decided\x18\x01 \x01(\x08\x12\x0c\n\x04sync\x18\x02 \x01(\x08\"[\n\x0ePendingRequest\x12$\n\x07request\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0breceived_at\x18\x03 \x01(\x03\"W\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.rmaint.v1.PendingRequest\x12\x12\n\nsync_error\x18\x02 \x01(\t\"4\n\x0e\x41pproveRequest\x12\"\n\x05grant\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\"5\n\x0f\x41pproveResponse\x12\x10\n\x08grant_id\x18\x01 \x01(\t\x12\x10\n\x08reported\x18\x02 \x01(\x08\"2\n\x0b\x44\x65nyRequest\x12#\n\x06\x64\x65nial\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\" \n\x0c\x44\x65nyResponse\x12\x10\n\x08reported\x18\x01 \x01(\x08\"8\n\rRevokeRequest\x12\'\n\nrevocation\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\"@\n\x0eRevokeResponse\x12\x1c\n\x14\x63\x61ncelled_operations\x18\x01 \x01(\x05\x12\x10\n\x08reported\x18\x02 \x01(\x08\"-\n\x11ListGrantsRequest\x12\x18\n\x10include_inactive\x18\x01 \x01(\x08\"T\n\nGrantState\x12\"\n\x05grant\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\nrevoked_at\x18\x03 \x01(\x03\";\n\x12ListGrantsResponse\x12%\n\x06grants\x18\x01 \x03(\x0b\x32\x15.rmaint.v1.GrantState\"\x0f\n\rStatusRequest\"\x92\x01\n\x0eStatusResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06listen\x18\x02 \x01(\t\x12\x12\n\ncontroller\x18\x03 \x01(\t\x12\x18\n\x10\x61pprover_key_ids\x18\x04 \x03(\t\x12\x1c\n\x14operations_in_flight\x18\x05 \x01(\x05\x12\x12\n\nunreported\x18\x06 \x01(\x05\x32P\n\x0c\x41gentService\x12@\n\x07\x45xecute\x12\x19.rmaint.v1.ExecuteRequest\x1a\x1a.rmaint.v1.ExecuteResponse2\xa8\x03\n\x11\x41gentLocalService\x12O\n\x0cListRequests\x12\x1e.rmaint.v1.ListRequestsRequest\x1a\x1f.rmaint.v1.ListRequestsResponse\x12@\n\x07\x41pprove\x12\x19.rmaint.v1.ApproveRequest\x1a\x1a.rmaint.v1.ApproveResponse\x12\x37\n\x04\x44\x65ny\x12\x16.rmaint.v1.DenyRequest\x1a\x17.rmaint.v1.DenyResponse\x12=\n\x06Revoke\x12\x18.rmaint.v1.RevokeRequest\x1a\x19.rmaint.v1.RevokeResponse\x12I\n\nListGrants\x12\x1c.rmaint.v1.ListGrantsRequest\x1a\x1d.rmaint.v1.ListGrantsResponse\x12=\n\x06Status\x12\x18.rmaint.v1.StatusRequest\x1a\x19.rmaint.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rmaint/v1/agent.proto\x12\trmaint.v1\x1a\x16rmaint/v1/common.proto\"8\n\x0e\x45xecuteRequest\x12&\n\toperation\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\"^\n\x0f\x45xecuteResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\x0c\x12$\n\x07receipt\x18\x02 \x01(\x0b\x32\x13.rmaint.v1.Envelope\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x03\"\x93\x01\n\x0b\x45ngineerKey\x12\x10\n\x08\x65ngineer\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tpinned_at\x18\x03 \x01(\x03\x12\x17\n\x0f\x61pprover_key_id\x18\x04 \x01(\t\x12\x10\n\x08\x61pprover\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x10\n\x08grant_id\x18\x07 \x01(\t\"<\n\x13ListRequestsRequest\x12\x17\n\x0finclude_decided\x18\x01 \x01(\x08\x12\x0c\n\x04sync\x18\x02 \x01(\x08\"\x9d\x01\n\x0ePendingRequest\x12$\n\x07request\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0breceived_at\x18\x03 \x01(\x03\x12\x13\n\x0bkey_changed\x18\x04 \x01(\x08\x12+\n\x0bpinned_keys\x18\x05 \x03(\x0b\x32\x16.rmaint.v1.EngineerKey\"W\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.rmaint.v1.PendingRequest\x12\x12\n\nsync_error\x18\x02 \x01(\t\"L\n\x0e\x41pproveRequest\x12\"\n\x05grant\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\x12\x16\n\x0e\x61\x63\x63\x65pt_new_key\x18\x02 \x01(\x08\"5\n\x0f\x41pproveResponse\x12\x10\n\x08grant_id\x18\x01 \x01(\t\x12\x10\n\x08reported\x18\x02 \x01(\x08\"2\n\x0b\x44\x65nyRequest\x12#\n\x06\x64\x65nial\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\" \n\x0c\x44\x65nyResponse\x12\x10\n\x08reported\x18\x01 \x01(\x08\"8\n\rRevokeRequest\x12\'\n\nrevocation\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\"@\n\x0eRevokeResponse\x12\x1c\n\x14\x63\x61ncelled_operations\x18\x01 \x01(\x05\x12\x10\n\x08reported\x18\x02 \x01(\x08\"-\n\x11ListGrantsRequest\x12\x18\n\x10include_inactive\x18\x01 \x01(\x08\"T\n\nGrantState\x12\"\n\x05grant\x18\x01 \x01(\x0b\x32\x13.rmaint.v1.Envelope\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\nrevoked_at\x18\x03 \x01(\x03\";\n\x12ListGrantsResponse\x12%\n\x06grants\x18\x01 \x03(\x0b\x32\x15.rmaint.v1.GrantState\"\x0f\n\rStatusRequest\"\x92\x01\n\x0eStatusResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06listen\x18\x02 \x01(\t\x12\x12\n\ncontroller\x18\x03 \x01(\t\x12\x18\n\x10\x61pprover_key_ids\x18\x04 \x03(\t\x12\x1c\n\x14operations_in_flight\x18\x05 \x01(\x05\x12\x12\n\nunreported\x18\x06 \x01(\x05\"\x19\n\x17ListEngineerKeysRequest\"@\n\x18ListEngineerKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.rmaint.v1.EngineerKey\"=\n\x19\x46orgetEngineerKeysRequest\x12\x10\n\x08\x65ngineer\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\"G\n\x1a\x46orgetEngineerKeysResponse\x12)\n\tforgotten\x18\x01 \x03(\x0b\x32\x16.rmaint.v1.EngineerKey2P\n\x0c\x41gentService\x12@\n\x07\x45xecute\x12\x19.rmaint.v1.ExecuteRequest\x1a\x1a.rmaint.v1.ExecuteResponse2\xe8\x04\n\x11\x41gentLocalService\x12O\n\x0cListRequests\x12\x1e.rmaint.v1.ListRequestsRequest\x1a\x1f.rmaint.v1.ListRequestsResponse\x12@\n\x07\x41pprove\x12\x19.rmaint.v1.ApproveRequest\x1a\x1a.rmaint.v1.ApproveResponse\x12\x37\n\x04\x44\x65ny\x12\x16.rmaint.v1.DenyRequest\x1a\x17.rmaint.v1.DenyResponse\x12=\n\x06Revoke\x12\x18.rmaint.v1.RevokeRequest\x1a\x19.rmaint.v1.RevokeResponse\x12I\n\nListGrants\x12\x1c.rmaint.v1.ListGrantsRequest\x1a\x1d.rmaint.v1.ListGrantsResponse\x12=\n\x06Status\x12\x18.rmaint.v1.StatusRequest\x1a\x19.rmaint.v1.StatusResponse\x12[\n\x10ListEngineerKeys\x12\".rmaint.v1.ListEngineerKeysRequest\x1a#.rmaint.v1.ListEngineerKeysResponse\x12\x61\n\x12\x46orgetEngineerKeys\x12$.rmaint.v1.ForgetEngineerKeysRequest\x1a%.rmaint.v1.ForgetEngineerKeysResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,36 +36,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTEREQUEST']._serialized_end=116
   _globals['_EXECUTERESPONSE']._serialized_start=118
   _globals['_EXECUTERESPONSE']._serialized_end=212
-  _globals['_LISTREQUESTSREQUEST']._serialized_start=214
-  _globals['_LISTREQUESTSREQUEST']._serialized_end=274
-  _globals['_PENDINGREQUEST']._serialized_start=276
-  _globals['_PENDINGREQUEST']._serialized_end=367
-  _globals['_LISTREQUESTSRESPONSE']._serialized_start=369
-  _globals['_LISTREQUESTSRESPONSE']._serialized_end=456
-  _globals['_APPROVEREQUEST']._serialized_start=458
-  _globals['_APPROVEREQUEST']._serialized_end=510
-  _globals['_APPROVERESPONSE']._serialized_start=512
-  _globals['_APPROVERESPONSE']._serialized_end=565
-  _globals['_DENYREQUEST']._serialized_start=567
-  _globals['_DENYREQUEST']._serialized_end=617
-  _globals['_DENYRESPONSE']._serialized_start=619
-  _globals['_DENYRESPONSE']._serialized_end=651
-  _globals['_REVOKEREQUEST']._serialized_start=653
-  _globals['_REVOKEREQUEST']._serialized_end=709
-  _globals['_REVOKERESPONSE']._serialized_start=711
-  _globals['_REVOKERESPONSE']._serialized_end=775
-  _globals['_LISTGRANTSREQUEST']._serialized_start=777
-  _globals['_LISTGRANTSREQUEST']._serialized_end=822
-  _globals['_GRANTSTATE']._serialized_start=824
-  _globals['_GRANTSTATE']._serialized_end=908
-  _globals['_LISTGRANTSRESPONSE']._serialized_start=910
-  _globals['_LISTGRANTSRESPONSE']._serialized_end=969
-  _globals['_STATUSREQUEST']._serialized_start=971
-  _globals['_STATUSREQUEST']._serialized_end=986
-  _globals['_STATUSRESPONSE']._serialized_start=989
-  _globals['_STATUSRESPONSE']._serialized_end=1135
-  _globals['_AGENTSERVICE']._serialized_start=1137
-  _globals['_AGENTSERVICE']._serialized_end=1217
-  _globals['_AGENTLOCALSERVICE']._serialized_start=1220
-  _globals['_AGENTLOCALSERVICE']._serialized_end=1644
+  _globals['_ENGINEERKEY']._serialized_start=215
+  _globals['_ENGINEERKEY']._serialized_end=362
+  _globals['_LISTREQUESTSREQUEST']._serialized_start=364
+  _globals['_LISTREQUESTSREQUEST']._serialized_end=424
+  _globals['_PENDINGREQUEST']._serialized_start=427
+  _globals['_PENDINGREQUEST']._serialized_end=584
+  _globals['_LISTREQUESTSRESPONSE']._serialized_start=586
+  _globals['_LISTREQUESTSRESPONSE']._serialized_end=673
+  _globals['_APPROVEREQUEST']._serialized_start=675
+  _globals['_APPROVEREQUEST']._serialized_end=751
+  _globals['_APPROVERESPONSE']._serialized_start=753
+  _globals['_APPROVERESPONSE']._serialized_end=806
+  _globals['_DENYREQUEST']._serialized_start=808
+  _globals['_DENYREQUEST']._serialized_end=858
+  _globals['_DENYRESPONSE']._serialized_start=860
+  _globals['_DENYRESPONSE']._serialized_end=892
+  _globals['_REVOKEREQUEST']._serialized_start=894
+  _globals['_REVOKEREQUEST']._serialized_end=950
+  _globals['_REVOKERESPONSE']._serialized_start=952
+  _globals['_REVOKERESPONSE']._serialized_end=1016
+  _globals['_LISTGRANTSREQUEST']._serialized_start=1018
+  _globals['_LISTGRANTSREQUEST']._serialized_end=1063
+  _globals['_GRANTSTATE']._serialized_start=1065
+  _globals['_GRANTSTATE']._serialized_end=1149
+  _globals['_LISTGRANTSRESPONSE']._serialized_start=1151
+  _globals['_LISTGRANTSRESPONSE']._serialized_end=1210
+  _globals['_STATUSREQUEST']._serialized_start=1212
+  _globals['_STATUSREQUEST']._serialized_end=1227
+  _globals['_STATUSRESPONSE']._serialized_start=1230
+  _globals['_STATUSRESPONSE']._serialized_end=1376
+  _globals['_LISTENGINEERKEYSREQUEST']._serialized_start=1378
+  _globals['_LISTENGINEERKEYSREQUEST']._serialized_end=1403
+  _globals['_LISTENGINEERKEYSRESPONSE']._serialized_start=1405
+  _globals['_LISTENGINEERKEYSRESPONSE']._serialized_end=1469
+  _globals['_FORGETENGINEERKEYSREQUEST']._serialized_start=1471
+  _globals['_FORGETENGINEERKEYSREQUEST']._serialized_end=1532
+  _globals['_FORGETENGINEERKEYSRESPONSE']._serialized_start=1534
+  _globals['_FORGETENGINEERKEYSRESPONSE']._serialized_end=1605
+  _globals['_AGENTSERVICE']._serialized_start=1607
+  _globals['_AGENTSERVICE']._serialized_end=1687
+  _globals['_AGENTLOCALSERVICE']._serialized_start=1690
+  _globals['_AGENTLOCALSERVICE']._serialized_end=2306
 # @@protoc_insertion_point(module_scope)

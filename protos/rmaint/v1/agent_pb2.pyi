@@ -80,6 +80,57 @@ class ExecuteResponse(_message.Message):
 Global___ExecuteResponse: _TypeAlias = ExecuteResponse  # noqa: Y015
 
 @_typing.final
+class EngineerKey(_message.Message):
+    """An engineer key the customer has accepted for an engineer name. The first approval of
+    a request from a name pins the key that signed it; a request from the same name signed
+    by another key is flagged (PendingRequest.key_changed) and can only be approved with
+    ApproveRequest.accept_new_key, which pins that key too. Pins are kept only on the
+    agent and change only through this local service: nothing the controller sends can
+    add, change or remove one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENGINEER_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PINNED_AT_FIELD_NUMBER: _builtins.int
+    APPROVER_KEY_ID_FIELD_NUMBER: _builtins.int
+    APPROVER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    engineer: _builtins.str
+    """The engineer name as the requests carry it."""
+    key_id: _builtins.str
+    """Key id ("sha256:<hex>") of the engineer's public key."""
+    pinned_at: _builtins.int
+    """Unix seconds when the customer's approval pinned it."""
+    approver_key_id: _builtins.str
+    """Key id of the approver whose grant pinned it."""
+    approver: _builtins.str
+    """That approver's name in agent.toml at the time ("" if unknown)."""
+    request_id: _builtins.str
+    """The request, and the grant answering it, that pinned the key."""
+    grant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        engineer: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        pinned_at: _builtins.int = ...,
+        approver_key_id: _builtins.str = ...,
+        approver: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        grant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approver", b"approver", "approver_key_id", b"approver_key_id", "engineer", b"engineer", "grant_id", b"grant_id", "key_id", b"key_id", "pinned_at", b"pinned_at", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EngineerKey: _TypeAlias = EngineerKey  # noqa: Y015
+
+@_typing.final
 class ListRequestsRequest(_message.Message):
     """Request of AgentLocalService.ListRequests."""
 
@@ -114,13 +165,24 @@ class PendingRequest(_message.Message):
     REQUEST_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    KEY_CHANGED_FIELD_NUMBER: _builtins.int
+    PINNED_KEYS_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """"pending", "approved", "denied" or "expired"."""
     received_at: _builtins.int
     """Unix seconds when the agent received it."""
+    key_changed: _builtins.bool
+    """True when the customer has accepted other keys for the request's engineer name, and
+    not the key that signed this request (by the pins held now). Approve refuses it
+    unless accept_new_key is set: the controller may have filed it in the engineer's name.
+    """
     @_builtins.property
     def request(self) -> _common_pb2.Envelope:
         """The engineer-signed access request (payload_type "application/vnd.rmaint.access-request.v1+json")."""
+
+    @_builtins.property
+    def pinned_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___EngineerKey]:
+        """The keys pinned for the request's engineer name (empty: first request from this name)."""
 
     def __init__(
         self,
@@ -128,10 +190,12 @@ class PendingRequest(_message.Message):
         request: _common_pb2.Envelope | None = ...,
         status: _builtins.str = ...,
         received_at: _builtins.int = ...,
+        key_changed: _builtins.bool = ...,
+        pinned_keys: _abc.Iterable[Global___EngineerKey] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "request", b"request", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_changed", b"key_changed", "pinned_keys", b"pinned_keys", "received_at", b"received_at", "request", b"request", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -172,6 +236,11 @@ class ApproveRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GRANT_FIELD_NUMBER: _builtins.int
+    ACCEPT_NEW_KEY_FIELD_NUMBER: _builtins.int
+    accept_new_key: _builtins.bool
+    """The customer accepts the engineer key the grant names although another key is pinned
+    for that engineer name (see PendingRequest.key_changed); the approval pins it too.
+    """
     @_builtins.property
     def grant(self) -> _common_pb2.Envelope:
         """The grant signed by the approver (payload_type "application/vnd.rmaint.grant.v1+json")."""
@@ -180,10 +249,11 @@ class ApproveRequest(_message.Message):
         self,
         *,
         grant: _common_pb2.Envelope | None = ...,
+        accept_new_key: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_new_key", b"accept_new_key", "grant", b"grant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -449,3 +519,94 @@ class StatusResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatusResponse: _TypeAlias = StatusResponse  # noqa: Y015
+
+@_typing.final
+class ListEngineerKeysRequest(_message.Message):
+    """Request of AgentLocalService.ListEngineerKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEngineerKeysRequest: _TypeAlias = ListEngineerKeysRequest  # noqa: Y015
+
+@_typing.final
+class ListEngineerKeysResponse(_message.Message):
+    """Response of AgentLocalService.ListEngineerKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___EngineerKey]:
+        """By engineer name, then oldest pin first."""
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[Global___EngineerKey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEngineerKeysResponse: _TypeAlias = ListEngineerKeysResponse  # noqa: Y015
+
+@_typing.final
+class ForgetEngineerKeysRequest(_message.Message):
+    """Request of AgentLocalService.ForgetEngineerKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENGINEER_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    engineer: _builtins.str
+    """The engineer name whose pins are removed."""
+    key_id: _builtins.str
+    """Only this key id; empty removes every key pinned for the name."""
+    def __init__(
+        self,
+        *,
+        engineer: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engineer", b"engineer", "key_id", b"key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForgetEngineerKeysRequest: _TypeAlias = ForgetEngineerKeysRequest  # noqa: Y015
+
+@_typing.final
+class ForgetEngineerKeysResponse(_message.Message):
+    """Response of AgentLocalService.ForgetEngineerKeys. NOT_FOUND if nothing matched."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORGOTTEN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def forgotten(self) -> _containers.RepeatedCompositeFieldContainer[Global___EngineerKey]:
+        """The pins removed."""
+
+    def __init__(
+        self,
+        *,
+        forgotten: _abc.Iterable[Global___EngineerKey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["forgotten", b"forgotten"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForgetEngineerKeysResponse: _TypeAlias = ForgetEngineerKeysResponse  # noqa: Y015

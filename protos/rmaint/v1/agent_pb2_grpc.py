@@ -143,6 +143,16 @@ class AgentLocalServiceStub:
                 request_serializer=rmaint_dot_v1_dot_agent__pb2.StatusRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_agent__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.ListEngineerKeys = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/ListEngineerKeys',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ListEngineerKeysRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ListEngineerKeysResponse.FromString,
+                _registered_method=True)
+        self.ForgetEngineerKeys = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/ForgetEngineerKeys',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysResponse.FromString,
+                _registered_method=True)
 
 
 class AgentLocalServiceServicer:
@@ -192,6 +202,21 @@ class AgentLocalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEngineerKeys(self, request, context):
+        """Engineer keys the customer has accepted (trust on first use), per engineer name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForgetEngineerKeys(self, request, context):
+        """Removes the customer's pins for one engineer name (all of them, or one key).
+        Grants already given are not affected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentLocalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -224,6 +249,16 @@ def add_AgentLocalServiceServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=rmaint_dot_v1_dot_agent__pb2.StatusRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_agent__pb2.StatusResponse.SerializeToString,
+            ),
+            'ListEngineerKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEngineerKeys,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ListEngineerKeysRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ListEngineerKeysResponse.SerializeToString,
+            ),
+            'ForgetEngineerKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetEngineerKeys,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +425,60 @@ class AgentLocalService:
             '/rmaint.v1.AgentLocalService/Status',
             rmaint_dot_v1_dot_agent__pb2.StatusRequest.SerializeToString,
             rmaint_dot_v1_dot_agent__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEngineerKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/ListEngineerKeys',
+            rmaint_dot_v1_dot_agent__pb2.ListEngineerKeysRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ListEngineerKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetEngineerKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/ForgetEngineerKeys',
+            rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

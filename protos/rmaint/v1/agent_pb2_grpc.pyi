@@ -84,6 +84,12 @@ class AgentLocalServiceStub:
     """Grants known to the agent with their state."""
     Status: _grpc.UnaryUnaryMultiCallable[_agent_pb2.StatusRequest, _agent_pb2.StatusResponse]
     """The daemon's identity and health."""
+    ListEngineerKeys: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ListEngineerKeysRequest, _agent_pb2.ListEngineerKeysResponse]
+    """Engineer keys the customer has accepted (trust on first use), per engineer name."""
+    ForgetEngineerKeys: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ForgetEngineerKeysRequest, _agent_pb2.ForgetEngineerKeysResponse]
+    """Removes the customer's pins for one engineer name (all of them, or one key).
+    Grants already given are not affected.
+    """
 
 @_typing.type_check_only
 class AgentLocalServiceAsyncStub(AgentLocalServiceStub):
@@ -104,6 +110,12 @@ class AgentLocalServiceAsyncStub(AgentLocalServiceStub):
     """Grants known to the agent with their state."""
     Status: _aio.UnaryUnaryMultiCallable[_agent_pb2.StatusRequest, _agent_pb2.StatusResponse]  # type: ignore[assignment]
     """The daemon's identity and health."""
+    ListEngineerKeys: _aio.UnaryUnaryMultiCallable[_agent_pb2.ListEngineerKeysRequest, _agent_pb2.ListEngineerKeysResponse]  # type: ignore[assignment]
+    """Engineer keys the customer has accepted (trust on first use), per engineer name."""
+    ForgetEngineerKeys: _aio.UnaryUnaryMultiCallable[_agent_pb2.ForgetEngineerKeysRequest, _agent_pb2.ForgetEngineerKeysResponse]  # type: ignore[assignment]
+    """Removes the customer's pins for one engineer name (all of them, or one key).
+    Grants already given are not affected.
+    """
 
 class AgentLocalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by the agent daemon on a local Unix socket for the customer's own commands
@@ -157,5 +169,23 @@ class AgentLocalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.StatusResponse, _abc.Awaitable[_agent_pb2.StatusResponse]]:
         """The daemon's identity and health."""
+
+    @_abc_1.abstractmethod
+    def ListEngineerKeys(
+        self,
+        request: _agent_pb2.ListEngineerKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ListEngineerKeysResponse, _abc.Awaitable[_agent_pb2.ListEngineerKeysResponse]]:
+        """Engineer keys the customer has accepted (trust on first use), per engineer name."""
+
+    @_abc_1.abstractmethod
+    def ForgetEngineerKeys(
+        self,
+        request: _agent_pb2.ForgetEngineerKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ForgetEngineerKeysResponse, _abc.Awaitable[_agent_pb2.ForgetEngineerKeysResponse]]:
+        """Removes the customer's pins for one engineer name (all of them, or one key).
+        Grants already given are not affected.
+        """
 
 def add_AgentLocalServiceServicer_to_server(servicer: AgentLocalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -74,7 +74,9 @@ async def test_engineer_certificate_cannot_execute(deployment: Deployment,
 
 async def test_unknown_and_local_methods_are_denied_over_the_network(clients: Clients) -> None:
     channel = clients.channels["controller"]
-    for method in ("/rmaint.v1.AgentLocalService/Status", "/no.such.Service/Call"):
+    for method in ("/rmaint.v1.AgentLocalService/Status",
+                   "/rmaint.v1.AgentLocalService/ForgetEngineerKeys",
+                   "/rmaint.v1.AgentLocalService/ListEngineerKeys", "/no.such.Service/Call"):
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await channel.unary_unary(method)(b"", timeout=10)
         assert (denied.value.code(), denied.value.details()) == \
@@ -208,9 +210,9 @@ async def test_concurrent_decisions_on_one_request_have_one_winner(
     for name in ("store_grant", "store_denial"):
         real = getattr(StateStore, name)
 
-        def together(self: StateStore, *args: Any, _real: Any = real) -> Any:
+        def together(self: StateStore, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
             arrived.wait()
-            return _real(self, *args)
+            return _real(self, *args, **kwargs)
         monkeypatch.setattr(StateStore, name, together)
     request = deployment.request("R-9")
     deployment.receive(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import permissions as p
 from pki.identity import Identity
@@ -92,6 +94,39 @@ async def test_requests_arrive_and_decisions_are_reported(
     assert beat.address == agent.address
     assert dict(beat.approver_keys) == {p.key_id(approver): p.public_key_bytes(approver)}
     assert controller.callers == {Identity(TD, "agent", "web-1").uri}
+
+
+async def test_a_request_filed_under_a_pinned_name_with_another_key_is_only_flagged(
+        deployment: Deployment, controller: FakeController, start_agent: StartAgent,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The controller can file a request in alice's name with its own key: the agent keeps
+    it, flags it and logs it, and nothing it fetches changes the customer's pins."""
+    first = deployment.request("R-1")
+    controller.requests.append(first)
+    agent = await start_agent()
+    async with grpc.aio.insecure_channel(f"unix:{agent.socket}") as channel:
+        local = agent_pb2_grpc.AgentLocalServiceStub(channel)
+        await local.ListRequests(agent_pb2.ListRequestsRequest(sync=True))
+        await local.Approve(agent_pb2.ApproveRequest(grant=to_wire(deployment.grant(first))))
+        before = await local.ListEngineerKeys(agent_pb2.ListEngineerKeysRequest())
+        own_key = ec.generate_private_key(ec.SECP256R1())
+        forged = p.request_access(own_key, request_id="R-2", case_id="C-0001",
+                                  agent_id="web-1", engineer="alice", scopes=["shell"],
+                                  duration_seconds=3600, reason="urgent",
+                                  now=int(time.time()))
+        controller.requests.append(forged)
+        with caplog.at_level(logging.WARNING, logger="agent.sync"):
+            listed = await local.ListRequests(agent_pb2.ListRequestsRequest(sync=True))
+        assert listed.sync_error == ""
+        (row,) = listed.requests
+        assert from_wire(row.request) == forged
+        assert (row.status, row.key_changed) == ("pending", True)
+        after = await local.ListEngineerKeys(agent_pb2.ListEngineerKeysRequest())
+        assert list(after.keys) == list(before.keys)
+        assert [k.key_id for k in after.keys] == \
+            [p.verify_access_request(first).engineer_key_id]
+    assert any(r.getMessage() == "access request signed by a key not pinned for its engineer"
+               for r in caplog.records)
 
 
 async def test_reports_wait_in_the_outbox_until_the_controller_is_back(

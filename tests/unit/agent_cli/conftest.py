@@ -1,7 +1,8 @@
 """Fixtures for the customer CLI: enrolled homes, engineer requests and a fake daemon.
 
 The fake daemon is a real gRPC server for AgentLocalService on the home's Unix socket that
-checks what it is sent as the real one would (decisions verified against agent.toml's pins).
+checks what it is sent as the real one would (decisions verified against agent.toml's pins,
+engineer keys pinned on first approval, a changed key refused unless accepted).
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ def rmagent(home: Path) -> Invoke:
 def signed_request(request_id: str = "R-1", *, scopes: tuple[str, ...] = ("diag.read",),
                    duration: int = 7200, agent_id: str = AGENT_ID,
                    reason: str = "disk full on web-1",
-                   key: ec.EllipticCurvePrivateKey | None = None) -> p.Envelope:
+                   key: ec.EllipticCurvePrivateKey | None = None,
+                   engineer: str = "alice") -> p.Envelope:
     return p.request_access(key or ec.generate_private_key(ec.SECP256R1()),
                             request_id=request_id, case_id="C-0001", agent_id=agent_id,
-                            engineer="alice", scopes=scopes, duration_seconds=duration,
+                            engineer=engineer, scopes=scopes, duration_seconds=duration,
                             reason=reason, now=int(time.time()))
 
 
@@ -73,7 +75,21 @@ class FakeAgent(agent_pb2_grpc.AgentLocalServiceServicer):
     grants: dict[str, p.Envelope] = field(default_factory=dict)
     revoked: dict[str, p.Envelope] = field(default_factory=dict)
     denials: list[p.Envelope] = field(default_factory=list)
+    pins: list[agent_pb2.EngineerKey] = field(default_factory=list)
+    accept_new_key_sent: list[bool] = field(default_factory=list)
     sync_error: str = ""
+
+    def pin(self, envelope: p.Envelope, pinned_at: int = 1_800_000_000,
+            approver: str = "ops") -> None:
+        """Pin the key of the request ``envelope`` as an earlier approval would have."""
+        r = p.verify_access_request(envelope)
+        self.pins.append(agent_pb2.EngineerKey(
+            engineer=r.engineer, key_id=r.engineer_key_id, pinned_at=pinned_at,
+            approver_key_id="sha256:" + "ab" * 32, approver=approver,
+            request_id=r.request_id, grant_id="G-earlier"))
+
+    def _pins_of(self, engineer: str) -> list[agent_pb2.EngineerKey]:
+        return [k for k in self.pins if k.engineer == engineer]
 
     def add_request(self, envelope: p.Envelope) -> None:
         self.requests[p.verify_access_request(envelope).request_id] = (envelope, "pending")
@@ -87,14 +103,30 @@ class FakeAgent(agent_pb2_grpc.AgentLocalServiceServicer):
             raise
 
     def ListRequests(self, request, context):  # type: ignore[no-untyped-def]
-        items = [agent_pb2.PendingRequest(request=to_wire(env), status=status, received_at=1)
-                 for env, status in self.requests.values()
-                 if request.include_decided or status == "pending"]
+        items = []
+        for env, status in self.requests.values():
+            if request.include_decided or status == "pending":
+                asked = p.verify_access_request(env)
+                pinned = self._pins_of(asked.engineer)
+                changed = bool(pinned) and all(k.key_id != asked.engineer_key_id
+                                               for k in pinned)
+                items.append(agent_pb2.PendingRequest(
+                    request=to_wire(env), status=status, received_at=1, key_changed=changed,
+                    pinned_keys=pinned))
         return agent_pb2.ListRequestsResponse(requests=items, sync_error=self.sync_error)
 
     def Approve(self, request, context):  # type: ignore[no-untyped-def]
         grant = self._verify(request.grant, context)
         assert isinstance(grant, p.Grant)
+        self.accept_new_key_sent.append(request.accept_new_key)
+        pinned = self._pins_of(grant.engineer)
+        if all(k.key_id != grant.engineer_key_id for k in pinned):
+            if pinned and not request.accept_new_key:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, "KEY CHANGED (fake)")
+            self.pins.append(agent_pb2.EngineerKey(
+                engineer=grant.engineer, key_id=grant.engineer_key_id,
+                pinned_at=int(time.time()), approver_key_id=grant.approver_key_id,
+                request_id=grant.request_id, grant_id=grant.grant_id))
         self.grants[grant.grant_id] = from_wire(request.grant)
         envelope, _ = self.requests[grant.request_id]
         self.requests[grant.request_id] = (envelope, "approved")
@@ -118,6 +150,18 @@ class FakeAgent(agent_pb2_grpc.AgentLocalServiceServicer):
                  for gid, env in self.grants.items()
                  if request.include_inactive or gid not in self.revoked]
         return agent_pb2.ListGrantsResponse(grants=items)
+
+    def ListEngineerKeys(self, request, context):  # type: ignore[no-untyped-def]
+        return agent_pb2.ListEngineerKeysResponse(keys=self.pins)
+
+    def ForgetEngineerKeys(self, request, context):  # type: ignore[no-untyped-def]
+        gone = [k for k in self.pins if k.engineer == request.engineer
+                and (not request.key_id or k.key_id == request.key_id)]
+        if not gone:
+            context.abort(grpc.StatusCode.NOT_FOUND,
+                          f"no key is pinned for engineer {request.engineer}")
+        self.pins = [k for k in self.pins if k not in gone]
+        return agent_pb2.ForgetEngineerKeysResponse(forgotten=gone)
 
     def Status(self, request, context):  # type: ignore[no-untyped-def]
         config = load_config(self.home)

@@ -10,6 +10,7 @@ from agent.cli import app
 COMMANDS = [
     [], ["enroll"], ["run"], ["approver"], ["approver", "init"], ["approver", "list"],
     ["requests"], ["approve"], ["deny"], ["revoke"], ["grants"], ["status"], ["log"],
+    ["engineers"], ["engineers", "list"], ["engineers", "forget"],
 ]
 
 
