@@ -90,7 +90,8 @@ def median(values: list[float]) -> float:
 
 def engineer_local_ms(workflow: EngineerWorkflow, scratch: Path, count: int = 100) -> tuple[float, float]:
     """p50 of the engineer's local steps of one call, on a throw-away session in ``scratch``:
-    reserving a sequence number (flock, fsync'd write and rename) and signing the operation."""
+    reserving a sequence number (flock, counter write; an fsync'd write once per lease) and
+    signing the operation."""
     store = SessionStore(scratch / "probe-home")
     state = SessionState("S-probe", "C-probe", "web-1", "G-probe")
     store.add(state)
@@ -147,7 +148,7 @@ async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
     for label, value in (
         ("whole call, as the engineer's client sees it", full.p50),
         ("  controller -> agent -> controller (controller's session log)", relay_ms),
-        ("  engineer: reserve the seq (flock, fsync'd write and rename)", reserve_ms),
+        ("  engineer: reserve the seq (flock, unsynced counter write)", reserve_ms),
         ("  engineer: sign the operation", sign_ms),
         ("  rest: engineer<->controller hop, controller checks and log writes,", rest),
     ):

@@ -14,6 +14,7 @@ else becomes ``INTERNAL "internal error"`` with the traceback logged.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -84,7 +85,7 @@ class Caller:
     def role(self) -> str:
         return self.identity.role if self.identity else ""
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         """``sha256:<hex>`` of the certificate's key, as grants and envelopes name it."""
         return key_id(self.public_key) if self.public_key is not None else ""
@@ -134,13 +135,37 @@ def authorize(method: str, identity: Identity | None, trust_domain: str,
 
 
 def peer_caller(context: grpc.aio.ServicerContext) -> Caller:
-    """The caller from the TLS peer certificate (identity via ``pki.tls.peer_identity``)."""
+    """The caller from the TLS peer certificate (identity via ``pki.tls.peer_identity``).
+
+    Callers are remembered by the exact certificate bytes TLS verified: the same bytes
+    always give the same identity and key, and parsing them costs more than the rest of
+    a fast call. TLS checks the certificate's chain and validity on every connection.
+    """
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if len(pems) != 1:
+        return Caller(None)
+    cached = _CALLERS.get(pems[0])
+    if cached is not None:
+        return cached
+    caller = _caller_of(context, pems[0])
+    if len(_CALLERS) >= _CALLERS_KEPT:
+        _CALLERS.clear()  # rare: that many distinct certificates; start over, stay bounded
+    _CALLERS[pems[0]] = caller
+    return caller
+
+
+def _caller_of(context: grpc.aio.ServicerContext, pem: bytes) -> Caller:
     identity = peer_identity(context)
     if identity is None:
         return Caller(None)
-    pems = context.auth_context().get("x509_pem_cert") or []
-    key = x509.load_pem_x509_certificate(pems[0]).public_key()
-    return Caller(identity, key if isinstance(key, ec.EllipticCurvePublicKey) else None)
+    key = x509.load_pem_x509_certificate(pem).public_key()
+    caller = Caller(identity, key if isinstance(key, ec.EllipticCurvePublicKey) else None)
+    _ = caller.key_id  # computed once, here
+    return caller
+
+
+_CALLERS_KEPT = 4096
+_CALLERS: dict[bytes, Caller] = {}
 
 
 _Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
@@ -158,6 +183,9 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unt
     def __init__(self, trust_domain: str, table: dict[str, frozenset[str]] | None = None) -> None:
         self._trust_domain = trust_domain
         self._table = ROLES if table is None else table
+        # method -> (the server's handler, its guarded wrapper); the server hands out the
+        # same handler object for a method every time, so the wrapper is built once.
+        self._guarded: dict[str, tuple[Any, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -169,6 +197,14 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unt
             if method in self._table:
                 return None  # known but not served here: UNIMPLEMENTED
             return grpc.unary_unary_rpc_method_handler(self._guard(method, _unknown))
+        cached = self._guarded.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        guarded = self._wrap(method, handler)
+        self._guarded[method] = (handler, guarded)
+        return guarded
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         for kind, make in _KINDS:
             behavior = getattr(handler, kind)
             if behavior is not None:

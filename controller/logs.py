@@ -15,12 +15,24 @@ from typing import Any
 
 LOGGER_NAME = "controller"
 logger = logging.getLogger(LOGGER_NAME)
+_MADE = "_rmaint_json_line"
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "event", **fields}``; exceptions as a text field."""
+    """``{"ts", "level", "logger", "event", **fields}``; exceptions as a text field.
+
+    The line is made once per record and kept on it, so the file and stderr share it.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
+        made: tuple[JsonFormatter, str] | None = record.__dict__.get(_MADE)
+        if made is not None and made[0] is self:
+            return made[1]
+        text = self._line(record)
+        record.__dict__[_MADE] = (self, text)
+        return text
+
+    def _line(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
             "level": record.levelname.lower(),

@@ -60,34 +60,39 @@ class Relay:
         self._files = files
         self._trust_domain = trust_domain
         self._deadline = deadline
-        self._channels: dict[str, tuple[str, grpc.aio.Channel]] = {}
+        # agent id -> (address, channel, stub); the stub is made once per channel.
+        self._channels: dict[str, tuple[str, grpc.aio.Channel, agent_pb2_grpc.AgentServiceStub]] = {}
         self._lock = asyncio.Lock()
 
     async def execute(self, agent_id: str, address: str,
                       request: agent_pb2.ExecuteRequest) -> Relayed:
         """Relay one ExecuteRequest; never raises for gRPC failures, it reports them."""
-        stub = agent_pb2_grpc.AgentServiceStub(await self._channel(agent_id, address))
+        stub = await self._stub(agent_id, address)
         try:
             response = await stub.Execute(request, timeout=self._deadline)
         except grpc.aio.AioRpcError as exc:
             return Relayed(None, exc.code(), exc.details() or "")
         return Relayed(response)
 
-    async def _channel(self, agent_id: str, address: str) -> grpc.aio.Channel:
+    async def _stub(self, agent_id: str, address: str) -> agent_pb2_grpc.AgentServiceStub:
+        cached = self._channels.get(agent_id)
+        if cached is not None and cached[0] == address:
+            return cached[2]  # the usual case: no lock, no await
         async with self._lock:
             cached = self._channels.get(agent_id)
             if cached is not None and cached[0] == address:
-                return cached[1]
+                return cached[2]
             if cached is not None:
                 await cached[1].close()
             identity = Identity(self._trust_domain, "agent", agent_id)
             channel = secure_channel(address, self._files, identity)
-            self._channels[agent_id] = (address, channel)
-            return channel
+            stub = agent_pb2_grpc.AgentServiceStub(channel)
+            self._channels[agent_id] = (address, channel, stub)
+            return stub
 
     async def close(self) -> None:
         async with self._lock:
-            channels = [channel for _, channel in self._channels.values()]
+            channels = [channel for _, channel, _ in self._channels.values()]
             self._channels.clear()
         for channel in channels:
             await channel.close()

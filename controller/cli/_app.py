@@ -3,11 +3,16 @@
 Every command accepts ``--home`` and ``--json`` both before and after its name
 (``rmctl --home H init`` and ``rmctl init --home H``): :func:`command` adds them to each
 command and hands the command a resolved :class:`Options`.
+
+Command groups are loaded lazily: :data:`GROUPS` names each group's module, and the root
+imports that module (and builds its commands) only when the group is used, so one command
+does not pay for the whole command tree. ``rmctl --help`` lists them from :data:`GROUPS`.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import os
 import sys
@@ -17,7 +22,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from typer.core import TyperGroup
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+from typer.models import TyperInfo
 
 HOME_ENV = "RMAINT_HOME"
 DEBUG_ENV = "RMCTL_DEBUG"
@@ -50,8 +57,61 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+@dataclass(frozen=True)
+class LazyGroup:
+    """A command group: the ``typer.Typer`` at ``module.attribute``, and the help that
+    ``rmctl --help`` lists for it (the group is made with it, see :func:`group`)."""
+
+    module: str
+    attribute: str
+    help: str
+
+
+GROUPS: dict[str, LazyGroup] = {name: LazyGroup(f"controller.cli.{module}", attribute, help)
+                                for name, module, attribute, help in (
+    ("customer", "admin", "customer_app", "Customers and their service contracts."),
+    ("agent", "admin", "agent_app", "Agents on customer hosts."),
+    ("engineer", "admin", "engineer_app", "Engineers (and the list of all people)."),
+    ("auditor", "admin", "auditor_app", "Auditors."),
+    ("case", "cases", "case_app", "Support cases."),
+    ("access", "access", "access_app", "Access requests to customer agents."),
+    ("session", "sessions", "session_app", "Remote sessions under a customer's grant."),
+    ("diag", "diag", "diag_app", "Diagnostics (scope diag.read) in the current session."),
+    ("consent", "access", "consent_app", "The consent log."),
+)}
+
+
+def group(name: str) -> typer.Typer:
+    """The ``typer.Typer`` of the command group ``name`` in :data:`GROUPS`."""
+    return typer.Typer(help=GROUPS[name].help, no_args_is_help=True)
+
+
 class RootGroup(TyperGroup):
-    """Turns any error escaping a command into one line on stderr and exit status 1."""
+    """Loads command groups on first use, and turns any error escaping a command into one
+    line on stderr and exit status 1."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return names + [name for name in GROUPS if name not in names]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in GROUPS:
+            found = _load_group(cmd_name)
+            self.add_command(found, cmd_name)
+        return found
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """As TyperGroup lists commands, without loading the groups to read their help."""
+        rows = []
+        for name in self.list_commands(ctx):
+            listed = super().get_command(ctx, name) or TyperCommand(name, help=GROUPS[name].help)
+            if not listed.hidden:
+                rows.append((name, listed))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -69,6 +129,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False, rich_markup_mode=None,
     help="rmaint for the service company: cases, consent, sessions and diagnostics.",
 )
+
+
+def _load_group(name: str) -> TyperGroup:
+    """The click group of ``GROUPS[name]``, built as ``app.add_typer`` would build it."""
+    entry = GROUPS[name]
+    sub = getattr(importlib.import_module(entry.module), entry.attribute)
+    return typer.main.get_group_from_info(
+        TyperInfo(sub, name=name), pretty_exceptions_short=app.pretty_exceptions_short,
+        suggest_commands=app.suggest_commands, rich_markup_mode=app.rich_markup_mode)
 
 _HOME_HELP = f"Home directory of this identity (env {HOME_ENV}, default {DEFAULT_HOME})."
 _JSON_HELP = "Print machine-readable JSON instead of tables."

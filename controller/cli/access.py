@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 
 from controller.cli import _output as out
-from controller.cli._app import Options, command
+from controller.cli._app import Options, command, group
 from controller.cli._run import with_client, with_workflow
 from controller.cli._tables import consent_table, requests_table
 
-access_app = typer.Typer(help="Access requests to customer agents.", no_args_is_help=True)
-consent_app = typer.Typer(help="The consent log.", no_args_is_help=True)
+access_app = group("access")
+consent_app = group("consent")
 
 
 @command(access_app, "request")

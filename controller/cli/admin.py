@@ -1,4 +1,4 @@
-"""Commands of the controller host: init, serve, customers, agents, engineers, auditors."""
+"""Commands of the controller's administrator: customers, agents, engineers, auditors."""
 
 from __future__ import annotations
 
@@ -7,49 +7,15 @@ from typing import Annotated
 import typer
 
 from controller.cli import _output as out
-from controller.cli._app import Options, app, command
+from controller.cli._app import Options, command, group
 from controller.cli._run import with_client
 
-customer_app = typer.Typer(help="Customers and their service contracts.", no_args_is_help=True)
-agent_app = typer.Typer(help="Agents on customer hosts.", no_args_is_help=True)
-engineer_app = typer.Typer(help="Engineers (and the list of all people).", no_args_is_help=True)
-auditor_app = typer.Typer(help="Auditors.", no_args_is_help=True)
+customer_app = group("customer")
+agent_app = group("agent")
+engineer_app = group("engineer")
+auditor_app = group("auditor")
 
 TtlOpt = Annotated[str, typer.Option("--ttl", help="How long the join token is valid.")]
-
-
-@command(app, "init")
-def init(
-    opts: Options,
-    trust_domain: Annotated[str, typer.Option("--trust-domain", help="e.g. example.test")],
-    listen: Annotated[str, typer.Option(help="mTLS API address.")] = "127.0.0.1:7443",
-    enroll_listen: Annotated[str, typer.Option(help="Enrollment address.")] = "127.0.0.1:7444",
-    database_url: Annotated[str | None, typer.Option(
-        help="SQLAlchemy URL (default: SQLite in the home).", show_default=False)] = None,
-    san: Annotated[list[str] | None, typer.Option(
-        "--san", help="Extra DNS name for the controller certificate (repeatable).")] = None,
-    advertise: Annotated[str, typer.Option(
-        help="host:port clients dial, required when --listen is a wildcard address.")] = "",
-) -> None:
-    """Create a deployment in the home: CA, controller and admin certificates, database."""
-    from controller.setup import init_deployment
-
-    init_deployment(opts.home, trust_domain, listen=listen, enroll_listen=enroll_listen,
-                    database_url=database_url, sans=tuple(san or ()), advertise=advertise)
-    if opts.json:
-        out.emit_json({"home": str(opts.home), "trust_domain": trust_domain,
-                       "listen": listen, "enroll_listen": enroll_listen})
-        return
-    out.note(f"deployment {trust_domain} created in {opts.home}")
-    out.note(f"start the controller: rmctl --home {opts.home} serve")
-
-
-@command(app, "serve")
-def serve(opts: Options) -> None:
-    """Run the controller of the deployment in the home until interrupted."""
-    from controller.server import run
-
-    run(opts.home)
 
 
 @command(customer_app, "add")

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controller.cli import _output as out
-from controller.cli._app import Options, command
+from controller.cli._app import Options, command, group
 from controller.cli._run import with_client
 from controller.cli._tables import requests_table, sessions_table
 
 if TYPE_CHECKING:
     from rmaint.v1 import controller_pb2 as pb
 
-case_app = typer.Typer(help="Support cases.", no_args_is_help=True)
+case_app = group("case")
 
 
 class Status(enum.StrEnum):

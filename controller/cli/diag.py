@@ -10,14 +10,13 @@ import typer
 
 from controller.cli import _diag_render as render
 from controller.cli import _output as out
-from controller.cli._app import Options, command
+from controller.cli._app import Options, command, group
 from controller.cli._run import with_workflow
 
 if TYPE_CHECKING:
     from controller.client.workflow import EngineerWorkflow, OperationResult
 
-diag_app = typer.Typer(help="Diagnostics (scope diag.read) in the current session.",
-                       no_args_is_help=True)
+diag_app = group("diag")
 
 SessionOpt = Annotated[str, typer.Option("--session", help="Run in this session instead of "
                                                          "the current one.")]

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controller.cli import _output as out
-from controller.cli._app import Options, command
+from controller.cli._app import Options, command, group
 from controller.cli._run import with_client, with_workflow
 from controller.cli._tables import events_table, sessions_table
 
 if TYPE_CHECKING:
     from rmaint.v1 import controller_pb2 as pb
 
-session_app = typer.Typer(help="Remote sessions under a customer's grant.", no_args_is_help=True)
+session_app = group("session")
 
 
 def _session_fields(s: pb.Session) -> list[tuple[str, str]]:

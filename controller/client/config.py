@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-from cryptography import x509
-
 from controller.client.errors import ConfigError
 from pki.identity import Identity, IdentityError
 
@@ -50,6 +47,8 @@ class ClientConfig:
 
     def check_certificate(self, now: float) -> None:
         """Raise ConfigError if the certificate cannot be read or has expired at ``now``."""
+        from cryptography import x509
+
         try:
             cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
         except (OSError, ValueError) as exc:
@@ -106,6 +105,8 @@ def _client_section(document: dict[str, Any]) -> dict[str, Any]:
 
 def write_client_section(home: Path, section: dict[str, str]) -> None:
     """Replace the [client] section of ``<home>/rmctl.toml``, keeping other sections."""
+    import tomli_w
+
     path = home / CONFIG_NAME
     document = read_toml(home) if path.exists() else {}
     document["client"] = dict(section)

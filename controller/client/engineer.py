@@ -3,20 +3,22 @@
 Everything the agent checks is signed here with the identity key of this home: the access
 request (``permissions.request_access``) and each operation (``permissions.sign`` over an
 ``Operation`` naming session, grant, case, agent and a sequence number). Sequence numbers
-come from ``<home>/sessions/<id>.json`` under an exclusive file lock, so concurrent commands
-in the same home never sign two operations with the same number.
+are taken under an exclusive file lock, so concurrent commands in the same home never sign
+two operations with the same number, and they keep increasing across a crash of this
+machine (see :class:`SessionStore`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,21 @@ from controller.client.errors import InputError, SessionStateError
 REQUEST_PREFIX = "R-"
 SESSIONS_DIR = "sessions"
 CURRENT_FILE = "current-session"
+# How many sequence numbers one fsync'd write of the state file covers.
+SEQ_LEASE = 1000
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+_COUNTER = re.compile(r"([0-9a-f-]{8,64}) ([0-9]{19}) ([0-9]{19})\n")
+
+
+@functools.cache
+def boot_id() -> str | None:
+    """This boot of the machine (Linux: a random UUID made at boot), or None if unknown."""
+    try:
+        text = _BOOT_ID_FILE.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if re.fullmatch(r"[0-9a-f-]{8,64}", text) else None
 
 
 def new_request_id() -> str:
@@ -54,7 +70,11 @@ def sign_access_request(
 
 @dataclass(frozen=True)
 class SessionState:
-    """What this home knows about one open session; ``next_seq`` is the next unused number."""
+    """What this home knows about one open session; ``next_seq`` is the next unused number.
+
+    In the state file, ``next_seq`` is the durable bound: no number from it upward has
+    been handed out (:class:`SessionStore` reads the exact next number from the counter).
+    """
 
     session_id: str
     case_id: str
@@ -90,13 +110,30 @@ def check_session_id(session_id: str) -> str:
 
 @dataclass(frozen=True)
 class SessionStore:
-    """Session state files of one home: ``sessions/<id>.json`` and ``current-session``.
+    """Session state files of one home: ``sessions/<id>.json``, ``sessions/<id>.seq`` and
+    ``current-session``.
 
-    Every read-modify-write holds an exclusive ``flock`` on ``sessions/.lock`` and replaces
-    files atomically (write, fsync, rename), across threads and processes alike.
+    Every read-modify-write holds an exclusive ``flock`` on ``sessions/.lock``, across
+    threads and processes alike. ``<id>.json`` is replaced atomically and durably (write,
+    fsync, rename, fsync of the directory). Sequence numbers cost no fsync each:
+
+    - ``<id>.json`` holds a durable bound: every number handed out is below it. Before a
+      number at or past the bound is handed out, the bound moves :data:`SEQ_LEASE` ahead,
+      durably.
+    - ``<id>.seq`` holds the exact next number, the machine's boot id and the bound it was
+      written under, without fsync. A process that dies leaves it intact in the page cache;
+      a crash of the machine may lose or damage it, but then the boot id differs (or it does
+      not parse), and numbering resumes at the durable bound, above every number handed
+      out. So it does when the state file's bound is not the one the counter names (the
+      file was rewritten by something else, e.g. an older rmctl that fsyncs every number).
+
+    So numbers stay strictly increasing per session across crashes without trusting the
+    clock; after a crash of the machine they skip ahead by at most :data:`SEQ_LEASE`.
+    Where the boot id is unknown, every number is written durably.
     """
 
     home: Path
+    boot: Callable[[], str | None] = field(default=boot_id, compare=False, repr=False)
 
     @property
     def directory(self) -> Path:
@@ -105,10 +142,17 @@ class SessionStore:
     def _path(self, session_id: str) -> Path:
         return self.directory / f"{check_session_id(session_id)}.json"
 
+    def _counter_path(self, session_id: str) -> Path:
+        return self.directory / f"{check_session_id(session_id)}.seq"
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock = self.directory / ".lock"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -118,14 +162,17 @@ class SessionStore:
     def add(self, state: SessionState, *, make_current: bool = True) -> None:
         """Store a newly opened session and, by default, make it the current one."""
         with self._locked():
+            self._counter_path(state.session_id).unlink(missing_ok=True)
             _write_atomic(self._path(state.session_id), state.to_json())
             if make_current:
                 _write_atomic(self.home / CURRENT_FILE, state.session_id.encode() + b"\n")
 
     def get(self, session_id: str) -> SessionState:
-        """The stored state; SessionStateError if this home has none or it is damaged."""
+        """The stored state with the exact next number; SessionStateError if this home has
+        none or it is damaged."""
         with self._locked():
-            return self._read(session_id)
+            state = self._read(session_id)
+            return replace(state, next_seq=self._next(state))
 
     def current_id(self) -> str | None:
         """The id named by ``current-session``, if any."""
@@ -148,19 +195,44 @@ class SessionStore:
         return self.get(session_id)
 
     def reserve_seq(self, session_id: str) -> tuple[SessionState, int]:
-        """Take the next sequence number for good: it is never handed out again."""
+        """Take the next sequence number for good: it is never handed out again, even after
+        a crash of this process or this machine. Returns the state as it was before."""
         with self._locked():
-            state = self._read(session_id)
-            seq = state.next_seq
-            _write_atomic(self._path(session_id), _advanced(state).to_json())
-            return state, seq
+            durable = self._read(session_id)
+            seq = self._next(durable)
+            boot = self.boot()
+            bound = durable.next_seq
+            if seq >= bound:
+                bound = seq + (SEQ_LEASE if boot is not None else 1)
+                _write_atomic(self._path(session_id),
+                              replace(durable, next_seq=bound).to_json())
+            if boot is not None:
+                _write_counter(self._counter_path(session_id), boot, seq + 1, bound)
+            return replace(durable, next_seq=seq), seq
 
     def forget(self, session_id: str) -> None:
         """Remove a session's state, and the current-session pointer if it names it."""
         with self._locked():
             self._path(session_id).unlink(missing_ok=True)
+            self._counter_path(session_id).unlink(missing_ok=True)
             if self.current_id() == session_id:
                 (self.home / CURRENT_FILE).unlink(missing_ok=True)
+
+    def _next(self, durable: SessionState) -> int:
+        """The next number: the counter's, if this boot wrote it under the state file's
+        current bound, else the durable bound."""
+        boot = self.boot()
+        if boot is None:
+            return durable.next_seq
+        try:
+            text = self._counter_path(durable.session_id).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            return durable.next_seq
+        match = _COUNTER.fullmatch(text)
+        if match is None or match[1] != boot or int(match[3]) != durable.next_seq \
+                or not 1 <= int(match[2]) <= durable.next_seq:
+            return durable.next_seq  # written before a crash, under another bound, or damaged
+        return int(match[2])
 
     def _read(self, session_id: str) -> SessionState:
         path = self._path(session_id)
@@ -178,9 +250,24 @@ class SessionStore:
         return state
 
 
-def _advanced(state: SessionState) -> SessionState:
-    return SessionState(state.session_id, state.case_id, state.agent_id, state.grant_id,
-                        state.next_seq + 1)
+def _write_counter(path: Path, boot: str, next_seq: int, bound: int) -> None:
+    """Overwrite the counter in place, without fsync (see :class:`SessionStore`).
+
+    Not truncated first: ext4 flushes a file rewritten after truncation when it is closed,
+    which costs as much as the rest of a reservation. The number has a fixed width, so a
+    new record covers the old one exactly; a write cut short raises before the number is
+    handed out, and what it leaves reads as no number, or one not below the old one under
+    a bound not above the state file's.
+    """
+    data = f"{boot} {next_seq:019d} {bound:019d}\n".encode("ascii")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        if os.pwrite(fd, data, 0) != len(data):
+            raise OSError(f"short write to {path}")
+        if os.fstat(fd).st_size != len(data):
+            os.ftruncate(fd, len(data))  # a new file, or one a foreign boot id wrote
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

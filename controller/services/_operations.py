@@ -9,6 +9,7 @@ signed bytes, and the agent decides whether anything runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -32,7 +33,7 @@ from controller.logs import log_event
 from controller.relay import Outcome, Relayed
 from controller.services import _common
 from controller.services._common import Deps
-from controller.store import directory, sessions
+from controller.store import sessions
 from controller.store.records import SessionEvent
 from permissions import (
     OPERATION,
@@ -42,6 +43,7 @@ from permissions import (
     MalformedStatement,
     Operation,
     PermissionsError,
+    PublicKey,
     Receipt,
     digest,
     key_id,
@@ -49,7 +51,7 @@ from permissions import (
     verify,
 )
 from rmaint.envelopes import from_wire
-from rmaint.v1 import agent_pb2, common_pb2
+from rmaint.v1 import agent_pb2
 
 # The agent says this when its log cannot take the attempt: reachable, but refusing.
 _CANNOT_RECORD = "operation refused"
@@ -76,10 +78,8 @@ async def run_operation(deps: Deps, caller: Caller,
         await asyncio.shield(_finish(deps, attempt, Outcome.CANCELLED,
                                      "the engineer's call was cancelled", started, None))
         raise
-    note = _receipt_problem(relayed, attempt, envelope, op)
-    receipt = relayed.response.receipt if relayed.response is not None else None
-    await _finish(deps, attempt, relayed.outcome, _detail(relayed, note), started,
-                  _receipt_envelope(receipt))
+    receipt, note = _checked_receipt(relayed, attempt, envelope, op)
+    await _finish(deps, attempt, relayed.outcome, _detail(relayed, note), started, receipt)
     log_event("operation.relayed", session_id=op.session_id, seq=op.seq,
               operation=op.operation, agent_id=op.agent_id, outcome=relayed.outcome.value,
               code=relayed.code.name, receipt_problem=note, event_id=attempt.event_id)
@@ -104,8 +104,10 @@ def _verified(envelope: Envelope, caller: Caller) -> Operation:
 
 def _record_attempt(conn: Connection, caller: Caller, op: Operation, envelope: Envelope,
                     now: float) -> _Attempt:
-    session = rules.check_session_for(sessions.get_session(conn, op.session_id),
+    target = sessions.relay_target(conn, op.session_id)
+    session = rules.check_session_for(target.session if target else None,
                                       op.session_id, caller.name)
+    assert target is not None, "check_session_for refuses a missing session"
     if not session.is_open:
         raise FailedPrecondition(f"session {session.session_id} is closed "
                                  f"({session.end_reason})")
@@ -113,15 +115,13 @@ def _record_attempt(conn: Connection, caller: Caller, op: Operation, envelope: E
                                                   session.grant_id):
         raise InvalidArgument(f"the operation names another agent, case or grant than "
                               f"session {session.session_id}")
-    agent = directory.get_agent(conn, op.agent_id)
-    assert agent is not None, "sessions reference enrolled agents"
     event_id = sessions.add_event(conn, SessionEvent(
         event_id=None, session_id=op.session_id, seq=op.seq, engineer=caller.name,
         operation=op.operation, params_json=json.dumps(op.params, sort_keys=True),
         outcome="pending", detail="", started_at=now, duration_ms=None, receipt=None,
         operation_envelope=envelope,
     ))
-    return _Attempt(event_id, agent.address, agent.public_key)
+    return _Attempt(event_id, target.agent_address, target.agent_public_key)
 
 
 async def _finish(deps: Deps, attempt: _Attempt, outcome: Outcome, detail: str,
@@ -131,30 +131,33 @@ async def _finish(deps: Deps, attempt: _Attempt, outcome: Outcome, detail: str,
                            detail=detail, duration_ms=elapsed_ms, receipt=receipt)
 
 
-def _receipt_envelope(message: common_pb2.Envelope | None) -> Envelope | None:
-    if message is None:
-        return None
-    try:
-        return from_wire(message)
-    except MalformedStatement:
-        return None
-
-
-def _receipt_problem(relayed: Relayed, attempt: _Attempt, envelope: Envelope,
-                     op: Operation) -> str:
-    """Empty if the agent's receipt is signed by its enrolled key and covers this exchange."""
+def _checked_receipt(relayed: Relayed, attempt: _Attempt, envelope: Envelope,
+                     op: Operation) -> tuple[Envelope | None, str]:
+    """The agent's receipt as the session log keeps it (None if absent or unreadable), and
+    what is wrong with it: empty if it is signed by the agent's enrolled key and covers
+    this exchange."""
     if relayed.response is None:
-        return ""
+        return None, ""
     try:
-        key = load_public_key(attempt.agent_key)
         receipt_env = from_wire(relayed.response.receipt)
-        receipt = Receipt.from_payload(verify(receipt_env, RECEIPT, {key_id(key): key}))
+    except MalformedStatement as exc:
+        return None, f"receipt not verified: {exc}"
+    try:
+        key, kid = _agent_key(attempt.agent_key)
+        receipt = Receipt.from_payload(verify(receipt_env, RECEIPT, {kid: key}))
     except PermissionsError as exc:
-        return f"receipt not verified: {exc}"
+        return receipt_env, f"receipt not verified: {exc}"
     result = "sha256:" + hashlib.sha256(relayed.response.result_json).hexdigest()
     covered = (receipt.operation_digest == digest(envelope) and receipt.result_digest == result
                and (receipt.session_id, receipt.seq) == (op.session_id, op.seq))
-    return "" if covered else "receipt does not cover this operation and result"
+    return receipt_env, "" if covered else "receipt does not cover this operation and result"
+
+
+@functools.lru_cache(maxsize=1024)
+def _agent_key(raw: bytes) -> tuple[PublicKey, str]:
+    """An enrolled agent's key, loaded and named once per distinct key (raises if unusable)."""
+    key = load_public_key(raw)
+    return key, key_id(key)
 
 
 def _detail(relayed: Relayed, note: str) -> str:

@@ -156,17 +156,28 @@ class SessionEvent:
     operation_envelope: Envelope
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(kind: type) -> tuple[str, ...]:
+    """The field names of one of the dataclasses above, looked up once."""
+    names = _NAMES.get(kind)
+    if names is None:
+        names = _NAMES[kind] = tuple(field.name for field in fields(kind))
+    return names
+
+
 def load(kind: type[T], row: Row[Any]) -> T:
     """A record of ``kind`` from a result row."""
     values: dict[str, Any] = {}
     columns = row._mapping
-    for field in fields(kind):  # type: ignore[arg-type]  # kind is one of the dataclasses above
-        value = columns[field.name]
-        if field.name == "scopes":
+    for name in _names(kind):
+        value = columns[name]
+        if name == "scopes":
             value = scopes_of(value)
-        elif field.name in _ENVELOPES and value is not None:
+        elif name in _ENVELOPES and value is not None:
             value = envelope_of(value)
-        values[field.name] = value
+        values[name] = value
     return kind(**values)
 
 

@@ -1,13 +1,41 @@
-"""Remote sessions and their events (one per operation attempt)."""
+"""Remote sessions and their events (one per operation attempt).
+
+The statements of a relayed operation (:func:`relay_target`, :func:`add_event`,
+:func:`finish_event`) are built once with bound parameters: SQLAlchemy then reuses their
+compiled form instead of rebuilding and hashing a new statement on every call.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from controller.store.codec import envelope_text
 from controller.store.records import Session, SessionEvent, dump, load
-from controller.store.schema import session_events, sessions
+from controller.store.schema import agents, session_events, sessions
 from permissions import Envelope
+
+_RELAY_TARGET = (
+    sa.select(sessions, agents.c.address.label("agent_address"),
+              agents.c.public_key.label("agent_public_key"))
+    .join(agents, agents.c.agent_id == sessions.c.agent_id)
+    .where(sessions.c.session_id == sa.bindparam("b_session_id"))
+)
+_ADD_EVENT = session_events.insert()
+# The SET clause comes from the parameter names given at execution.
+_FINISH_EVENT = session_events.update().where(
+    session_events.c.event_id == sa.bindparam("b_event_id"))
+
+
+@dataclass(frozen=True)
+class RelayTarget:
+    """A session with the address and public key of its agent, read together."""
+
+    session: Session
+    agent_address: str
+    agent_public_key: bytes
 
 
 def add_session(conn: Connection, session: Session) -> None:
@@ -48,9 +76,19 @@ def close_open_sessions(conn: Connection, *, reason: str, now: float,
     return int(conn.execute(query.values(ended_at=now, end_reason=reason)).rowcount)
 
 
+def relay_target(conn: Connection, session_id: str) -> RelayTarget | None:
+    """The session and its agent's address and key in one query; None if no such session."""
+    row = conn.execute(_RELAY_TARGET, {"b_session_id": session_id}).first()
+    if row is None:
+        return None
+    columns = row._mapping
+    return RelayTarget(load(Session, row), columns["agent_address"],
+                       bytes(columns["agent_public_key"]))
+
+
 def add_event(conn: Connection, event: SessionEvent) -> int:
     """Insert ``event`` (its ``event_id`` is ignored) and return the id it got."""
-    result = conn.execute(session_events.insert().values(dump(event, skip=("event_id",))))
+    result = conn.execute(_ADD_EVENT, dump(event, skip=("event_id",)))
     key = result.inserted_primary_key
     assert key is not None, "inserts report their primary key"
     return int(key[0])
@@ -59,10 +97,11 @@ def add_event(conn: Connection, event: SessionEvent) -> int:
 def finish_event(conn: Connection, event_id: int, *, outcome: str, detail: str,
                  duration_ms: float, receipt: Envelope | None) -> None:
     """Record how a relayed operation ended."""
-    conn.execute(session_events.update().where(session_events.c.event_id == event_id).values(
-        outcome=outcome, detail=detail, duration_ms=duration_ms,
-        receipt=None if receipt is None else envelope_text(receipt),
-    ))
+    conn.execute(_FINISH_EVENT, {
+        "b_event_id": event_id, "outcome": outcome, "detail": detail,
+        "duration_ms": duration_ms,
+        "receipt": None if receipt is None else envelope_text(receipt),
+    })
 
 
 def list_events(conn: Connection, session_id: str) -> list[SessionEvent]:

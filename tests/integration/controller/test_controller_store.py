@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,45 @@ def test_approver_keys_are_replaced_on_each_report(store: Store) -> None:
     store.write_sync(directory.replace_approver_keys, "web-1", {"a": b"1", "b": b"2"}, T0)
     store.write_sync(directory.replace_approver_keys, "web-1", {"c": b"3"}, T0 + 1)
     assert store.read_sync(directory.get_approver_keys, "web-1") == {"c": b"3"}
+
+
+async def test_async_writes_after_failures_keep_working(store: Store) -> None:
+    def half(conn: Connection) -> None:
+        _seed(conn)
+        raise AlreadyExists("boom")
+
+    with pytest.raises(AlreadyExists):
+        await store.write(half)
+    orphan = AgentRecord("web-9", "nobody", "h:1", b"k", "sha256:k", T0, None)
+    with pytest.raises(StoreConflict):  # a database error: the next write gets a new connection
+        await store.write(directory.save_agent, orphan)
+    await store.write(_seed)
+    assert [c.customer_id for c in await store.read(directory.list_customers)] == ["acme"]
+    assert await store.write(cases.next_case_id) == "C-0002"
+
+
+async def test_concurrent_async_writes_all_commit(store: Store) -> None:
+    await store.write(_seed)
+    ids = await asyncio.gather(*(store.write(cases.next_case_id) for _ in range(40)))
+    assert sorted(ids) == [f"C-{n:04d}" for n in range(2, 42)]
+
+
+def test_sqlite_writes_queue_in_one_thread_instead_of_sleeping_on_the_lock(
+        tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path}/c.db")
+    try:
+        migrate.upgrade(store)
+        threads = asyncio.run(_writer_threads(store))
+    finally:
+        store.close()
+    assert len(threads) == 1
+
+
+async def _writer_threads(store: Store) -> set[str]:
+    def name(_: Connection) -> str:
+        return threading.current_thread().name
+
+    return set(await asyncio.gather(*(store.write(name) for _ in range(20))))
 
 
 def test_sqlite_is_durable_and_strict(tmp_path: Path) -> None:

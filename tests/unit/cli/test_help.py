@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from controller.cli import app
+from controller.cli._app import GROUPS
 
 EXPECTED = {
     "init", "serve", "login",
@@ -23,18 +28,42 @@ EXPECTED = {
 }
 
 
-def command_paths(command: object = None, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+def command_paths(command: Any = None, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+    """Every command, through the listing and lookup that the root loads groups with."""
     command = command or get_command(app)
-    children = getattr(command, "commands", None)
-    if not children:
+    if not hasattr(command, "list_commands"):
         yield " ".join(prefix)
         return
-    for name, child in children.items():
-        yield from command_paths(child, (*prefix, name))
+    ctx = command.make_context(prefix[-1] if prefix else "rmctl", [], resilient_parsing=True)
+    for name in command.list_commands(ctx):
+        yield from command_paths(command.get_command(ctx, name), (*prefix, name))
 
 
 def test_the_command_tree_is_the_documented_one() -> None:
     assert set(command_paths()) == EXPECTED
+
+
+def test_the_root_lists_groups_with_the_help_they_show_when_loaded(runner: CliRunner) -> None:
+    listed = runner.invoke(app, ["--help"]).output
+    root = get_command(app)
+    ctx = root.make_context("rmctl", [], resilient_parsing=True)
+    for name, entry in GROUPS.items():
+        loaded = root.get_command(ctx, name)  # type: ignore[attr-defined]  # the root is a group
+        assert loaded.help == entry.help
+        assert f"  {name}" in listed and entry.help in listed
+
+
+def test_one_command_loads_only_its_own_group() -> None:
+    script = ("import sys; from controller.cli import app; from typer.main import get_command; "
+              "root = get_command(app); ctx = root.make_context('rmctl', [], "
+              "resilient_parsing=True); root.get_command(ctx, 'diag'); "
+              "print(sorted(m for m in sys.modules if m.startswith('controller.cli.')))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    loaded = set(ast.literal_eval(done.stdout))
+    assert "controller.cli.diag" in loaded
+    assert not loaded & {"controller.cli.admin", "controller.cli.cases",
+                         "controller.cli.access", "controller.cli.sessions"}
 
 
 @pytest.mark.parametrize("path", sorted(EXPECTED))
