@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf.message import DecodeError
 
 from controller.errors import ControllerError, status_of
 from controller.logs import log_event
@@ -205,18 +206,34 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unt
         return guarded
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        # Unary requests are decoded only after the caller is admitted: an unauthorized
+        # caller never makes the server parse anything, and undecodable bytes become
+        # INVALID_ARGUMENT instead of an error naming internals.
         for kind, make in _KINDS:
             behavior = getattr(handler, kind)
             if behavior is not None:
-                return make(self._guard(method, behavior),
-                            request_deserializer=handler.request_deserializer,
+                unary = kind.startswith("unary_")
+                decode = handler.request_deserializer if unary else None
+                return make(self._guard(method, behavior, decode),
+                            request_deserializer=None if unary else handler.request_deserializer,
                             response_serializer=handler.response_serializer)
         return handler
 
-    def _guard(self, method: str, behavior: _Behavior) -> _Behavior:
+    def _guard(self, method: str, behavior: _Behavior,
+               decode: Callable[[bytes], Any] | None = None) -> _Behavior:
+        async def admit(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._admit(method, context)
+            if decode is None:
+                return request
+            try:
+                return decode(request)
+            except DecodeError:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "malformed request: not a valid protobuf message")
+
         if inspect.isasyncgenfunction(behavior):
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                await self._admit(method, context)
+                request = await admit(request, context)
                 try:
                     async for item in behavior(request, context):
                         yield item
@@ -225,7 +242,7 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unt
             return stream
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await self._admit(method, context)
+            request = await admit(request, context)
             try:
                 return await behavior(request, context)
             except Exception as exc:  # the boundary: translated below
