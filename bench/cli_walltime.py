@@ -184,8 +184,17 @@ def bench(d: Deployment) -> None:
         print(f"  {name:<46}{ms:>8.1f}  {package:<26}{own:>8.1f}")
 
 
+def compile_bytecode() -> None:
+    """Write the .pyc files an ordinary install has, even where PYTHONDONTWRITEBYTECODE is set."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "compileall", "-q",
+                    *(str(root / d) for d in ("agent", "controller", "permissions", "pki", "protos"))],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
 def main() -> int:
     print("== bench.cli_walltime: one rmctl diag system process vs ssh localhost true", flush=True)
+    compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="rmaint-bench-") as tmp:
         d = Deployment(Path(tmp) / "deployment")
         try:
