@@ -1,22 +1,33 @@
 """The operations the agent offers: one table of name -> scope, limits and implementation.
 
 Parameters are validated strictly before anything runs: unknown keys, wrong types and
-out-of-range values raise :class:`~agent.errors.InvalidParams` with a message naming
-the parameter.
+out-of-range values, and logs, paths or connect targets that the customer did not
+allowlist, raise :class:`~agent.errors.InvalidParams` with a message naming the
+parameter. Results are JSON-ready dicts; their shapes are described by each module of
+:mod:`agent.diag`.
+
+The table depends on the customer's ``[diag]`` allowlists: :func:`build_catalogue` binds
+them (the daemon passes ``build_catalogue(config.diag)`` to the dispatcher).
+:data:`CATALOGUE` is the table of an agent without a ``[diag]`` section, which refuses
+every log, path and connect target.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from agent import diagnostics
-from agent.errors import InvalidParams
+from agent.diag import connect, files, logs, logsearch, network, processes, services, system
+from agent.diag.params import ParamReader
+from agent.diag.policy import DiagConfig
 
 Params = Mapping[str, Any]
 Runner = Callable[[], Awaitable[dict[str, Any]]]
+Q = TypeVar("Q")
+KIB = 1024
+MIB = 1024 * KIB
 
 
 @dataclass(frozen=True)
@@ -31,53 +42,54 @@ class OperationSpec:
     prepare: Callable[[Params], Runner]
 
 
-def _no_params(name: str, params: Params) -> None:
-    if params:
-        raise InvalidParams(f"{name} takes no parameters, got: {', '.join(sorted(params))}")
+def _bind(parse: Callable[[Params], Q],
+          run: Callable[[Q], Awaitable[dict[str, Any]]]) -> Callable[[Params], Runner]:
+    def prepare(params: Params) -> Runner:
+        query = parse(params)
+        return lambda: run(query)
+    return prepare
 
 
-def _prepare_system(params: Params) -> Runner:
-    _no_params("diag.system", params)
-    return diagnostics.system
+def _no_params(name: str, run: Runner) -> Callable[[Params], Runner]:
+    def prepare(params: Params) -> Runner:
+        ParamReader(name, params, ())
+        return run
+    return prepare
 
 
-def _prepare_disks(params: Params) -> Runner:
-    _no_params("diag.disks", params)
-    return diagnostics.disks
+def _read(name: str, deadline: float, limit: int,
+          prepare: Callable[[Params], Runner]) -> OperationSpec:
+    return OperationSpec(name, "diag.read", False, deadline, limit, prepare)
 
 
-def _prepare_processes(params: Params) -> Runner:
-    query = parse_process_query(params)
-    return lambda: diagnostics.processes(query)
-
-
-def parse_process_query(params: Params) -> diagnostics.ProcessQuery:
-    """``by`` in cpu|memory, ``limit`` integer 1..100, ``interval`` seconds 0..10."""
-    unknown = set(params) - {"by", "limit", "interval"}
-    if unknown:
-        raise InvalidParams(f"diag.processes: unknown parameter {', '.join(sorted(unknown))}")
-    default = diagnostics.ProcessQuery()
-    by = params.get("by", default.by)
-    if by not in ("cpu", "memory"):
-        raise InvalidParams('diag.processes: by must be "cpu" or "memory"')
-    limit = params.get("limit", default.limit)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise InvalidParams("diag.processes: limit must be an integer from 1 to 100")
-    interval = params.get("interval", default.interval)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) \
-            or not math.isfinite(interval) or not 0 <= interval <= 10:
-        raise InvalidParams("diag.processes: interval must be a number of seconds from 0 to 10")
-    return diagnostics.ProcessQuery(by=by, limit=limit, interval=float(interval))
-
-
-CATALOGUE: dict[str, OperationSpec] = {
-    spec.name: spec for spec in (
-        OperationSpec("diag.system", "diag.read", False, 10.0, 64 * 1024, _prepare_system),
-        OperationSpec("diag.disks", "diag.read", False, 10.0, 256 * 1024, _prepare_disks),
-        OperationSpec("diag.processes", "diag.read", False, 20.0, 512 * 1024,
-                      _prepare_processes),
+def build_catalogue(diag: DiagConfig) -> dict[str, OperationSpec]:
+    """Every operation, with the allowlists of ``diag`` bound into those that use them."""
+    specs = (
+        _read("diag.system", 10.0, 64 * KIB, _no_params("diag.system", system.system)),
+        _read("diag.cpu", 10.0, 64 * KIB, _bind(system.parse_cpu, system.cpu)),
+        _read("diag.memory", 10.0, 16 * KIB, _no_params("diag.memory", system.memory)),
+        _read("diag.disks", 15.0, MIB, _no_params("diag.disks", system.disks)),
+        _read("diag.network", 15.0, MIB, _no_params("diag.network", network.network)),
+        _read("diag.processes", 20.0, 512 * KIB,
+              _bind(processes.parse_processes, processes.processes)),
+        _read("diag.process", 10.0, 256 * KIB, _bind(processes.parse_process, processes.process)),
+        _read("diag.services", 25.0, MIB, _bind(services.parse_services, services.services)),
+        _read("diag.clock", 5.0, 4 * KIB, _bind(system.parse_clock, system.clock)),
+        _read("diag.connect", 15.0, 64 * KIB,
+              _bind(partial(connect.parse_connect, diag=diag), connect.connect)),
+        OperationSpec("logs.tail", "diag.logs", False, 20.0, MIB,
+                      _bind(partial(logs.parse_tail, diag=diag), logs.tail)),
+        OperationSpec("logs.search", "diag.logs", False, 25.0, MIB,
+                      _bind(partial(logsearch.parse_search, diag=diag), logsearch.search)),
+        OperationSpec("files.stat", "diag.files", False, 5.0, 16 * KIB,
+                      _bind(partial(files.parse_file, "files.stat", diag=diag), files.stat_file)),
+        OperationSpec("files.hash", "diag.files", False, 25.0, 16 * KIB,
+                      _bind(partial(files.parse_file, "files.hash", diag=diag), files.hash_file)),
     )
-}
+    return {spec.name: spec for spec in specs}
+
+
+CATALOGUE: dict[str, OperationSpec] = build_catalogue(DiagConfig())
 
 
 def scope_of(name: str) -> str | None:

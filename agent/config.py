@@ -14,6 +14,8 @@ Layout (relative names resolve against the home)::
     [agent]  id, trust_domain, listen, controller, socket = "rmagent.sock"
     [[approvers]]  name, key_id, public_key (base64 of the raw 32-byte Ed25519 key)
     [log]    path = "agent-log.db"
+    [diag]   log_files, journald_units, file_roots, connect_allow, max_hash_bytes
+             (optional; what engineers may see, see :mod:`agent.diag.policy`)
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import base64
 import binascii
 import os
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from agent.diag import policy as diag_policy
+from agent.diag.policy import DiagConfig
 from permissions import PublicKey, key_id, public_key_bytes
 from pki.identity import IdentityError, check_name, check_trust_domain
 
@@ -94,6 +98,7 @@ class AgentConfig:
     socket: str = DEFAULT_SOCKET
     log_path: str = DEFAULT_LOG
     approvers: tuple[PinnedApprover, ...] = ()
+    diag: DiagConfig = field(default_factory=DiagConfig)
 
     def approver_keys(self) -> dict[str, PublicKey]:
         """Pinned keys by key id, as ``permissions.verify_decision`` takes them."""
@@ -240,6 +245,12 @@ def _validate(config: AgentConfig) -> None:
     for approver in config.approvers:
         if PinnedApprover.of(approver.name, approver.public_key) != approver:
             raise ConfigInvalid(f"approver {approver.name!r}: key_id does not match its key")
+    try:
+        normalized = diag_policy.parse(diag_policy.to_toml(config.diag))
+    except diag_policy.DiagConfigInvalid as exc:
+        raise ConfigInvalid(str(exc)) from None
+    if normalized != config.diag:
+        raise ConfigInvalid("[diag] entries must be written in normal form")
 
 
 def _table(data: dict[str, Any], name: str, keys: set[str]) -> dict[str, Any]:
@@ -262,7 +273,7 @@ def _string(table: dict[str, Any], name: str, where: str, default: str | None = 
 
 
 def _parse(data: dict[str, Any]) -> AgentConfig:
-    unknown = set(data) - {"agent", "approvers", "log"}
+    unknown = set(data) - {"agent", "approvers", "log", "diag"}
     if unknown:
         raise ConfigInvalid(f"unknown section: {', '.join(sorted(unknown))}")
     if "agent" not in data:
@@ -277,9 +288,20 @@ def _parse(data: dict[str, Any]) -> AgentConfig:
         socket=_string(agent, "socket", "agent", DEFAULT_SOCKET),
         log_path=_string(log, "path", "log", DEFAULT_LOG),
         approvers=_parse_approvers(data.get("approvers", [])),
+        diag=_parse_diag(data),
     )
     _validate(config)
     return config
+
+
+def _parse_diag(data: dict[str, Any]) -> DiagConfig:
+    table = data.get("diag", {})
+    if not isinstance(table, dict):
+        raise ConfigInvalid("[diag] must be a table")
+    try:
+        return diag_policy.parse(table)
+    except diag_policy.DiagConfigInvalid as exc:
+        raise ConfigInvalid(str(exc)) from None
 
 
 def _parse_approvers(entries: Any) -> tuple[PinnedApprover, ...]:
@@ -314,6 +336,9 @@ def _to_toml(config: AgentConfig) -> dict[str, Any]:
                               "public_key": base64.b64encode(a.public_key).decode()}
                              for a in config.approvers]
     data["log"] = {"path": config.log_path}
+    diag = diag_policy.to_toml(config.diag)
+    if diag:
+        data["diag"] = diag
     return data
 
 

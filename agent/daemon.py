@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent import config as agent_config
 from agent import jsonlog
+from agent.catalogue import build_catalogue
 from agent.config import AgentConfig, AgentPaths
 from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
@@ -81,8 +82,9 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
     log = OperationLog(paths.log)
     stack.callback(log.close)
     trust = PinnedTrust(home, identity.name)
+    # The customer's [diag] allowlists are bound into the catalogue once, at start.
     dispatcher = Dispatcher(agent_id=identity.name, signing_key=key, trust=trust, state=state,
-                            log=log, clock=clock)
+                            log=log, catalogue=build_catalogue(config.diag), clock=clock)
     stack.push_async_callback(dispatcher.close)  # after the servers stop, before the stores
     files = TlsFiles(paths.key, paths.cert, paths.ca)
     network, port = await start_network_server(config.listen, identity.trust_domain, files,

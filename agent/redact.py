@@ -20,7 +20,21 @@ secret, token, api_key, apikey, access_key, auth, credentials, private_key):
   ``-p VALUE`` and ``-pVALUE`` before the command it wraps; ``redis-cli`` (and
   ``valkey-cli``, ``keydb-cli``) hides ``-a VALUE``.
 
-Each hidden value counts as one redaction, so callers can report how much was hidden.
+Log lines (:func:`redact_line`, :class:`LineRedactor` for a sequence of lines) hide all
+of the above and also:
+
+* private key blocks, ``-----BEGIN ... PRIVATE KEY-----`` to the matching ``-----END``
+  line, within one line (escaped newlines in JSON) or across lines;
+* ``name: value``, ``name = value`` and JSON ``"name": "value"`` for the secret names
+  above, and Azure connection-string keys (``AccountKey=``, ``SharedAccessKey=``,
+  ``sig=`` of SAS tokens);
+* credentials recognisable by their form alone (:func:`redact_tokens`, also applied to
+  command lines by :func:`redact_command`): AWS access key ids (``AKIA``, ``ASIA``, ...),
+  Google API keys (``AIza``) and OAuth access tokens (``ya29.``), GitHub and Slack tokens,
+  JSON Web Tokens.
+
+Each hidden value counts as one redaction (so does each hidden line of a private key
+block), so callers can report how much was hidden.
 """
 
 from __future__ import annotations
@@ -36,9 +50,15 @@ MASK = "***"
 
 _SENSITIVE_NAME = (
     r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|auth"
-    r"|credentials?|private[-_]?key|client[-_]?secret|session[-_]?key)"
+    r"|credentials?|private[-_]?key|client[-_]?secret|session[-_]?key|account[-_]?key|sig)"
 )
 _SENSITIVE_END = re.compile(rf"{_SENSITIVE_NAME}\Z", re.IGNORECASE)
+# A name (or header) can only be secret if the text holds a sensitive word somewhere:
+# without one, the name-judging steps are skipped (they give the same result, slower).
+# Each word of _SENSITIVE_NAME and of the header words contains one of _WORDS.
+_ANY_SENSITIVE = re.compile(_SENSITIVE_NAME, re.IGNORECASE)
+_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "sig")
+
 _SENSITIVE_LONGEST = len("client-secret")  # the longest word _SENSITIVE_NAME matches
 _ALNUM = frozenset(string.ascii_letters + string.digits)
 
@@ -67,6 +87,14 @@ _MYSQL_TOOL = re.compile(r"(?:mysql|mariadb)[a-z_-]*")
 _REDIS_TOOL = re.compile(r"(?:redis|valkey|keydb)-cli")
 _ATTACHED_P = re.compile(r"-p(?P<value>.+)", re.DOTALL)
 _SSHPASS_OPTIONS_WITH_VALUE = frozenset({"-f", "-d", "-P"})
+
+
+def may_name_secret(text: str) -> bool:
+    """False only if no name in ``text`` can be judged secret (a fast pre-check)."""
+    if not text.isascii():  # case-insensitive matching knows more letters than lower()
+        return _ANY_SENSITIVE.search(text) is not None
+    lower = text.lower()
+    return any(word in lower for word in _WORDS)
 
 
 def _names_secret(name: str) -> bool:
@@ -112,31 +140,63 @@ class Redacted:
         return " ".join(self.args)
 
 
-def redact_text(text: str) -> tuple[str, int]:
-    """``text`` with every recognised secret value replaced by ``***``, and the count."""
-    count = 0
+def _may_hold_url(text: str) -> bool:
+    return "@" in text and "://" in text
 
-    def mask(keep: str, value: str) -> str:
-        nonlocal count
+
+def _may_hold_scheme(text: str) -> bool:
+    lower = text.lower()
+    return not text.isascii() or any(w in lower for w in ("bearer", "basic", "token"))
+
+
+class _Masker:
+    """Masks values and counts them; the steps of :func:`redact_text` and log lines."""
+
+    def __init__(self, text: str) -> None:
+        self.count = 0
+        self.names = may_name_secret(text)  # whether the name-judging steps can find any
+
+    def mask(self, keep: str, value: str) -> str:
         if value.startswith(MASK):  # already hidden by an earlier pattern
             return keep + value
-        count += 1
+        self.count += 1
         return keep + MASK
 
-    def header(name: str, m: re.Match[str]) -> str:
+    def urls(self, text: str) -> str:
+        if not _may_hold_url(text):
+            return text
+        return _URL_CREDENTIALS.sub(lambda m: self.mask(m["prefix"] + ":", m["pw"]) + "@", text)
+
+    def headers(self, text: str) -> str:
+        if not self.names:
+            return text
+        return _after_names(text, _HEADER_NAME, _header_secret, _HEADER_VALUE, self._header)
+
+    def _header(self, name: str, m: re.Match[str]) -> str:
         keep, value = m["sep"], m["value"]
         if name.lower().endswith("authorization"):
             scheme, space, credentials = value.partition(" ")
             if credentials.strip():  # "Basic xyz": keep the scheme, hide the credentials
                 keep, value = keep + scheme + space, credentials
-        return mask(keep, value)
+        return self.mask(keep, value)
 
-    text = _URL_CREDENTIALS.sub(lambda m: mask(m["prefix"] + ":", m["pw"]) + "@", text)
-    text = _after_names(text, _HEADER_NAME, _header_secret, _HEADER_VALUE, header)
-    text = _AUTH_SCHEME.sub(lambda m: mask(m["scheme"], m["value"]), text)
-    text = _after_names(text, _ASSIGNED_NAME, _names_secret, _ASSIGNED_VALUE,
-                        lambda name, m: mask(m["sep"], m["value"]))
-    return text, count
+    def schemes(self, text: str, pattern: re.Pattern[str] | None = None) -> str:
+        if not _may_hold_scheme(text):
+            return text
+        return (pattern or _AUTH_SCHEME).sub(lambda m: self.mask(m["scheme"], m["value"]), text)
+
+    def assigned(self, text: str) -> str:
+        if not self.names:
+            return text
+        return _after_names(text, _ASSIGNED_NAME, _names_secret, _ASSIGNED_VALUE,
+                            lambda name, m: self.mask(m["sep"], m["value"]))
+
+
+def redact_text(text: str) -> tuple[str, int]:
+    """``text`` with every recognised secret value replaced by ``***``, and the count."""
+    masker = _Masker(text)
+    text = masker.assigned(masker.schemes(masker.headers(masker.urls(text))))
+    return text, masker.count
 
 
 def _after_names(text: str, names: re.Pattern[str], secret: Callable[[str], bool],
@@ -207,3 +267,124 @@ def redact_args(args: Sequence[str]) -> Redacted:
                       or (tool == "redis-cli" and arg == "-a"))
         option_value = tool == "sshpass" and arg in _SSHPASS_OPTIONS_WITH_VALUE
     return Redacted(tuple(out), count)
+
+
+# Log lines. Same discipline: every run is possessive or bounded, and each start position
+# is tried by a pattern whose literal prefix fails at once, so the work stays linear.
+_LOG_NAME = re.compile(r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]++(?=[\"']?[ \t]*+(?:=|:(?!//)))")
+_LOG_VALUE = re.compile(
+    # A quoted value ends at its closing quote (or after 2048 characters, or at a line
+    # break): it always matches, so a value is never scanned twice.
+    r"(?P<sep>[\"']?[ \t]*+[=:][ \t]*+)"
+    r"(?P<value>\"(?:[^\"\\\r\n]|\\.){0,2048}+\"?|'[^'\r\n]{0,2048}+'?|[^\s&;,\"']++)")
+# As _AUTH_SCHEME, but "token = x" is a pair, not the scheme "token" with value "=".
+_LOG_AUTH_SCHEME = re.compile(
+    r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)(?P<value>[^\s\"'=:][^\s\"']*+)", re.IGNORECASE)
+_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:"
+    r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+    r"|AIza[0-9A-Za-z_-]{35}+"
+    r"|ya29\.[0-9A-Za-z_-]++"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_[A-Za-z0-9_]{30,}+"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}+"
+    r"|eyJ[A-Za-z0-9_-]{8,}+\.eyJ[A-Za-z0-9_-]++\.[A-Za-z0-9_-]*+"
+    r")")
+_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+
+
+def redact_tokens(text: str) -> tuple[str, int]:
+    """``text`` with credentials recognisable by their form alone masked, and the count."""
+    return _TOKEN.subn(MASK, text)
+
+
+def redact_command(args: Sequence[str]) -> Redacted:
+    """:func:`redact_args`, then :func:`redact_tokens` on each argument."""
+    redacted = redact_args(args)
+    out, count = [], redacted.redactions
+    for arg in redacted.args:
+        text, n = redact_tokens(arg)
+        out.append(text)
+        count += n
+    return Redacted(tuple(out), count)
+
+
+class _LogMasker(_Masker):
+    def mask(self, keep: str, value: str) -> str:
+        if value.lstrip("\"'").startswith(MASK):  # a quoted value hidden by pairs()
+            return keep + value
+        return super().mask(keep, value)
+
+    def pairs(self, text: str) -> str:
+        """``name: value``, ``name = value`` and ``"name": "value"`` for secret names."""
+        if not self.names:
+            return text
+        return _after_names(text, _LOG_NAME, _names_secret, _LOG_VALUE, self._pair)
+
+    def _pair(self, name: str, m: re.Match[str]) -> str:
+        value = m["value"]
+        quote = value[0] if value[0] in "\"'" else ""
+        inner = value[len(quote):]
+        closed = bool(quote) and len(inner) > 0 and inner.endswith(quote)
+        inner = inner[:-1] if closed else inner
+        if not inner or inner.startswith(MASK):
+            return m.group()  # nothing to hide, or hidden already
+        self.count += 1
+        return m["sep"] + quote + MASK + (quote if closed else "")
+
+    def tokens(self, text: str) -> str:
+        text, count = redact_tokens(text)
+        self.count += count
+        return text
+
+
+class LineRedactor:
+    """Redacts the lines of one log in order; a private key block may span lines.
+
+    Feed the lines that precede the ones shown too (context), so that a block that
+    began before them is recognised; their output is simply not shown.
+    """
+
+    def __init__(self) -> None:
+        self._in_key = False
+
+    def redact(self, line: str) -> tuple[str, int]:
+        """``line`` with every recognised secret masked, and the count."""
+        masker = _LogMasker(line)
+        text = self._key_blocks(line, masker)
+        text = masker.assigned(masker.pairs(masker.headers(masker.urls(text))))
+        return masker.tokens(masker.schemes(text, _LOG_AUTH_SCHEME)), masker.count
+
+    def follow(self, line: str) -> None:
+        """Take ``line`` as context: track key blocks in it, show nothing of it."""
+        self._key_blocks(line, _Masker(""))
+
+    def _key_blocks(self, line: str, masker: _Masker) -> str:
+        if not self._in_key and "PRIVATE KEY" not in line:  # both markers hold it
+            return line
+        out: list[str] = []
+        pos = 0
+        while True:
+            if self._in_key:  # each hidden piece of a block counts once
+                end = _KEY_END.search(line, pos)
+                if end is None:
+                    return "".join(out) + masker.mask("", line[pos:]) if pos < len(line) \
+                        else "".join(out)
+                out += [masker.mask("", line[pos:end.start()]) if end.start() > pos else "",
+                        end.group()]
+                pos, self._in_key = end.end(), False
+                continue
+            begin = _KEY_BEGIN.search(line, pos)
+            if begin is None:
+                orphan = _KEY_END.search(line, pos)  # the end of a block begun before
+                if orphan is not None and orphan.start() > pos:
+                    return "".join(out) + masker.mask("", line[pos:orphan.start()]) \
+                        + line[orphan.start():]
+                return "".join(out) + line[pos:]
+            out.append(line[pos:begin.end()])
+            pos, self._in_key = begin.end(), True
+
+
+def redact_line(line: str) -> tuple[str, int]:
+    """One log line with every recognised secret masked, and the count."""
+    return LineRedactor().redact(line)

@@ -6,17 +6,27 @@ from typing import Any
 
 import pytest
 
-from agent.catalogue import CATALOGUE, parse_process_query, scope_of
-from agent.diagnostics import ProcessQuery
+from agent.catalogue import CATALOGUE, scope_of
+from agent.diag.processes import ProcessQuery
+from agent.diag.processes import parse_processes as parse_process_query
 from agent.errors import InvalidParams
+
+SCOPES = {
+    "diag.system": "diag.read", "diag.cpu": "diag.read", "diag.memory": "diag.read",
+    "diag.disks": "diag.read", "diag.network": "diag.read", "diag.processes": "diag.read",
+    "diag.process": "diag.read", "diag.services": "diag.read", "diag.clock": "diag.read",
+    "diag.connect": "diag.read", "logs.tail": "diag.logs", "logs.search": "diag.logs",
+    "files.stat": "diag.files", "files.hash": "diag.files",
+}
 
 
 def test_catalogue_declares_scope_and_limits() -> None:
-    assert set(CATALOGUE) == {"diag.system", "diag.disks", "diag.processes"}
+    assert {name: spec.scope for name, spec in CATALOGUE.items()} == SCOPES
     for spec in CATALOGUE.values():
-        assert spec.scope == "diag.read" and not spec.writes
-        assert spec.deadline > 0 and spec.output_limit > 0
+        assert not spec.writes
+        assert 0 < spec.deadline <= 25 and spec.output_limit > 0  # the controller waits 30 s
     assert scope_of("diag.system") == "diag.read"
+    assert scope_of("logs.tail") == "diag.logs"
     assert scope_of("shell.exec") is None
 
 
@@ -37,7 +47,7 @@ def test_process_query_rejects(params: dict[str, Any]) -> None:
         parse_process_query(params)
 
 
-@pytest.mark.parametrize("name", ["diag.system", "diag.disks"])
+@pytest.mark.parametrize("name", ["diag.system", "diag.disks", "diag.memory", "diag.network"])
 def test_operations_without_parameters_reject_any(name: str) -> None:
     with pytest.raises(InvalidParams, match="takes no parameters"):
         CATALOGUE[name].prepare({"verbose": True})
@@ -47,12 +57,13 @@ def test_operations_without_parameters_reject_any(name: str) -> None:
 async def test_operations_return_json_ready_values() -> None:
     system = await CATALOGUE["diag.system"].prepare({})()
     assert system["cpu"]["logical"] >= 1 and system["memory"]["total"] > 0
+    assert isinstance(system["users"], list)
     disks = await CATALOGUE["diag.disks"].prepare({})()
     assert all(fs["fstype"] not in ("proc", "sysfs", "tmpfs") for fs in disks["filesystems"])
     top = await CATALOGUE["diag.processes"].prepare({"by": "memory", "limit": 3,
                                                      "interval": 0})()
     assert len(top["processes"]) <= 3 and top["by"] == "memory"
-    rss = [p["memory_rss"] or 0 for p in top["processes"]]
+    rss = [p["memory_rss_bytes"] or 0 for p in top["processes"]]
     assert rss == sorted(rss, reverse=True)
     assert {"pid", "name", "user", "cpu_percent", "memory_percent", "status", "cmdline"} <= \
         set(top["processes"][0])

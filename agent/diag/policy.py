@@ -1,0 +1,186 @@
+"""What the customer lets engineers see: the ``[diag]`` section of agent.toml.
+
+::
+
+    [diag]
+    log_files = ["/var/log/app/app.log"]        # logs.tail, logs.search by "path"
+    journald_units = ["nginx.service"]           # logs.tail, logs.search by "unit"
+    file_roots = ["/etc/app", "/srv/app/conf"]   # files.stat, files.hash at or below these
+    connect_allow = ["db.internal:5432", "*.example.com:443", "10.0.0.7:22", "[::1]:8080"]
+    max_hash_bytes = 1073741824                  # files.hash refuses larger files (1 GiB)
+
+Everything is denied unless listed. Without a ``[diag]`` section no log file, journald
+unit or path can be read, and ``diag.connect`` refuses every target, loopback included.
+``connect_allow`` entries are ``host:port`` with an exact port; ``*.example.com`` matches
+names ending in ``.example.com`` at any depth (not ``example.com`` itself). A DNS
+check may resolve a name that some entry's host matches, whatever its port. Names are
+compared as written (case and one trailing dot aside), never by what they resolve to.
+
+Log files are allowlisted by their exact absolute path; the file itself must not be a
+symbolic link (list the link's target instead). File roots are absolute directories;
+a path is inside a root when its real path (symbolic links resolved) is.
+
+Pure: the parser raises :class:`DiagConfigInvalid` (a ``ValueError``), which
+``agent.config`` reports as a ``ConfigInvalid`` of agent.toml.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os.path
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_MAX_HASH_BYTES = 1 << 30
+_MAX_HASH_LIMIT = 1 << 50
+_KEYS = frozenset({"log_files", "journald_units", "file_roots", "connect_allow",
+                   "max_hash_bytes"})
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+# systemd unit names: letters, digits and ":-_.\@"; no globs, never starting with "-".
+_UNIT = re.compile(r"[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]{0,255}")
+
+
+class DiagConfigInvalid(ValueError):
+    """The [diag] section breaks a rule; the message names the key."""
+
+
+def normalize_host(host: str) -> str | None:
+    """``host`` lowercased, without a trailing dot, IPv6 in canonical form; None if invalid."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    name = host.lower().removesuffix(".")
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label)
+                                              for label in name.split(".")):
+        return None
+    return name
+
+
+def split_host_port(value: str) -> tuple[str, int] | None:
+    """``("host", port)`` of ``host:port`` or ``[v6]:port``; None if malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not port.isascii() or not 0 < int(port) <= 65535:
+        return None
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        return None
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class ConnectRule:
+    """One ``connect_allow`` entry: a host (or ``*.suffix``) and an exact port."""
+
+    host: str
+    port: int
+    wildcard: bool = False
+
+    @classmethod
+    def parse(cls, entry: str) -> ConnectRule:
+        parts = split_host_port(entry)
+        if parts is None:
+            raise DiagConfigInvalid(f"diag.connect_allow: {entry!r} is not host:port")
+        host, port = parts
+        wildcard = host.startswith("*.")
+        name = normalize_host(host[2:] if wildcard else host)
+        if name is None or (wildcard and _is_ip(name)):
+            raise DiagConfigInvalid(f"diag.connect_allow: {entry!r} has an invalid host")
+        return cls(name, port, wildcard)
+
+    def matches_host(self, host: str) -> bool:
+        """Whether a normalized host name matches this rule's host."""
+        return host.endswith("." + self.host) if self.wildcard else host == self.host
+
+
+@dataclass(frozen=True)
+class DiagConfig:
+    """The customer's allowlists. Entries are validated and normalized on parse."""
+
+    log_files: tuple[str, ...] = ()
+    journald_units: tuple[str, ...] = ()
+    file_roots: tuple[str, ...] = ()
+    connect_allow: tuple[str, ...] = ()
+    max_hash_bytes: int = DEFAULT_MAX_HASH_BYTES
+
+    def rules(self) -> tuple[ConnectRule, ...]:
+        return tuple(ConnectRule.parse(entry) for entry in self.connect_allow)
+
+    def allows_connect(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` may be contacted (``host`` as given by the engineer)."""
+        name = normalize_host(host)
+        return name is not None and any(r.port == port and r.matches_host(name)
+                                        for r in self.rules())
+
+    def allows_name(self, host: str) -> bool:
+        """Whether ``host`` may be resolved: some rule's host matches it."""
+        name = normalize_host(host)
+        return name is not None and any(r.matches_host(name) for r in self.rules())
+
+
+def parse(table: Mapping[str, Any]) -> DiagConfig:
+    """The [diag] table, validated; raise DiagConfigInvalid on any fault."""
+    unknown = set(table) - _KEYS
+    if unknown:
+        raise DiagConfigInvalid(f"unknown key in [diag]: {', '.join(sorted(unknown))}")
+    config = DiagConfig(
+        log_files=tuple(_absolute(p, "log_files") for p in _strings(table, "log_files")),
+        journald_units=tuple(_unit(u) for u in _strings(table, "journald_units")),
+        file_roots=tuple(_absolute(p, "file_roots") for p in _strings(table, "file_roots")),
+        connect_allow=_strings(table, "connect_allow"),
+        max_hash_bytes=_max_hash(table.get("max_hash_bytes", DEFAULT_MAX_HASH_BYTES)),
+    )
+    config.rules()  # validates every connect_allow entry
+    return config
+
+
+def to_toml(config: DiagConfig) -> dict[str, Any]:
+    """The [diag] table for ``config``; empty when everything is the default."""
+    table: dict[str, Any] = {}
+    for key in ("log_files", "journald_units", "file_roots", "connect_allow"):
+        if getattr(config, key):
+            table[key] = list(getattr(config, key))
+    if config.max_hash_bytes != DEFAULT_MAX_HASH_BYTES:
+        table["max_hash_bytes"] = config.max_hash_bytes
+    return table
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _strings(table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    values = table.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise DiagConfigInvalid(f"diag.{key} must be a list of strings")
+    return tuple(dict.fromkeys(values))  # duplicates are harmless: keep the first
+
+
+def _absolute(path: str, key: str) -> str:
+    if "\x00" in path or not os.path.isabs(path) or ".." in path.split("/"):
+        raise DiagConfigInvalid(f"diag.{key}: {path!r} must be an absolute path without '..'")
+    return os.path.normpath(path)
+
+
+def _unit(name: str) -> str:
+    if not _UNIT.fullmatch(name):
+        raise DiagConfigInvalid(f"diag.journald_units: {name!r} is not a systemd unit name")
+    return name
+
+
+def _max_hash(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _MAX_HASH_LIMIT:
+        raise DiagConfigInvalid(f"diag.max_hash_bytes must be an integer from 1 to "
+                                f"{_MAX_HASH_LIMIT}")
+    return value
