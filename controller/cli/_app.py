@@ -77,6 +77,8 @@ GROUPS: dict[str, LazyGroup] = {name: LazyGroup(f"controller.cli.{module}", attr
     ("access", "access", "access_app", "Access requests to customer agents."),
     ("session", "sessions", "session_app", "Remote sessions under a customer's grant."),
     ("diag", "diag", "diag_app", "Diagnostics (scope diag.read) in the current session."),
+    ("logs", "logs", "logs_app", "Tail and search of logs (scope diag.logs)."),
+    ("files", "files", "files_app", "Status and hash of files (scope diag.files)."),
     ("consent", "access", "consent_app", "The consent log."),
 )}
 

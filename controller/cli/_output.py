@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _PIPE_WIDTH = 400
-# A count or a measure (12, 3.5 %, 16.0 GiB, 12 ms), not a date or an id.
-_NUMBER = re.compile(r"-?\d+(\.\d+)?( (%|[KMGTP]?i?B|ms))?$")
+# A count or a measure (12, 3.5 %, 16.0 GiB, 12 ms, 0.5 s, 2400 MHz), not a date or an id.
+_NUMBER = re.compile(r"-?\d+(\.\d+)?( (%|[KMGTP]?i?B|ms|s|MHz|Mb/s))?$")
 # Text whose every character takes one cell: laid out here; anything else goes to Rich.
 _PLAIN = re.compile(r"[\x20-\x7e\n]*")
 _BOLD, _RESET = "\x1b[1m", "\x1b[0m"

@@ -111,7 +111,7 @@ def test_diag_with_case_and_agent_opens_a_session(runner: CliRunner, alice: Home
                                                   channel: FakeChannel) -> None:
     channel.handlers["OpenSession"] = open_session_handler()
     channel.handlers["RunOperation"] = FakeAgent({"processes": [
-        {"pid": 1, "name": "init", "cpu_percent": 1.5, "memory_rss": 3 * 2**20}]})
+        {"pid": 1, "name": "init", "cpu_percent": 1.5, "memory_rss_bytes": 3 * 2**20}]})
     code, out, _ = rmctl(runner, alice, "diag", "processes", "--case", "C-0001", "--agent",
                          "web-1", "--by", "memory", "--limit", "5", "--interval", "0")
     assert code == 0, out

@@ -24,6 +24,9 @@ EXPECTED = {
     "access request", "access list",
     "session open", "session list", "session show", "session close",
     "diag system", "diag disks", "diag processes",
+    "diag cpu", "diag memory", "diag network", "diag process", "diag services", "diag clock",
+    "diag connect tcp", "diag connect dns", "diag connect http", "diag connect tls",
+    "logs tail", "logs search", "files stat", "files hash",
     "consent log",
 }
 
@@ -75,7 +78,8 @@ def test_every_command_has_help_with_home_and_json(runner: CliRunner, path: str)
 
 
 @pytest.mark.parametrize("group", ["customer", "agent", "engineer", "auditor", "case",
-                                   "access", "session", "diag", "consent"])
+                                   "access", "session", "diag", "consent",
+                                   "logs", "files"])
 def test_groups_show_their_commands(runner: CliRunner, group: str) -> None:
     result = runner.invoke(app, [group, "--help"])
     assert result.exit_code == 0
@@ -93,6 +97,18 @@ def test_root_help_lists_global_options(runner: CliRunner) -> None:
     ["diag", "processes", "--limit", "101"],
     ["diag", "processes", "--by", "disk"],
     ["diag", "processes", "--interval", "11"],
+    ["diag", "cpu", "--interval", "0"],
+    ["diag", "process"],
+    ["diag", "process", "0"],
+    ["diag", "connect", "tcp", "db.example", "0"],
+    ["diag", "connect", "tcp", "db.example", "5432", "--timeout", "11"],
+    ["diag", "connect", "smtp", "mail.example"],
+    ["logs", "tail", "--file", "/var/log/syslog", "-n", "1001"],
+    ["logs", "tail"],
+    ["logs", "tail", "--file", "/var/log/syslog", "--unit", "nginx.service"],
+    ["logs", "search", "--unit", "nginx.service"],
+    ["logs", "search", "--unit", "nginx.service", "x", "--limit", "0"],
+    ["files", "stat"],
     ["case", "list", "--status", "pending"],
     ["case", "open", "--customer", "acme"],
     ["case", "close", "C-0001"],

@@ -89,3 +89,14 @@ def test_long_text_is_clipped_in_tables_only() -> None:
 def test_an_empty_table_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     out.table("Sessions", ("Session",), [])
     assert capsys.readouterr().out == "Sessions: none\n"
+
+
+def test_renamed_fields_keep_their_place_and_units() -> None:
+    keys = ["cmdline", "cpu_percent", "memory_percent", "memory_rss_bytes", "name", "pid"]
+    assert render.ordered(keys) == ["pid", "name", "cpu_percent", "memory_rss_bytes",
+                                    "memory_percent", "cmdline"]
+    assert render.cell("inodes_total", 6_553_600) == "6553600"
+    assert render.cell("latency_seconds", 0.0123) == "12 ms"
+    assert render.cell("speed_mbps", 1000) == "1000 Mb/s"
+    assert render.label("memory_rss_bytes") == "Memory rss"
+    assert render.label("inodes_percent") == "Inodes %"
