@@ -5,12 +5,17 @@ identity from its verified mTLS certificate), or ``LOCAL`` for the customer's ow
 service, which is served only on the Unix socket whose file mode is its access control.
 A method missing from the table is denied. Callers learn only "unauthenticated" or
 "permission denied"; the precise reason goes to the log.
+
+The caller's identity is remembered by the exact certificate bytes TLS verified (the
+same bytes always name the same identity; TLS checks chain and validity on every
+connection), and each method's guarded handler is built once.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -18,7 +23,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from agent.errors import REFUSED_TEXT
-from pki.identity import ROLES
+from pki.identity import ROLES, Identity
 from pki.tls import peer_identity
 
 UNAUTHENTICATED_TEXT = "unauthenticated"
@@ -55,6 +60,29 @@ class Refusal(Exception):
         self.reason = reason
 
 
+IDENTITIES_KEPT = 1024  # distinct peer certificates remembered; then start over
+_identities: dict[bytes, Identity | None] = {}
+_identities_lock = threading.Lock()
+
+
+def caller_identity(context: grpc.aio.ServicerContext) -> Identity | None:
+    """``pki.tls.peer_identity(context)``, parsed once per distinct certificate."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if len(pems) != 1:
+        return None
+    pem = pems[0]
+    try:
+        return _identities[pem]
+    except KeyError:
+        pass
+    identity = peer_identity(context)
+    with _identities_lock:
+        if len(_identities) >= IDENTITIES_KEPT:
+            _identities.clear()
+        _identities[pem] = identity
+    return identity
+
+
 def check(rule: Rule | None, *, transport: str, context: grpc.aio.ServicerContext,
           trust_domain: str) -> str:
     """The caller's name for the log if ``rule`` admits it; raise Refusal otherwise."""
@@ -66,7 +94,7 @@ def check(rule: Rule | None, *, transport: str, context: grpc.aio.ServicerContex
         raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "not served on the local socket")
     if rule == LOCAL:
         raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "local-only method over the network")
-    identity = peer_identity(context)
+    identity = caller_identity(context)
     if identity is None:
         raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "no verified SPIFFE identity")
     if identity.trust_domain != trust_domain:
@@ -88,6 +116,9 @@ class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is u
         self._trust_domain = trust_domain
         self._transport = transport
         self._table = table
+        # method -> (the server's handler, its guarded wrapper); the server hands out the
+        # same handler object for a method every time, so the wrapper is built once.
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler | None]],
@@ -98,7 +129,12 @@ class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is u
         rule = self._table.get(method)
         if handler is None or rule is None:
             return _refusing_handler(method)
-        return _wrap(handler, self._guard(method, rule))
+        cached = self._guarded.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        guarded = _wrap(handler, self._guard(method, rule))
+        self._guarded[method] = (handler, guarded)
+        return guarded
 
     def _guard(self, method: str, rule: Rule) -> Callable[[Any], Awaitable[None]]:
         async def guard(context: grpc.aio.ServicerContext) -> None:
@@ -108,13 +144,14 @@ class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is u
             except Refusal as refusal:
                 await _refuse(context, method, refusal)
             else:
-                _log.debug("call authorized", extra={"fields": {"method": method,
-                                                                "caller": caller}})
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug("call authorized", extra={"fields": {"method": method,
+                                                                    "caller": caller}})
         return guard
 
 
 async def _refuse(context: grpc.aio.ServicerContext, method: str, refusal: Refusal) -> None:
-    identity = peer_identity(context)
+    identity = caller_identity(context)
     _log.warning("call refused", extra={"fields": {
         "method": method, "reason": refusal.reason,
         "caller": identity.uri if identity else None, "peer": context.peer()}})

@@ -5,9 +5,19 @@ For each operation envelope it looks up the grant, decides with
 only then runs the operation as a task registered under its grant id, records the
 result and signs a receipt. ``revoke`` cancels the tasks of a grant at once.
 
-Durable writes run in worker threads and are always awaited to their end, even when the
-caller is cancelled meanwhile (the cancellation is passed on afterwards): a write that
-commits late can then never interleave with the next decision.
+Durable writes run in the database's own thread (one per database, see
+:mod:`agent.sqlite`) and are always awaited to their end, even when the caller is
+cancelled meanwhile (the cancellation is passed on afterwards): a write that commits
+late can then never interleave with the next decision. An operation takes two trips to
+the log's thread: its attempt, committed before it starts, and its result, committed
+before its output and receipt are handed out. Deciding needs no trip once the grant
+and the session have been seen: grants are kept once read (a stored grant never changes;
+revocations are held here), the grant's approver signature is verified once per exact
+envelope and pinned key set (:class:`agent.trust.VerifiedGrants`), and the log
+remembers each session's last sequence number (its write transaction still has the last
+word). Everything else is checked for every operation by the trust kernel's rules, on
+the agent's clock: the engineer's signature, agent, revocation, validity window, case,
+scope, sequence number and issue time.
 
 Raises (see :mod:`agent.errors`): BadInput for a malformed envelope, Refused (with the
 audit reason) for a denial, LogUnavailable when the attempt cannot be recorded (and
@@ -24,7 +34,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -43,7 +53,9 @@ from agent.errors import (
     StateUnavailable,
 )
 from agent.log import Attempt, OperationLog, Recorded, Result
-from agent.state import StateStore
+from agent.sqlite import to_the_end
+from agent.state import StateStore, StoredGrant
+from agent.trust import VerifiedGrants
 from agent.wire import envelope_blob
 from permissions import (
     RECEIPT,
@@ -56,6 +68,7 @@ from permissions import (
     Revocation,
     digest,
     evaluate,
+    evaluate_verified,
     peek,
     sign,
 )
@@ -66,6 +79,7 @@ UNKNOWN_GRANT = "grant-unknown"
 MALFORMED = str(Reason.MALFORMED)
 SAVE_RETRY_FIRST = 0.1  # seconds before retrying an unsaved revocation; doubles each time
 SAVE_RETRY_MAX = 2.0
+GRANTS_KEPT = 4096  # grants kept in memory once read; then start over
 _log = logging.getLogger("agent.dispatcher")
 T = TypeVar("T")
 
@@ -107,6 +121,8 @@ class Dispatcher:
         self._clock = clock
         self._decide_lock = asyncio.Lock()
         self._revoked: set[str] = set(state.revoked_ids())
+        self._grants: dict[str, StoredGrant] = {}  # read from the state, never changed there
+        self._verified = VerifiedGrants()
         self._tasks: defaultdict[str, set[asyncio.Task[dict[str, Any]]]] = defaultdict(set)
         self._unsaved: dict[str, _Unsaved] = {}  # revocations in force, not yet stored
 
@@ -125,14 +141,17 @@ class Dispatcher:
         # committed or failed, even if the caller is cancelled meanwhile.
         async with self._decide_lock:
             attempt, decision = await self._decide(message)
-            write = _in_thread(self._log.record_decision, attempt)
+            write = self._log.submit(self._log.record_decision, attempt)
             try:
-                recorded = await _to_the_end(write)
+                recorded = await to_the_end(write)
             except asyncio.CancelledError:
                 await self._abandoned(write)
                 raise
         attempt, index = recorded.attempt, recorded.index
-        _log.info("operation %s", attempt.outcome, extra={"fields": _fields(attempt, index)})
+        if attempt.outcome != "allowed":
+            _log.info("operation %s", attempt.outcome, extra={"fields": _fields(attempt, index)})
+        elif _log.isEnabledFor(logging.DEBUG):  # its result is logged at INFO with these fields
+            _log.debug("operation allowed", extra={"fields": _fields(attempt, index)})
         if attempt.reason == MALFORMED:
             raise BadInput(f"malformed operation envelope: {attempt.detail}")
         if decision is None or attempt.outcome != "allowed":
@@ -143,7 +162,8 @@ class Dispatcher:
         """The caller went away while its attempt was being recorded: close it in the log."""
         if write.exception() is None and write.result().attempt.outcome == "allowed":
             try:
-                await self._result(write.result().index, "cancelled",
+                recorded = write.result()
+                await self._result(recorded.index, recorded.attempt, "cancelled",
                                    "caller cancelled before start")
             except LogUnavailable:  # nothing ran; the attempt stays without its result
                 _log.exception("cannot record the result of an abandoned attempt")
@@ -156,7 +176,7 @@ class Dispatcher:
         """
         revocation = verify_revocation(envelope, self._trust.current())
         grant_id = revocation.grant_id
-        if await asyncio.to_thread(self._state.get_grant, grant_id) is None:
+        if await self._stored_grant(grant_id) is None:
             raise NotFound(f"unknown grant {grant_id}")
         self._revoked.add(grant_id)  # later decisions and starts see it from here on
         tasks = self._tasks.pop(grant_id, set())
@@ -165,9 +185,9 @@ class Dispatcher:
         _log.info("grant revoked", extra={"fields": {"grant_id": grant_id,
                                                      "cancelled": len(tasks)}})
         now = self._clock()
-        write = _in_thread(self._state.store_revocation, envelope, revocation, now)
+        write = self._state.submit(self._state.store_revocation, envelope, revocation, now)
         try:
-            stored = await _to_the_end(write)
+            stored = await to_the_end(write)
         except asyncio.CancelledError:
             if write.exception() is not None:
                 self._save_later(envelope, revocation, now)
@@ -196,8 +216,8 @@ class Dispatcher:
             await asyncio.sleep(delay)
             attempts += 1
             try:
-                await _to_the_end(_in_thread(self._state.store_revocation, envelope,
-                                             revocation, at))
+                await to_the_end(self._state.submit(self._state.store_revocation, envelope,
+                                                    revocation, at))
             except Exception as exc:  # whatever failed, keep trying
                 _log.warning("revocation still not saved", extra={"fields": {
                     "grant_id": revocation.grant_id, "attempts": attempts, "error": str(exc)}})
@@ -216,8 +236,8 @@ class Dispatcher:
         await asyncio.gather(*(item.task for item in unsaved.values()), return_exceptions=True)
         for grant_id, item in unsaved.items():
             try:
-                await _to_the_end(_in_thread(self._state.store_revocation, item.envelope,
-                                             item.revocation, item.at))
+                await to_the_end(self._state.submit(self._state.store_revocation,
+                                                    item.envelope, item.revocation, item.at))
             except StateUnavailable as exc:
                 _log.error("revocation lost at shutdown: it could not be saved; the customer "
                            "must revoke the grant again", extra={"fields": {
@@ -230,21 +250,62 @@ class Dispatcher:
             grant_id, session_id = (peek(envelope.payload, f) for f in ("grant_id", "session_id"))
         except MalformedStatement as exc:
             return _malformed(message, str(exc), now), None
-        stored = (await asyncio.to_thread(self._state.get_grant, grant_id)
-                  if isinstance(grant_id, str) else None)
+        stored = await self._stored_grant(grant_id) if isinstance(grant_id, str) else None
         if stored is None:
             return _attempt(envelope, now, "denied", UNKNOWN_GRANT, str(grant_id)[:200]), None
         # Keyed by grant and session: the verified operation names this grant (checked by
         # evaluate), so another grant's session with the same id cannot interfere.
-        last_seq = (await asyncio.to_thread(self._log.last_seq, grant_id, session_id)
-                    if isinstance(session_id, str) else None)
-        decision = evaluate(
-            grant_envelope=stored.envelope, operation_envelope=envelope,
-            trust=self._trust.current(), scope_of=self._scope_of, last_seq=last_seq,
-            revoked=self._revoked, now=now)
+        last_seq = None
+        if isinstance(session_id, str):
+            known, last_seq = self._log.known_last_seq(grant_id, session_id)
+            if not known:
+                last_seq = await self._log.submit(self._log.last_seq, grant_id, session_id)
+        decision = self._evaluate(stored.envelope, envelope, last_seq, now)
         outcome = "allowed" if decision.allowed else "denied"
         reason = str(decision.reason) if decision.reason is not None else ""
         return _attempt(envelope, now, outcome, reason, decision.detail, decision), decision
+
+    async def _stored_grant(self, grant_id: str) -> StoredGrant | None:
+        """The stored grant ``grant_id``, read once: a stored grant never changes.
+
+        Its ``revoked_at`` is as first read; revocations are decided from ``_revoked``.
+        """
+        stored = self._grants.get(grant_id)
+        if stored is None:
+            stored = await self._state.submit(self._state.get_grant, grant_id)
+            if stored is not None:
+                if len(self._grants) >= GRANTS_KEPT:
+                    self._grants.clear()
+                self._grants[grant_id] = stored
+        return stored
+
+    def _evaluate(self, grant_envelope: Envelope, operation_envelope: Envelope,
+                  last_seq: int | None, now: float) -> Decision:
+        """``permissions.evaluate``, with the grant's approver signature verified once.
+
+        The first time a grant envelope is seen under the pinned keys of the moment, the
+        kernel decides from scratch; what it verified is kept. After that, the same steps
+        as ``evaluate`` follow the kept grant: the engineer's signature over this
+        operation, then the kernel's checks of agent, revocation, validity window, case,
+        scope, sequence number and issue time, on the agent's clock. Both paths are the
+        kernel's (``permissions.evaluate_verified`` is what ``evaluate`` runs once the grant
+        verified), so they cannot drift apart.
+        """
+        trust = self._trust.current()
+        verified = self._verified.get(grant_envelope, trust)
+        if verified is None:
+            decision = evaluate(
+                grant_envelope=grant_envelope, operation_envelope=operation_envelope,
+                trust=trust, scope_of=self._scope_of, last_seq=last_seq,
+                revoked=self._revoked, now=now)
+            if decision.grant is not None:  # set only once the approver signature verified
+                self._verified.add(grant_envelope, trust, decision.grant)
+            return decision
+        grant, engineer_key = verified
+        return evaluate_verified(grant=grant, engineer_key=engineer_key,
+                                 operation_envelope=operation_envelope, agent_id=trust.agent_id,
+                                 scope_of=self._scope_of, last_seq=last_seq,
+                                 revoked=self._revoked, now=now)
 
     def _forget(self, grant_id: str, task: asyncio.Task[dict[str, Any]]) -> None:
         tasks = self._tasks.get(grant_id)
@@ -264,90 +325,81 @@ class Dispatcher:
         try:
             runner = spec.prepare(op.params)
         except BadInput as exc:
-            await self._result(index, "invalid", str(exc))
+            await self._result(index, attempt, "invalid", str(exc))
             raise
         if grant_id in self._revoked:  # revoked while this attempt was being recorded
-            await self._result(index, "cancelled", "grant revoked before start")
+            await self._result(index, attempt, "cancelled", "grant revoked before start")
             raise Cancelled("grant revoked before start")
         # Created and registered with no await in between, so revoke() always sees it.
-        task = asyncio.create_task(asyncio.wait_for(runner(), spec.deadline))
+        task = asyncio.create_task(_bounded(runner, spec.deadline))
         self._tasks[grant_id].add(task)
         started = time.monotonic()
         try:
-            result = await self._outcome(task, index, spec)
+            result = await self._outcome(task, index, attempt, spec)
         finally:
             self._forget(grant_id, task)
         return await self._finish(index, attempt, result, (time.monotonic() - started) * 1000)
 
-    async def _outcome(self, task: asyncio.Task[dict[str, Any]], index: int,
+    async def _outcome(self, task: asyncio.Task[dict[str, Any]], index: int, attempt: Attempt,
                        spec: OperationSpec) -> bytes:
         try:
             await asyncio.wait({task})
         except asyncio.CancelledError:  # the caller went away: stop the work too
             task.cancel()
-            await self._result(index, "cancelled", "caller cancelled")
+            await self._result(index, attempt, "cancelled", "caller cancelled")
             raise
         if task.cancelled():
-            await self._result(index, "cancelled", "grant revoked while running")
+            await self._result(index, attempt, "cancelled", "grant revoked while running")
             raise Cancelled()
         error = task.exception()
         if error is not None:
             detail = "deadline exceeded" if isinstance(error, TimeoutError) else repr(error)
             _log.error("operation failed", exc_info=error, extra={"fields": {"index": index}})
-            await self._result(index, "error", detail)
+            await self._result(index, attempt, "error", detail)
             raise OperationFailed(f"operation failed: {detail}"
                                   if isinstance(error, TimeoutError) else "operation failed")
         try:
             output = json.dumps(task.result(), sort_keys=True, separators=(",", ":"),
                                 ensure_ascii=False, allow_nan=False).encode()
         except ValueError as exc:
-            await self._result(index, "error", f"output is not JSON: {exc}")
+            await self._result(index, attempt, "error", f"output is not JSON: {exc}")
             raise OperationFailed("operation failed: output is not JSON") from exc
         if len(output) > spec.output_limit:
-            await self._result(index, "error", f"output of {len(output)} bytes over the limit")
+            await self._result(index, attempt, "error",
+                               f"output of {len(output)} bytes over the limit")
             raise OperationFailed("operation failed: output over its size limit")
         return output
 
     async def _finish(self, index: int, attempt: Attempt, output: bytes,
                       duration_ms: float) -> Executed:
         result_digest = "sha256:" + hashlib.sha256(output).hexdigest()
-        # Fail closed here too: output whose result cannot be recorded is withheld.
-        await self._result(index, "ok", "", result_digest, duration_ms)
+        now = self._clock()
+        write = self._log.submit(self._log.record_result, Result(
+            attempt_id=index, at=now, outcome="ok", result_digest=result_digest,
+            duration_ms=duration_ms))
+        # Signed while the result commits; handed out only once it has (fail closed:
+        # output whose result cannot be recorded is withheld, its receipt dropped).
         receipt = Receipt(
             agent_id=self._agent_id, session_id=attempt.session_id or "", seq=attempt.seq or 0,
             operation=attempt.operation or "", operation_digest=attempt.operation_digest,
-            outcome="ok", result_digest=result_digest, at=int(self._clock()), log_index=index)
-        return Executed(output, sign(RECEIPT, receipt.to_payload(), self._key), index)
-
-    async def _result(self, index: int, outcome: str, detail: str,
-                      result_digest: str | None = None, duration_ms: float | None = None) -> None:
-        result = Result(attempt_id=index, at=self._clock(), outcome=outcome, detail=detail,
-                        result_digest=result_digest, duration_ms=duration_ms)
-        await _to_the_end(_in_thread(self._log.record_result, result))
-        _log.info("operation %s", outcome, extra={"fields": {"index": index, "detail": detail}})
-
-
-def _in_thread(call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """``call(*args)`` started now in a worker thread."""
-    return asyncio.ensure_future(asyncio.to_thread(call, *args))
-
-
-async def _to_the_end(write: asyncio.Future[T]) -> T:
-    """The outcome of ``write``, awaited until it is done even if cancelled meanwhile.
-
-    A thread cannot be stopped: abandoning its future would let the write commit later,
-    unseen. So a cancellation is held (the future is shielded) until ``write`` is done,
-    then passed on; ``write`` is then done and its outcome readable by the caller.
-    """
-    cancelled = False
-    while not write.done():
+            outcome="ok", result_digest=result_digest, at=int(now), log_index=index)
         try:
-            await asyncio.wait({write})  # never cancels ``write`` itself
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-    return write.result()
+            signed = sign(RECEIPT, receipt.to_payload(), self._key)
+        finally:
+            await to_the_end(write)
+        _log.info("operation ok", extra={"fields": _fields(attempt, index, "", duration_ms)})
+        return Executed(output, signed, index)
+
+    async def _result(self, index: int, attempt: Attempt, outcome: str, detail: str) -> None:
+        result = Result(attempt_id=index, at=self._clock(), outcome=outcome, detail=detail)
+        await to_the_end(self._log.submit(self._log.record_result, result))
+        _log.info("operation %s", outcome, extra={"fields": _fields(attempt, index, detail)})
+
+
+async def _bounded(runner: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """``runner()`` cut off with TimeoutError after ``deadline`` seconds."""
+    async with asyncio.timeout(deadline):
+        return await runner()
 
 
 def _attempt(envelope: Envelope, now: float, outcome: str, reason: str, detail: str,
@@ -369,7 +421,13 @@ def _malformed(message: common_pb2.Envelope, detail: str, now: float) -> Attempt
                    operation_digest="sha256:" + hashlib.sha256(raw).hexdigest(), envelope=raw)
 
 
-def _fields(attempt: Attempt, index: int) -> dict[str, Any]:
-    return {"index": index, "reason": attempt.reason, "detail": attempt.detail,
-            "session_id": attempt.session_id, "seq": attempt.seq, "grant_id": attempt.grant_id,
-            "operation": attempt.operation, "engineer": attempt.engineer}
+def _fields(attempt: Attempt, index: int, detail: str | None = None,
+            duration_ms: float | None = None) -> dict[str, Any]:
+    """The log line's fields: the attempt's, or, with ``detail``, its result's."""
+    fields = {"index": index, "reason": attempt.reason,
+              "detail": attempt.detail if detail is None else detail,
+              "session_id": attempt.session_id, "seq": attempt.seq, "grant_id": attempt.grant_id,
+              "operation": attempt.operation, "engineer": attempt.engineer}
+    if duration_ms is not None:
+        fields["duration_ms"] = round(duration_ms, 3)
+    return fields

@@ -7,16 +7,28 @@ whose number is not above the stored one is recorded as a denied replay instead,
 replay can never slip between the check and the record, nor a late commit move the
 number back. Rows cannot be updated or deleted (triggers refuse it). Every failure to
 write raises :class:`~agent.errors.LogUnavailable`: the caller must then refuse.
+
+The log remembers the sequence numbers it has read or committed (:meth:`known_last_seq`),
+so the dispatcher's check before the write needs no read; the check inside the write
+transaction stays the one that counts, so a number remembered too low can only turn an
+allowed attempt into a recorded replay, never let a replay through.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from agent.errors import LogUnavailable
 from agent.sqlite import Database
 from permissions import Reason
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -63,6 +75,21 @@ _ADVANCE = (
     "ON CONFLICT (grant_id, session_id) DO UPDATE SET last_seq = excluded.last_seq, "
     "updated_at = excluded.updated_at WHERE excluded.last_seq > session_seqs.last_seq"
 )
+
+_LAST_SEQ = "SELECT last_seq FROM session_seqs WHERE grant_id = ? AND session_id = ?"
+
+_INSERT_ATTEMPT = (
+    "INSERT INTO entries (at, kind, session_id, seq, grant_id, case_id, engineer, "
+    "operation, params_json, outcome, reason, detail, operation_digest, envelope) "
+    "VALUES (?, 'attempt', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_INSERT_RESULT = (
+    "INSERT INTO entries (at, kind, attempt_id, outcome, detail, result_digest, duration_ms) "
+    "VALUES (?, 'result', ?, ?, ?, ?, ?)"
+)
+
+SEQS_KEPT = 65536  # sessions whose last sequence number is remembered; then start over
 
 _ENTRY_COLUMNS = (
     "id, at, kind, attempt_id, session_id, seq, grant_id, case_id, engineer, operation, "
@@ -142,10 +169,16 @@ class Entry:
 
 
 class OperationLog:
-    """The log at ``path``. Blocking: call through ``asyncio.to_thread``."""
+    """The log at ``path``.
+
+    Methods block and may be called from any thread; on the event loop, hand them to the
+    log's own thread with :meth:`submit`.
+    """
 
     def __init__(self, path: Path, *, busy_timeout: float = 2.0) -> None:
         self._db = Database(path, _SCHEMA, error=LogUnavailable, busy_timeout=busy_timeout)
+        self._seqs: dict[tuple[str, str], int | None] = {}
+        self._seqs_lock = threading.Lock()
         try:
             self._migrate()
         except BaseException:
@@ -160,11 +193,32 @@ class OperationLog:
                 conn.execute(_MIGRATE_SESSIONS)
                 conn.execute("DROP TABLE sessions")
 
+    def submit(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """``call(*args, **kwargs)`` started in the log's own thread (see Database.submit)."""
+        return self._db.submit(call, *args, **kwargs)
+
     def last_seq(self, grant_id: str, session_id: str) -> int | None:
         """The highest sequence number seen verified in this session of this grant."""
-        rows = self._db.query("SELECT last_seq FROM session_seqs "
-                              "WHERE grant_id = ? AND session_id = ?", (grant_id, session_id))
-        return int(rows[0][0]) if rows else None
+        rows = self._db.query(_LAST_SEQ, (grant_id, session_id))
+        value = int(rows[0][0]) if rows else None
+        with self._seqs_lock:
+            # A commit that happened meanwhile has remembered its own, higher number.
+            if len(self._seqs) >= SEQS_KEPT:
+                self._seqs.clear()
+            self._seqs.setdefault((grant_id, session_id), value)
+        return value
+
+    def known_last_seq(self, grant_id: str, session_id: str) -> tuple[bool, int | None]:
+        """``(True, last_seq)`` if the log remembers it, ``(False, None)`` otherwise.
+
+        Never reads the database. The value can only be lower than the stored one if
+        another connection wrote this log, which the write transaction then catches.
+        """
+        with self._seqs_lock:
+            key = (grant_id, session_id)
+            if key in self._seqs:
+                return True, self._seqs[key]
+        return False, None
 
     def record_attempt(self, attempt: Attempt) -> int:
         """Append ``attempt`` durably and return its index; see :meth:`record_decision`."""
@@ -176,6 +230,7 @@ class OperationLog:
         The sequence number only moves up, checked in the same transaction: an allowed
         attempt whose number does not advance it is recorded (and returned) as denied.
         """
+        advanced = False
         with self._db.transaction() as conn:
             if (attempt.grant_id is not None and attempt.session_id is not None
                     and attempt.seq is not None):
@@ -184,26 +239,35 @@ class OperationLog:
                 if not advanced and attempt.outcome == "allowed":
                     attempt = replace(attempt, outcome="denied", reason=str(Reason.REPLAY),
                                       detail=f"seq {attempt.seq} does not advance the session")
-            cursor = conn.execute(
-                "INSERT INTO entries (at, kind, session_id, seq, grant_id, case_id, engineer, "
-                "operation, params_json, outcome, reason, detail, operation_digest, envelope) "
-                "VALUES (?, 'attempt', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            index = conn.execute(
+                _INSERT_ATTEMPT,
                 (attempt.at, attempt.session_id, attempt.seq, attempt.grant_id, attempt.case_id,
                  attempt.engineer, attempt.operation, attempt.params_json, attempt.outcome,
-                 attempt.reason, attempt.detail, attempt.operation_digest, attempt.envelope))
-            index = cursor.lastrowid
+                 attempt.reason, attempt.detail, attempt.operation_digest, attempt.envelope),
+            ).lastrowid
+        if advanced:  # committed: remember the number the session has now
+            assert attempt.grant_id is not None and attempt.session_id is not None
+            self._remember(attempt.grant_id, attempt.session_id, attempt.seq)
         assert index is not None
         return Recorded(index, attempt)
+
+    def _remember(self, grant_id: str, session_id: str, seq: int | None) -> None:
+        assert seq is not None
+        with self._seqs_lock:
+            key = (grant_id, session_id)
+            known = self._seqs.get(key)
+            if known is None or seq > known:
+                if len(self._seqs) >= SEQS_KEPT:
+                    self._seqs.clear()
+                self._seqs[key] = seq
 
     def record_result(self, result: Result) -> int:
         """Append the result of attempt ``result.attempt_id`` durably; return its index."""
         with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO entries (at, kind, attempt_id, outcome, detail, result_digest, "
-                "duration_ms) VALUES (?, 'result', ?, ?, ?, ?, ?)",
+            index = conn.execute(
+                _INSERT_RESULT,
                 (result.at, result.attempt_id, result.outcome, result.detail,
-                 result.result_digest, result.duration_ms))
-            index = cursor.lastrowid
+                 result.result_digest, result.duration_ms)).lastrowid
         assert index is not None
         return index
 

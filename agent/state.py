@@ -15,22 +15,28 @@ customer explicitly accepted the new key, which it then pins too. Only the custo
 local commands reach these methods; nothing received from the controller changes a pin.
 A database made before pinning existed pins, once, the keys of the grants it holds.
 
-Blocking: call through ``asyncio.to_thread``. Failures raise StateUnavailable.
+Methods block and may be called from any thread; on the event loop, call them through
+``asyncio.to_thread`` or hand them to the database's own thread with
+:meth:`StateStore.submit`. Failures raise StateUnavailable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from agent.errors import ConsentRejected, StateUnavailable
 from agent.sqlite import Database, Row
 from agent.wire import envelope_blob, envelope_from_blob
 from permissions import AccessRequest, Denial, Envelope, Grant, Revocation
 
+P = ParamSpec("P")
+T = TypeVar("T")
 REQUEST_TTL = 24 * 3600  # undecided requests expire, as on the controller
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another connection's lock
 
@@ -160,6 +166,10 @@ class StateStore:
                 grant = Grant.from_payload(envelope_from_blob(blob).payload)
                 _insert_pin(conn, grant, stored_at, approver="")
             conn.execute(f"PRAGMA user_version = {_VERSION}")
+
+    def submit(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """``call(*args, **kwargs)`` started in the database's own thread (Database.submit)."""
+        return self._db.submit(call, *args, **kwargs)
 
     def add_request(self, envelope: Envelope, request: AccessRequest, now: float) -> bool:
         """Keep a verified request; False if one with its id is already known."""

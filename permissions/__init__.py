@@ -27,7 +27,15 @@ from permissions.envelope import (
     sign,
     verify,
 )
-from permissions.evaluate import MAX_CLOCK_SKEW, AgentTrust, Decision, Reason, evaluate, verify_grant
+from permissions.evaluate import (
+    MAX_CLOCK_SKEW,
+    AgentTrust,
+    Decision,
+    Reason,
+    evaluate,
+    evaluate_verified,
+    verify_grant,
+)
 from permissions.scopes import SCOPES, parse_scopes
 from permissions.statements import (
     ACCESS_REQUEST,
@@ -80,7 +88,7 @@ __all__ = [
     "deny",
     "digest",
     "encode_key",
-    "evaluate",
+    "evaluate", "evaluate_verified",
     "format_duration",
     "key_id",
     "load_public_key",

@@ -84,14 +84,34 @@ def evaluate(
     """Decide whether the agent may run the operation under the grant at ``now``."""
     try:
         grant = verify_grant(grant_envelope, trust.approver_keys)
+        engineer_key = decode_key(grant.engineer_key)
     except PermissionsError as exc:
         return _deny(Reason.GRANT_SIGNATURE, str(exc))
+    return evaluate_verified(grant=grant, engineer_key=engineer_key,
+                             operation_envelope=operation_envelope, agent_id=trust.agent_id,
+                             scope_of=scope_of, last_seq=last_seq, revoked=revoked, now=now)
+
+
+def evaluate_verified(
+    *,
+    grant: Grant,
+    engineer_key: PublicKey,
+    operation_envelope: Envelope,
+    agent_id: str,
+    scope_of: Callable[[str], str | None],
+    last_seq: int | None,
+    revoked: Container[str],
+    now: float,
+) -> Decision:
+    """Like :func:`evaluate` for a grant whose approver signature the caller has already
+    verified with :func:`verify_grant` (for instance, remembered by its exact bytes and the
+    pinned keys of the moment). Everything else is checked here, every time."""
     try:
-        engineer = {grant.engineer_key_id: decode_key(grant.engineer_key)}
+        engineer = {grant.engineer_key_id: engineer_key}
         op = Operation.from_payload(verify(operation_envelope, OPERATION, engineer))
     except PermissionsError as exc:
         return _deny(Reason.ENGINEER_SIGNATURE, str(exc), grant)
-    return _check(grant, op, trust.agent_id, scope_of, last_seq, revoked, now)
+    return _check(grant, op, agent_id, scope_of, last_seq, revoked, now)
 
 
 def _check(grant: Grant, op: Operation, agent_id: str, scope_of: Callable[[str], str | None],

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from agent.authz import LOCAL, TABLE, Refusal, check
-from pki import certs
+from pki import certs, tls
 from pki.identity import Identity
 from rmaint.v1 import agent_pb2
 
@@ -85,3 +85,27 @@ def test_unknown_and_transport_mismatches_are_denied() -> None:
             _check(rule, controller, transport)
         assert refusal.value.code == grpc.StatusCode.PERMISSION_DENIED
     assert _check(LOCAL, None, LOCAL) == "local"
+
+
+def test_identities_are_parsed_once_per_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same certificate bytes give the same identity without parsing them again;
+    other bytes are parsed, and the decision is made afresh for every call."""
+    parsed: list[bytes] = []
+    real = tls.peer_identity
+
+    def counting(context: FakeContext) -> Identity | None:
+        parsed.append(context.auth_context()["x509_pem_cert"][0])
+        return real(context)
+    monkeypatch.setattr("agent.authz.peer_identity", counting)
+    controller = _pem(Identity("example.test", "controller"))
+    engineer = _pem(Identity("example.test", "engineer", "alice"))
+    for _ in range(3):
+        assert _check(EXECUTE, controller) == "spiffe://example.test/controller"
+        with pytest.raises(Refusal, match="role engineer not allowed"):
+            _check(EXECUTE, engineer)
+    assert parsed == [controller, engineer]
+    broken = b"-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n"
+    for _ in range(2):
+        with pytest.raises(Refusal) as refusal:
+            _check(EXECUTE, broken)
+        assert refusal.value.code == grpc.StatusCode.UNAUTHENTICATED

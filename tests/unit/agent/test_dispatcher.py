@@ -8,12 +8,15 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import permissions as p
+from agent.catalogue import OperationSpec
 from agent.dispatcher import Dispatcher
 from agent.errors import (
     BadInput,
@@ -404,3 +407,119 @@ def test_the_log_is_append_only(make_rig: RigFactory) -> None:
             conn.execute("DELETE FROM entries")
     finally:
         conn.close()
+
+
+class SwitchableTrust:
+    """Trust whose pinned approver keys the test changes, as an edit of agent.toml does."""
+
+    def __init__(self, trust: p.AgentTrust) -> None:
+        self.trust = trust
+
+    def current(self) -> p.AgentTrust:
+        return self.trust
+
+
+async def test_a_verified_grant_is_checked_again_when_the_pinned_approvers_change(
+        make_rig: RigFactory) -> None:
+    """The grant's signature is verified once per envelope and key set, not once for ever."""
+    rig = make_rig()
+    trust = SwitchableTrust(rig.world.trust)
+    dispatcher = Dispatcher(agent_id="web-1", signing_key=rig.agent_key, trust=trust,
+                            state=rig.state, log=rig.log, clock=rig.clock)
+    await dispatcher.execute(rig.world.op(1))
+    await dispatcher.execute(rig.world.op(2))  # from the kept verification
+    other = ed25519.Ed25519PrivateKey.generate().public_key()
+    trust.trust = p.AgentTrust("web-1", {p.key_id(other): other})  # the approver was unpinned
+    with pytest.raises(Refused, match="grant-not-signed-by-pinned-approver"):
+        await dispatcher.execute(rig.world.op(3))
+    # The same key id pinned to other key bytes does not reuse the verification either.
+    kid = next(iter(rig.world.trust.approver_keys))
+    trust.trust = p.AgentTrust("web-1", {kid: other})
+    with pytest.raises(Refused, match="grant-not-signed-by-pinned-approver"):
+        await dispatcher.execute(rig.world.op(4))
+    trust.trust = rig.world.trust  # pinned again
+    await dispatcher.execute(rig.world.op(5))
+    trust.trust = p.AgentTrust("web-2", rig.world.trust.approver_keys)  # another agent's trust
+    with pytest.raises(Refused, match="grant-for-another-agent"):
+        await dispatcher.execute(rig.world.op(6))
+
+
+async def test_kept_grant_verification_decides_as_the_kernel_does(make_rig: RigFactory) -> None:
+    """Every decision after the first (grant verified and kept) equals permissions.evaluate."""
+    rig = make_rig()
+    world = rig.world
+    await rig.dispatcher.execute(world.op(1))  # the grant is verified and kept from here on
+    tampered = world.op(20)
+    tampered.payload = tampered.payload.replace(b"diag.system", b"diag.disks")
+    cases = [
+        (world.op(2), 1100.0, 1), (world.op(1), 1100.0, 1), (world.op(9), 999.0, 1),
+        (world.op(9), 4600.0, 1), (world.op(9, operation="no.such"), 1100.0, 1),
+        (world.op(9, issued_at=1500), 1100.0, 1), (world.op(9, grant_id="G-9"), 1100.0, 1),
+        (tampered, 1100.0, 1), (world.op(30), 1100.0, None),
+    ]
+    for message, now, last_seq in cases:
+        envelope = from_wire(message)
+        kept = rig.dispatcher._evaluate(world.grant_envelope, envelope, last_seq, now)
+        fresh = p.evaluate(grant_envelope=world.grant_envelope, operation_envelope=envelope,
+                           trust=world.trust, scope_of=rig.dispatcher._scope_of,
+                           last_seq=last_seq, revoked=set(), now=now)
+        assert kept == fresh
+    await rig.dispatcher.revoke(world.revocation())
+    envelope = from_wire(world.op(40))
+    kept = rig.dispatcher._evaluate(world.grant_envelope, envelope, 1, 1100.0)
+    assert (kept.allowed, kept.reason) == (False, p.Reason.REVOKED)
+
+
+async def test_a_result_that_cannot_be_recorded_withholds_the_output(
+        make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed after the run too: no output and no receipt without a durable result."""
+    rig = make_rig()
+
+    def unwritable(result: object) -> int:
+        raise LogUnavailable("disk full")
+    monkeypatch.setattr(rig.log, "record_result", unwritable)
+    with pytest.raises(LogUnavailable):
+        await rig.dispatcher.execute(rig.world.op(1))
+    assert [(e.kind, e.outcome) for e in rig.log.entries()] == [("attempt", "allowed")]
+
+
+async def test_a_session_number_remembered_too_low_cannot_let_a_replay_through(
+        make_rig: RigFactory) -> None:
+    """The log remembers last sequence numbers; the write transaction still decides."""
+    rig = make_rig()
+    await rig.dispatcher.execute(rig.world.op(5))
+    assert rig.log.known_last_seq("G-1", "S-1") == (True, 5)
+    other = OperationLog(rig.log_path)  # another connection advances the session to 7
+    try:
+        attempt = Attempt(at=1100.0, outcome="denied", reason="x", detail="",
+                          operation_digest="sha256:00", envelope=b"{}", session_id="S-1",
+                          seq=7, grant_id="G-1")
+        other.record_decision(attempt)
+    finally:
+        other.close()
+    with pytest.raises(Refused, match="sequence-not-increasing"):
+        await rig.dispatcher.execute(rig.world.op(6))  # allowed by the memory, not the log
+    assert [(e.seq, e.outcome, e.reason) for e in rig.log.entries() if e.kind == "attempt"][-1] \
+        == (6, "denied", "sequence-not-increasing")
+    await rig.dispatcher.execute(rig.world.op(8))
+
+
+async def test_operation_runs_only_after_its_attempt_committed(make_rig: RigFactory) -> None:
+    """Record before act, seen from a separate connection: when the operation starts, its
+    attempt is committed (the log's own connection could see it before the commit)."""
+    seen: list[list[str]] = []
+
+    def prepare(params: Mapping[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
+        async def run() -> dict[str, Any]:
+            reader = sqlite3.connect(rig.log_path)
+            try:
+                seen.append([row[0] for row in reader.execute(
+                    "SELECT outcome FROM entries ORDER BY id")])
+            finally:
+                reader.close()
+            return {"ok": True}
+        return run
+    spec = OperationSpec("test.reader", "diag.read", False, 5.0, 4096, prepare)
+    rig = make_rig(extra={"test.reader": spec})
+    await rig.dispatcher.execute(rig.world.op(operation="test.reader"))
+    assert seen == [["allowed"]]
