@@ -44,12 +44,13 @@ check-protos: $(STAMP)
 	@echo "generated protobuf code is fresh"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check agent controller permissions pki tests bench demo
-	$(VENV)/bin/mypy agent controller permissions pki
+	$(VENV)/bin/ruff check agent controller permissions pki tlog tests bench demo
+	$(VENV)/bin/mypy agent controller permissions pki tlog
 
 bench: $(STAMP)
 	$(PY) -m bench.diag_latency
 	$(PY) -m bench.cli_walltime
+	$(PY) -m bench.tlog_bench
 
 clean:
 	rm -rf build .pytest_cache

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
     "permissions": {"agent", "controller", "grpc", "rmaint", "pki", "sqlalchemy", "psutil"},
     "pki": {"agent", "controller"},
+    "tlog": {"agent", "controller", "grpc", "rmaint", "pki", "sqlalchemy", "psutil"},
     "agent": {"controller"},
     "controller": {"agent"},
 }
