@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from agent.diag import policy as diag_policy
 from agent.diag.policy import DiagConfig
 from permissions import PublicKey, key_id, public_key_bytes
+from pki.files import write_public
 from pki.identity import IdentityError, check_name, check_trust_domain
 
 CONFIG_NAME = "agent.toml"
@@ -181,7 +181,7 @@ def save(home: Path, config: AgentConfig) -> None:
     """Write ``config`` to ``<home>/agent.toml`` atomically (never a partial file)."""
     _validate(config)
     home.mkdir(parents=True, exist_ok=True)
-    _write_atomic(home / CONFIG_NAME, tomli_w.dumps(_to_toml(config)).encode())
+    write_public(home / CONFIG_NAME, tomli_w.dumps(_to_toml(config)).encode())
 
 
 def pin_approver(home: Path, name: str,
@@ -342,17 +342,4 @@ def _to_toml(config: AgentConfig) -> dict[str, Any]:
     return data
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import permissions
 from controller.client.errors import InputError, SessionStateError
+from pki.files import write_private
 
 REQUEST_PREFIX = "R-"
 SESSIONS_DIR = "sessions"
@@ -163,9 +164,9 @@ class SessionStore:
         """Store a newly opened session and, by default, make it the current one."""
         with self._locked():
             self._counter_path(state.session_id).unlink(missing_ok=True)
-            _write_atomic(self._path(state.session_id), state.to_json())
+            write_private(self._path(state.session_id), state.to_json())
             if make_current:
-                _write_atomic(self.home / CURRENT_FILE, state.session_id.encode() + b"\n")
+                write_private(self.home / CURRENT_FILE, state.session_id.encode() + b"\n")
 
     def get(self, session_id: str) -> SessionState:
         """The stored state with the exact next number; SessionStateError if this home has
@@ -204,7 +205,7 @@ class SessionStore:
             bound = durable.next_seq
             if seq >= bound:
                 bound = seq + (SEQ_LEASE if boot is not None else 1)
-                _write_atomic(self._path(session_id),
+                write_private(self._path(session_id),
                               replace(durable, next_seq=bound).to_json())
             if boot is not None:
                 _write_counter(self._counter_path(session_id), boot, seq + 1, bound)
@@ -268,22 +269,6 @@ def _write_counter(path: Path, boot: str, next_seq: int, bound: int) -> None:
             os.ftruncate(fd, len(data))  # a new file, or one a foreign boot id wrote
     finally:
         os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself must survive a crash, or a seq could repeat
-    finally:
-        os.close(dir_fd)
 
 
 def sign_operation(

@@ -109,13 +109,13 @@ def test_one_durable_write_covers_a_lease_of_numbers(tmp_path: Path,
     store = SessionStore(tmp_path, boot=Machine())
     store.add(STATE)
     durable_writes: list[Path] = []
-    write_atomic = engineer._write_atomic
+    write_private = engineer.write_private
 
     def counted(path: Path, data: bytes) -> None:
         durable_writes.append(path)
-        write_atomic(path, data)
+        write_private(path, data)
 
-    monkeypatch.setattr(engineer, "_write_atomic", counted)
+    monkeypatch.setattr(engineer, "write_private", counted)
     taken = [store.reserve_seq(STATE.session_id)[1] for _ in range(2 * SEQ_LEASE + 1)]
     assert taken == list(range(1, 2 * SEQ_LEASE + 2))
     assert len(durable_writes) == 3  # at 1, at 1 + SEQ_LEASE and at 1 + 2 * SEQ_LEASE
