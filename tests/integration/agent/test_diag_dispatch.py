@@ -28,7 +28,7 @@ SECRETS = ("CmdSecret-1", "EnvSecret-2", "LogSecret-3", "KeyBody-4")
 def host(tmp_path: Path) -> Iterator[tuple[DiagConfig, subprocess.Popen[bytes]]]:
     """A log and a process carrying secrets, and the allowlists that let them be seen."""
     log = tmp_path / "app.log"
-    log.write_text("start\napi_key: LogSecret-3\n-----BEGIN PRIVATE KEY-----\nKeyBody-4\n"
+    log.write_text("start\napi_key: LogSecret-3\n-----BEGIN\x20PRIVATE KEY-----\nKeyBody-4\n"
                    "-----END PRIVATE KEY-----\nend\n")
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "app.toml").write_text("x = 1\n")

