@@ -120,10 +120,15 @@ class LocalServicer(agent_pb2_grpc.AgentLocalServiceServicer):
                          context: Context) -> agent_pb2.ListGrantsResponse:
         stored = await asyncio.to_thread(self._state.list_grants)
         now = self._clock()
-        rows = [agent_pb2.GrantState(grant=to_wire(s.envelope), status=s.status_at(now),
-                                     revoked_at=int(s.revoked_at or 0))
-                for s in stored
-                if request.include_inactive or s.status_at(now) in ("active", "not-yet-valid")]
+        unsaved = self._dispatcher.unsaved_revocations()
+        rows = []
+        for grant in stored:
+            # A revocation in force but not yet on disk is shown as such, never as active.
+            status = ("revoked (not yet saved)" if grant.grant.grant_id in unsaved
+                      else grant.status_at(now))
+            if request.include_inactive or status in ("active", "not-yet-valid"):
+                rows.append(agent_pb2.GrantState(grant=to_wire(grant.envelope), status=status,
+                                                 revoked_at=int(grant.revoked_at or 0)))
         return agent_pb2.ListGrantsResponse(grants=rows)
 
     @translated

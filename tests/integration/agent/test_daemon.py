@@ -280,7 +280,7 @@ async def test_revocation_that_cannot_be_saved_says_so_and_is_saved_later(
                 in message
             assert handle.dispatcher.unsaved_revocations() == {"G-1"}
             [known] = await local.list_grants(include_inactive=True)
-            assert known.status == "active"  # not saved yet, but denied already:
+            assert known.status == "revoked (not yet saved)"  # and denied already:
             with pytest.raises(Refused, match="grant-revoked"):
                 await handle.dispatcher.execute(deployment.operation(1).operation)
         finally:
