@@ -31,7 +31,7 @@ def run_operation(opts: Options, operation: str, params: dict[str, Any],
         return await workflow.run(state, operation, params)
 
     result = with_workflow(opts, work)
-    line = (f"receipt {result.receipt_digest}  event {result.event_id}  "
+    line = (f"receipt {result.receipt_digest} {signed_by(result)}  event {result.event_id}  "
             f"session {result.session_id} seq {result.seq}")
     if opts.json:
         out.emit_json(result.result)
@@ -42,6 +42,14 @@ def run_operation(opts: Options, operation: str, params: dict[str, Any],
     if hidden:
         out.note(f"{hidden} value{'s' if hidden != 1 else ''} hidden by redaction")
     out.note(line)
+
+
+def signed_by(result: OperationResult) -> str:
+    """Whose signature on the receipt was checked, or that none could be."""
+    if result.agent_key_id is None:
+        return ("(signature not checked: this session's local state has no agent key; "
+                "reopen the session to check receipts)")
+    return f"signed by agent {result.receipt.agent_id} ({result.agent_key_id[:23]}…)"
 
 
 def redactions(result: Any) -> int:

@@ -10,6 +10,8 @@ machine (see :class:`SessionStore`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fcntl
 import functools
 import json
@@ -75,6 +77,11 @@ class SessionState:
 
     In the state file, ``next_seq`` is the durable bound: no number from it upward has
     been handed out (:class:`SessionStore` reads the exact next number from the counter).
+
+    ``agent_public_key`` is the agent's enrolled key (SubjectPublicKeyInfo DER, base64 in
+    the file) as the controller gave it when the session was opened; the agent's receipts
+    are checked against it. None when unknown (a state file written by an older rmctl, or
+    a controller that does not send it): then receipts cannot be signature-checked.
     """
 
     session_id: str
@@ -82,9 +89,15 @@ class SessionState:
     agent_id: str
     grant_id: str
     next_seq: int = 1
+    agent_public_key: bytes | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
+        obj: dict[str, Any] = asdict(self)
+        if self.agent_public_key is None:
+            del obj["agent_public_key"]
+        else:
+            obj["agent_public_key"] = base64.b64encode(self.agent_public_key).decode("ascii")
+        return json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, data: bytes) -> SessionState:
@@ -99,7 +112,24 @@ class SessionState:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
             raise ValueError("next_seq must be a positive integer")
         return cls(session_id=obj["session_id"], case_id=obj["case_id"],
-                   agent_id=obj["agent_id"], grant_id=obj["grant_id"], next_seq=seq)
+                   agent_id=obj["agent_id"], grant_id=obj["grant_id"], next_seq=seq,
+                   agent_public_key=_agent_key(obj.get("agent_public_key")))
+
+
+def _agent_key(value: object) -> bytes | None:
+    """The stored agent key: None if absent (older state files have none)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError("agent_public_key must be non-empty base64 text")
+    try:
+        raw = base64.b64decode(value, validate=True)
+        permissions.load_public_key(raw)
+    except binascii.Error as exc:
+        raise ValueError(f"agent_public_key is not base64: {exc}") from exc
+    except permissions.MalformedStatement as exc:
+        raise ValueError(f"agent_public_key: {exc}") from exc
+    return raw
 
 
 def check_session_id(session_id: str) -> str:

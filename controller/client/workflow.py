@@ -53,6 +53,9 @@ class OperationResult:
     receipt: permissions.Receipt
     receipt_digest: str
     event_id: int
+    # Id of the agent's enrolled key whose signature on the receipt verified; None when
+    # this session's state has no agent key (opened by an older rmctl or controller).
+    agent_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,15 @@ class EngineerWorkflow:
         """Open a session and make it this home's current one."""
         reply = await self.client.open_session(case_id, agent_id, grant_id)
         session = reply.session
+        agent_key = bytes(reply.agent_public_key) or None  # empty: an older controller
+        if agent_key is not None:
+            try:
+                permissions.load_public_key(agent_key)
+            except permissions.MalformedStatement as exc:
+                raise BadAnswer(f"the controller sent an unusable key for agent "
+                                f"{session.agent_id}: {exc}") from exc
         state = SessionState(session.session_id, session.case_id, session.agent_id,
-                             session.grant_id)
+                             session.grant_id, agent_public_key=agent_key)
         self.store.add(state)
         return OpenedSession(state, session, reply.grant_not_after, tuple(reply.scopes))
 
@@ -148,11 +158,13 @@ class EngineerWorkflow:
 
 def check_answer(envelope: permissions.Envelope, reply: agent_pb2.ExecuteResponse, *,
                  state: SessionState, seq: int, operation: str) -> OperationResult:
-    """The result, if the receipt names this operation, this result and this session."""
+    """The result, if the receipt is signed by the session's agent (when its key is known)
+    and names this operation, this result and this session."""
     if not reply.HasField("receipt"):
         raise BadAnswer("the agent's answer carries no receipt")
     try:
         receipt_envelope = from_wire(reply.receipt)
+        signer = _check_receipt_signature(receipt_envelope, state.agent_public_key)
         receipt = permissions.Receipt.from_payload(receipt_envelope.payload)
         result = json.loads(reply.result_json)
     except (permissions.PermissionsError, ValueError) as exc:
@@ -161,10 +173,26 @@ def check_answer(envelope: permissions.Envelope, reply: agent_pb2.ExecuteRespons
         "operation_digest": permissions.digest(envelope),
         "result_digest": "sha256:" + hashlib.sha256(reply.result_json).hexdigest(),
         "session_id": state.session_id, "seq": seq, "operation": operation,
+        "agent_id": state.agent_id,
     }
     wrong = [name for name, value in expected.items() if getattr(receipt, name) != value]
     if wrong:
         raise BadAnswer(f"the agent's receipt does not match what was exchanged: "
                         f"{', '.join(wrong)}")
     return OperationResult(state.session_id, seq, operation, result, receipt,
-                           permissions.digest(receipt_envelope), reply.event_id)
+                           permissions.digest(receipt_envelope), reply.event_id, signer)
+
+
+def _check_receipt_signature(receipt: permissions.Envelope,
+                             agent_key: bytes | None) -> str | None:
+    """The id of the agent key whose signature on ``receipt`` verifies; None if no key is
+    known; BadAnswer if the receipt is not signed by that key."""
+    if agent_key is None:
+        return None
+    key = permissions.load_public_key(agent_key)
+    kid = permissions.key_id(key)
+    try:
+        permissions.verify(receipt, permissions.RECEIPT, {kid: key})
+    except permissions.BadSignature as exc:
+        raise BadAnswer("the agent's receipt signature does not verify") from exc
+    return kid

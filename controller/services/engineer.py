@@ -60,12 +60,13 @@ class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
         case_id = _common.text(request.case_id, "case_id", limit=64)
         agent_id = _common.name(request.agent_id, "agent_id")
         grant_id = _common.text(request.grant_id, "grant_id", required=False, limit=128)
-        session, grant = await self._deps.store.write(
+        session, grant, agent_key = await self._deps.store.write(
             _open_session, caller, case_id, agent_id, grant_id, self._deps.clock())
         log_event("session.opened", session_id=session.session_id, case_id=case_id,
                   agent_id=agent_id, grant_id=grant.grant_id, engineer=caller.name)
         return pb.OpenSessionResponse(session=_convert.session(session),
-                                      grant_not_after=grant.not_after, scopes=list(grant.scopes))
+                                      grant_not_after=grant.not_after, scopes=list(grant.scopes),
+                                      agent_public_key=agent_key)
 
     async def RunOperation(self, request: agent_pb2.ExecuteRequest,
                            context: grpc.aio.ServicerContext) -> agent_pb2.ExecuteResponse:
@@ -114,7 +115,9 @@ def _file_request(conn: Connection, statement: AccessRequest, envelope: Envelope
 
 
 def _open_session(conn: Connection, caller: Caller, case_id: str, agent_id: str,
-                  grant_id: str, now: float) -> tuple[Session, GrantRecord]:
+                  grant_id: str, now: float) -> tuple[Session, GrantRecord, bytes]:
+    """The new session, its grant and the agent's enrolled public key (SPKI DER), which
+    the engineer's client checks the agent's receipts against."""
     rules.check_case_for(cases.get_case(conn, case_id), case_id, caller.name)
     if grant_id:
         found = grants.get_grant(conn, grant_id)
@@ -131,7 +134,8 @@ def _open_session(conn: Connection, caller: Caller, case_id: str, agent_id: str,
                       case_id=case_id, agent_id=agent_id, grant_id=grant.grant_id,
                       started_at=now, ended_at=None, end_reason=None)
     sessions.add_session(conn, session)
-    return session, grant
+    agent = directory.get_agent(conn, agent_id)
+    return session, grant, agent.public_key if agent is not None else b""
 
 
 def _close_session(conn: Connection, caller: Caller, session_id: str, now: float) -> Session:

@@ -826,8 +826,13 @@ class OpenSessionResponse(_message.Message):
     SESSION_FIELD_NUMBER: _builtins.int
     GRANT_NOT_AFTER_FIELD_NUMBER: _builtins.int
     SCOPES_FIELD_NUMBER: _builtins.int
+    AGENT_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     grant_not_after: _builtins.int
     """The grant's not-after, unix seconds."""
+    agent_public_key: _builtins.bytes
+    """The agent's enrolled public key (SubjectPublicKeyInfo DER, ECDSA P-256: the key of its
+    mTLS certificate), so the engineer's client can check the signature of each receipt.
+    """
     @_builtins.property
     def session(self) -> Global___Session:
         """The opened session."""
@@ -842,10 +847,11 @@ class OpenSessionResponse(_message.Message):
         session: Global___Session | None = ...,
         grant_not_after: _builtins.int = ...,
         scopes: _abc.Iterable[_builtins.str] | None = ...,
+        agent_public_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant_not_after", b"grant_not_after", "scopes", b"scopes", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_public_key", b"agent_public_key", "grant_not_after", b"grant_not_after", "scopes", b"scopes", "session", b"session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

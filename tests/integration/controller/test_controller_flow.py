@@ -242,6 +242,17 @@ async def test_decision_by_an_unpinned_key_is_denied(world: World) -> None:
     assert await world.consent_kinds() == ["requested"]
 
 
+async def test_open_session_carries_the_agents_enrolled_key(world: World) -> None:
+    await world.grant()
+    opened = await world.session()
+    enrolled = world.agent.key.public_key()
+    assert opened.agent_public_key == p.public_key_bytes(enrolled)
+    # It is the key the agent's receipts verify against, as the engineer's client checks.
+    answer = await world.run(opened.session.session_id, 1)
+    key = p.load_public_key(opened.agent_public_key)
+    p.verify(from_wire(answer.receipt), p.RECEIPT, {p.key_id(key): key})
+
+
 async def test_no_session_without_an_active_grant(world: World) -> None:
     await world.request()
     with pytest.raises(grpc.aio.AioRpcError) as refused:

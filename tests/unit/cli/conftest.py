@@ -28,6 +28,9 @@ from rmaint.envelopes import from_wire, to_wire
 from rmaint.v1 import agent_pb2
 
 TRUST_DOMAIN = "example.test"
+# The enrolled key of the fake agent web-1: FakeAgent signs with it by default, and the
+# fake OpenSession hands its public half to the client.
+AGENT_KEY = certs.generate_key()
 Handler = Callable[[Any], Message | Exception]
 
 
@@ -119,7 +122,7 @@ class FakeAgent:
     """Executes operations as the agent would answer them: result JSON and signed receipt."""
 
     result: Any
-    key: ec.EllipticCurvePrivateKey = field(default_factory=certs.generate_key)
+    key: ec.EllipticCurvePrivateKey = AGENT_KEY
     event_id: int = 41
     tamper: str = ""
 

@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 import permissions
 from controller.cli import app
 from controller.client.engineer import SessionStore
+from pki import certs
 from rmaint.envelopes import from_wire
 from rmaint.v1 import controller_pb2 as pb
 
-from .conftest import FakeAgent, FakeChannel, Home, rpc_error
+from .conftest import AGENT_KEY, FakeAgent, FakeChannel, Home, rpc_error
 
 MakeHome = Callable[..., Home]
 SYSTEM = {"hostname": "web-1", "uptime_seconds": 3 * 86400 + 4 * 3600 + 59,
@@ -34,13 +35,17 @@ def rmctl(runner: CliRunner, home: Home, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def open_session_handler(session_id: str = "S-0123456789ab") -> Callable[[Any], Any]:
+AGENT_PUBLIC = permissions.public_key_bytes(AGENT_KEY.public_key())
+
+
+def open_session_handler(session_id: str = "S-0123456789ab",
+                         agent_public_key: bytes = AGENT_PUBLIC) -> Callable[[Any], Any]:
     def handler(request: pb.OpenSessionRequest) -> pb.OpenSessionResponse:
         session = pb.Session(session_id=session_id, engineer="alice", case_id=request.case_id,
                              agent_id=request.agent_id, grant_id=request.grant_id or "G-1",
                              started_at=1_700_000_000)
         return pb.OpenSessionResponse(session=session, grant_not_after=1_900_000_000,
-                                      scopes=["diag.read"])
+                                      scopes=["diag.read"], agent_public_key=agent_public_key)
     return handler
 
 
@@ -143,6 +148,51 @@ def test_a_receipt_for_another_result_is_refused(runner: CliRunner, alice: Home,
     code, out, err = rmctl(runner, alice, "diag", "system")
     assert code == 1 and out == ""
     assert err == "error: the agent's receipt does not match what was exchanged: result_digest\n"
+
+
+def test_a_receipt_signed_by_the_enrolled_agent_key_is_accepted_and_named(
+        runner: CliRunner, alice: Home, channel: FakeChannel) -> None:
+    channel.handlers["OpenSession"] = open_session_handler()
+    channel.handlers["RunOperation"] = FakeAgent(SYSTEM)
+    rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
+    assert SessionStore(alice.path).get("S-0123456789ab").agent_public_key == AGENT_PUBLIC
+    code, out, _ = rmctl(runner, alice, "diag", "system")
+    assert code == 0, out
+    kid = permissions.key_id(AGENT_KEY.public_key())
+    assert f"signed by agent web-1 ({kid[:23]}…)" in out
+
+
+def test_a_receipt_signed_by_another_key_is_refused(runner: CliRunner, alice: Home,
+                                                    channel: FakeChannel) -> None:
+    channel.handlers["OpenSession"] = open_session_handler()
+    channel.handlers["RunOperation"] = FakeAgent(SYSTEM, key=certs.generate_key())
+    rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
+    code, out, err = rmctl(runner, alice, "diag", "system")
+    assert code == 1 and out == ""
+    assert err == "error: the agent's receipt signature does not verify\n"
+
+
+def test_a_session_state_without_an_agent_key_says_receipts_are_not_checked(
+        runner: CliRunner, alice: Home, channel: FakeChannel) -> None:
+    # An older controller sends no key; a state file of an older rmctl has none either.
+    channel.handlers["OpenSession"] = open_session_handler(agent_public_key=b"")
+    channel.handlers["RunOperation"] = FakeAgent(SYSTEM, key=certs.generate_key())
+    rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
+    state_file = alice.path / "sessions" / "S-0123456789ab.json"
+    assert "agent_public_key" not in json.loads(state_file.read_bytes())
+    code, out, _ = rmctl(runner, alice, "diag", "system")
+    assert code == 0, out
+    assert "signature not checked: this session's local state has no agent key" in out
+    assert "signed by agent" not in out
+
+
+def test_an_unusable_agent_key_from_the_controller_is_refused(
+        runner: CliRunner, alice: Home, channel: FakeChannel) -> None:
+    channel.handlers["OpenSession"] = open_session_handler(agent_public_key=b"not a key")
+    code, _, err = rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
+    assert code == 1
+    assert err.startswith("error: the controller sent an unusable key for agent web-1")
+    assert SessionStore(alice.path).current() is None
 
 
 def test_a_denied_operation_still_uses_up_its_number(runner: CliRunner, alice: Home,

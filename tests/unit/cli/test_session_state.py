@@ -9,13 +9,16 @@ import os
 import stat
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import permissions
 from controller.client import engineer
 from controller.client.engineer import SEQ_LEASE, SessionState, SessionStore
 from controller.client.errors import InputError, SessionStateError
+from pki import certs
 
 STATE = SessionState("S-0123456789ab", "C-0001", "web-1", "G-1")
 BOOT_A = "0a0a0a0a-0000-4000-8000-00000000000a"
@@ -225,6 +228,19 @@ def test_a_state_file_of_the_previous_layout_continues_where_it_was(tmp_path: Pa
     assert store.reserve_seq(STATE.session_id)[1] == 43
 
 
+def test_the_agent_key_is_kept_and_an_old_state_file_has_none(tmp_path: Path) -> None:
+    raw = permissions.public_key_bytes(certs.generate_key().public_key())
+    store = SessionStore(tmp_path, boot=Machine())
+    store.add(replace(STATE, agent_public_key=raw))
+    assert store.reserve_seq(STATE.session_id)[0].agent_public_key == raw
+    assert store.get(STATE.session_id).agent_public_key == raw
+    old = SessionStore(tmp_path / "old")
+    old.add(STATE)  # written without the key, as an older rmctl did
+    saved = json.loads((old.directory / f"{STATE.session_id}.json").read_text())
+    assert "agent_public_key" not in saved
+    assert old.get(STATE.session_id).agent_public_key is None
+
+
 def test_forget_clears_the_current_pointer_only_for_its_session(store: SessionStore) -> None:
     other = SessionState("S-ffffffffffff", "C-0002", "db-1", "G-2")
     store.add(other, make_current=False)
@@ -240,7 +256,10 @@ def test_no_current_session_is_none(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", [b"", b"{", b"[]", b'{"session_id": "S-0123456789ab"}',
                                      b'{"session_id": "S-0123456789ab", "case_id": "C", '
-                                     b'"agent_id": "a", "grant_id": "g", "next_seq": 0}'])
+                                     b'"agent_id": "a", "grant_id": "g", "next_seq": 0}',
+                                     b'{"session_id": "S-0123456789ab", "case_id": "C", '
+                                     b'"agent_id": "a", "grant_id": "g", "next_seq": 1, '
+                                     b'"agent_public_key": "bm90IGEga2V5"}'])
 def test_a_damaged_state_file_is_reported_not_reset(store: SessionStore, content: bytes) -> None:
     (store.home / "sessions" / f"{STATE.session_id}.json").write_bytes(content)
     with pytest.raises(SessionStateError, match="damaged"):
