@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) -m bench.diag_latency
 	$(PY) -m bench.cli_walltime
 	$(PY) -m bench.tlog_bench
+	$(PY) -m bench.process_listing
 
 clean:
 	rm -rf build .pytest_cache
