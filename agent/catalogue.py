@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from agent.diag import connect, files, logs, logsearch, network, processes, services, system
+from agent.diag import connect, database, files, logs, logsearch, network, processes, services, system
 from agent.diag.params import ParamReader
 from agent.diag.policy import DiagConfig
 
@@ -77,6 +77,8 @@ def build_catalogue(diag: DiagConfig) -> dict[str, OperationSpec]:
         _read("diag.clock", 5.0, 4 * KIB, _bind(system.parse_clock, system.clock)),
         _read("diag.connect", 15.0, 64 * KIB,
               _bind(partial(connect.parse_connect, diag=diag), connect.connect)),
+        _read("diag.database", 20.0, 256 * KIB,
+              _bind(partial(database.parse_database, diag=diag), database.database)),
         OperationSpec("logs.tail", "diag.logs", False, 20.0, MIB,
                       _bind(partial(logs.parse_tail, diag=diag), logs.tail)),
         OperationSpec("logs.search", "diag.logs", False, 25.0, MIB,

@@ -14,7 +14,8 @@ Layout (relative names resolve against the home)::
     [agent]  id, trust_domain, listen, controller, socket = "rmagent.sock"
     [[approvers]]  name, key_id, public_key (base64 of the raw 32-byte Ed25519 key)
     [log]    path = "agent-log.db"
-    [diag]   log_files, journald_units, file_roots, connect_allow, max_hash_bytes
+    [diag]   log_files, journald_units, file_roots, connect_allow, max_hash_bytes,
+             [[diag.data_sources]]
              (optional; what engineers may see, see :mod:`agent.diag.policy`)
 """
 
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from agent.diag import policy as diag_policy
 from agent.diag.policy import DiagConfig
 from permissions import PublicKey, key_id, public_key_bytes
-from pki.files import write_public
+from pki.files import write_private
 from pki.identity import IdentityError, check_name, check_trust_domain
 
 CONFIG_NAME = "agent.toml"
@@ -181,7 +182,8 @@ def save(home: Path, config: AgentConfig) -> None:
     """Write ``config`` to ``<home>/agent.toml`` atomically (never a partial file)."""
     _validate(config)
     home.mkdir(parents=True, exist_ok=True)
-    write_public(home / CONFIG_NAME, tomli_w.dumps(_to_toml(config)).encode())
+    # 0600: [[diag.data_sources]] may hold database passwords.
+    write_private(home / CONFIG_NAME, tomli_w.dumps(_to_toml(config)).encode())
 
 
 def pin_approver(home: Path, name: str,

@@ -2,7 +2,8 @@
 
 One module per subject: ``system`` (host, CPU, memory, disks, clock), ``network``,
 ``processes``, ``services``, ``connect`` (with ``_http`` and ``_tls``), ``logs`` (tail)
-and ``logsearch`` (search, run in the killable child ``_grep``), ``files``; ``_paths``
+and ``logsearch`` (search, run in the killable child ``_grep``), ``files``, ``database``
+(the customer's configured data sources); ``_paths``
 opens customer files safely, ``policy`` is the customer's ``[diag]`` allowlists and
 ``params`` the strict parameter reader.
 

@@ -9,6 +9,20 @@
     connect_allow = ["db.internal:5432", "*.example.com:443", "10.0.0.7:22", "[::1]:8080"]
     max_hash_bytes = 1073741824                  # files.hash refuses larger files (1 GiB)
 
+    [[diag.data_sources]]                        # diag.database by "name"
+    name = "main"
+    engine = "postgresql"                        # host, database, user required
+    host = "db.internal"                         # a host name, an IP or a socket directory
+    port = 5432                                  # default 5432
+    database = "app"
+    user = "monitor"
+    password = "..."                             # optional; never leaves the agent
+
+    [[diag.data_sources]]
+    name = "cache"
+    engine = "sqlite"
+    path = "/srv/app/cache.db"                   # opened read-only
+
 Everything is denied unless listed. Without a ``[diag]`` section no log file, journald
 unit or path can be read, and ``diag.connect`` refuses every target, loopback included.
 ``connect_allow`` entries are ``host:port`` with an exact port; ``*.example.com`` matches
@@ -30,13 +44,18 @@ import ipaddress
 import os.path
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_HASH_BYTES = 1 << 30
 _MAX_HASH_LIMIT = 1 << 50
 _KEYS = frozenset({"log_files", "journald_units", "file_roots", "connect_allow",
-                   "max_hash_bytes"})
+                   "max_hash_bytes", "data_sources"})
+ENGINES = ("postgresql", "sqlite")
+_SOURCE_KEYS = {"postgresql": frozenset({"name", "engine", "host", "port", "database", "user",
+                                         "password"}),
+                "sqlite": frozenset({"name", "engine", "path"})}
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 # systemd unit names: letters, digits and ":-_.\@"; no globs, never starting with "-".
 _UNIT = re.compile(r"[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]{0,255}")
@@ -101,6 +120,65 @@ class ConnectRule:
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """One ``[[diag.data_sources]]`` entry. The password is kept out of ``repr``."""
+
+    name: str
+    engine: str
+    host: str = ""
+    port: int = 5432
+    database: str = ""
+    user: str = ""
+    password: str | None = field(default=None, repr=False)
+    path: str = ""
+
+    @classmethod
+    def parse(cls, entry: Any, index: int) -> DataSource:
+        where = f"diag.data_sources[{index}]"
+        if not isinstance(entry, dict):
+            raise DiagConfigInvalid(f"{where} must be a table")
+        engine = entry.get("engine")
+        if engine not in ENGINES:
+            raise DiagConfigInvalid(f"{where}.engine must be \"postgresql\" or \"sqlite\"")
+        unknown = set(entry) - _SOURCE_KEYS[engine]
+        if unknown:
+            raise DiagConfigInvalid(f"unknown key in {where} ({engine}): "
+                                    f"{', '.join(sorted(unknown))}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
+            raise DiagConfigInvalid(f"{where}.name must be 1 to 64 letters, digits, '_', '.' "
+                                    "or '-', starting with a letter or digit")
+        if engine == "sqlite":
+            path = entry.get("path")
+            if not isinstance(path, str):
+                raise DiagConfigInvalid(f"{where}.path is required (a string)")
+            return cls(name, engine, path=_absolute(path, f"data_sources[{index}].path"))
+        host, database, user = (_source_text(entry, key, where)
+                                for key in ("host", "database", "user"))
+        if not host.startswith("/") and normalize_host(host) is None:
+            raise DiagConfigInvalid(f"{where}.host must be a host name, an IP address or "
+                                    "an absolute socket directory")
+        port = entry.get("port", 5432)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+            raise DiagConfigInvalid(f"{where}.port must be an integer from 1 to 65535")
+        password = entry.get("password")
+        if password is not None and (not isinstance(password, str) or "\x00" in password):
+            raise DiagConfigInvalid(f"{where}.password must be a string")
+        return cls(name, engine, host=host, port=port, database=database, user=user,
+                   password=password)
+
+    def to_toml(self) -> dict[str, Any]:
+        if self.engine == "sqlite":
+            return {"name": self.name, "engine": self.engine, "path": self.path}
+        table: dict[str, Any] = {"name": self.name, "engine": self.engine, "host": self.host,
+                                 "port": self.port, "database": self.database,
+                                 "user": self.user}
+        if self.password is not None:
+            table["password"] = self.password
+        return table
+
+
+@dataclass(frozen=True)
 class DiagConfig:
     """The customer's allowlists. Entries are validated and normalized on parse."""
 
@@ -109,6 +187,11 @@ class DiagConfig:
     file_roots: tuple[str, ...] = ()
     connect_allow: tuple[str, ...] = ()
     max_hash_bytes: int = DEFAULT_MAX_HASH_BYTES
+    data_sources: tuple[DataSource, ...] = ()
+
+    def data_source(self, name: str) -> DataSource | None:
+        """The configured data source called ``name``, if any."""
+        return next((s for s in self.data_sources if s.name == name), None)
 
     def rules(self) -> tuple[ConnectRule, ...]:
         return tuple(ConnectRule.parse(entry) for entry in self.connect_allow)
@@ -136,6 +219,7 @@ def parse(table: Mapping[str, Any]) -> DiagConfig:
         file_roots=tuple(_absolute(p, "file_roots") for p in _strings(table, "file_roots")),
         connect_allow=_strings(table, "connect_allow"),
         max_hash_bytes=_max_hash(table.get("max_hash_bytes", DEFAULT_MAX_HASH_BYTES)),
+        data_sources=_data_sources(table.get("data_sources", [])),
     )
     config.rules()  # validates every connect_allow entry
     return config
@@ -149,7 +233,29 @@ def to_toml(config: DiagConfig) -> dict[str, Any]:
             table[key] = list(getattr(config, key))
     if config.max_hash_bytes != DEFAULT_MAX_HASH_BYTES:
         table["max_hash_bytes"] = config.max_hash_bytes
+    if config.data_sources:
+        table["data_sources"] = [source.to_toml() for source in config.data_sources]
     return table
+
+
+def _data_sources(entries: Any) -> tuple[DataSource, ...]:
+    if not isinstance(entries, list):
+        raise DiagConfigInvalid("diag.data_sources must be an array of tables "
+                                "([[diag.data_sources]])")
+    sources = tuple(DataSource.parse(entry, i) for i, entry in enumerate(entries))
+    names = [s.name for s in sources]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise DiagConfigInvalid(f"diag.data_sources: duplicate name {', '.join(duplicates)}")
+    return sources
+
+
+def _source_text(entry: Mapping[str, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= 255 \
+            or any(c in value for c in "\x00\r\n"):
+        raise DiagConfigInvalid(f"{where}.{key} is required: a string of 1 to 255 characters")
+    return value
 
 
 def _is_ip(host: str) -> bool:

@@ -444,6 +444,43 @@ def render_connect(result: Any) -> None:
     out.fields(pairs)
 
 
+# -- diag.database --------------------------------------------------------------------------
+
+
+def render_database(result: Any) -> None:
+    if not isinstance(result, dict):
+        return render_fields(result)
+    error = result.get("error")
+    outcome = (f"unreachable: {safe(str(error))}" if error or not result.get("reachable")
+               else "reachable")
+    pairs = [("Data source", f"{safe(str(result.get('name')))} "
+                             f"({safe(str(result.get('engine')))})"),
+             ("Result", outcome)]
+    for key in ("version", "size_bytes", "latency_seconds"):
+        if result.get(key) is not None:
+            pairs.append((label(key), cell(key, result[key])))
+    done = {"name", "engine", "reachable", "error", "version", "size_bytes",
+            "latency_seconds", "long_running_queries", "lock_waits"}
+    pairs += [(label(k), _with_age(k, v)) for k, v in result.items()
+              if k not in done and k not in _NOT_SHOWN]
+    out.fields(pairs)
+    seconds = {"duration_seconds": lambda v: f"{v:.1f} s"}
+    for key, title, columns in (
+            ("long_running_queries", "Queries running longer than 5 s",
+             [("pid", "PID"), ("state", "State"), ("duration_seconds", "Running for"),
+              ("query", "Query")]),
+            ("lock_waits", "Waiting for a lock",
+             [("pid", "PID"), ("wait_event_type", "Wait type"), ("wait_event", "Event"),
+              ("duration_seconds", "Waiting for")])):
+        if isinstance(result.get(key), list):
+            rows = [{k: safe(v) if isinstance(v, str) else v for k, v in row.items()}
+                    for row in _rows(result, key)]
+            if rows:
+                records_table(title, rows, columns, formats=seconds)
+            else:
+                out.note(f"{title}: none")
+
+
 # -- logs.* ---------------------------------------------------------------------------------
 
 

@@ -119,6 +119,20 @@ def diag_clock(opts: Options, session: SessionOpt = "", case: CaseOpt = "",
     _run(opts, "diag.clock", params, render.render_clock, (session, case, agent))
 
 
+@command(diag_app, "database")
+def diag_database(
+    opts: Options,
+    name: Annotated[str, typer.Argument(
+        help="A data source configured by the customer ([[diag.data_sources]] in "
+             "agent.toml).", show_default=False)],
+    session: SessionOpt = "", case: CaseOpt = "", agent: AgentOpt = "",
+) -> None:
+    """Check one of the customer's data sources (PostgreSQL or SQLite): reachable, version,
+    size, latency; on PostgreSQL also queries running over 5 s and lock waits."""
+    _run(opts, "diag.database", {"name": name}, render.render_database,
+         (session, case, agent))
+
+
 @command(connect_app, "tcp")
 def connect_tcp(
     opts: Options,

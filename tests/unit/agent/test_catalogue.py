@@ -15,7 +15,8 @@ SCOPES = {
     "diag.system": "diag.read", "diag.cpu": "diag.read", "diag.memory": "diag.read",
     "diag.disks": "diag.read", "diag.network": "diag.read", "diag.processes": "diag.read",
     "diag.process": "diag.read", "diag.services": "diag.read", "diag.clock": "diag.read",
-    "diag.connect": "diag.read", "logs.tail": "diag.logs", "logs.search": "diag.logs",
+    "diag.connect": "diag.read", "diag.database": "diag.read", "logs.tail": "diag.logs",
+    "logs.search": "diag.logs",
     "files.stat": "diag.files", "files.hash": "diag.files",
 }
 

@@ -143,6 +143,15 @@ STAT = {"path": "/etc/nginx/nginx.conf", "real_path": "/etc/nginx/nginx.conf",
         "inode": 1234, "device": 2049, "links": 1}
 HASH = {"path": "/opt/app/app.jar", "real_path": "/opt/app/releases/1.2/app.jar",
         "sha256": "0f" * 32, "size_bytes": 5 * 2**20, "duration_seconds": 0.031}
+DATABASE = {"name": "main", "engine": "postgresql", "reachable": True,
+            "version": "16.2", "size_bytes": 8 * 2**20, "latency_seconds": 0.0042,
+            "long_running_queries": [{"pid": 4242, "state": "active",
+                                      "duration_seconds": 12.34,
+                                      "query": "SELECT pg_sleep(8) /* password=*** */"}],
+            "lock_waits": []}
+DATABASE_DOWN = {"name": "cache", "engine": "sqlite", "reachable": False,
+                 "error": "unable to open database file", "version": None,
+                 "size_bytes": None, "latency_seconds": None}
 MISSING = {"path": "/etc/nginx/missing.conf", "error": "not-found",
            "message": "no such file or directory"}
 
@@ -203,6 +212,11 @@ CASES: list[tuple[list[str], str, dict[str, Any], Any, list[str]]] = [
     (["files", "stat", "/etc/nginx/missing.conf"], "files.stat",
      {"path": "/etc/nginx/missing.conf"}, MISSING,
      ["not-found: no such file or directory"]),
+    (["diag", "database", "main"], "diag.database", {"name": "main"}, DATABASE,
+     ["main (postgresql)", "reachable", "16.2", "8.0 MiB", "4.2 ms", "4242", "12.3 s",
+      "pg_sleep(8) /* password=*** */", "Waiting for a lock: none"]),
+    (["diag", "database", "cache"], "diag.database", {"name": "cache"}, DATABASE_DOWN,
+     ["cache (sqlite)", "unreachable: unable to open database file"]),
     (["files", "hash", "/opt/app/app.jar"], "files.hash", {"path": "/opt/app/app.jar"}, HASH,
      ["0f" * 32, "/opt/app/releases/1.2/app.jar", "5.0 MiB", "31 ms"]),
 ]

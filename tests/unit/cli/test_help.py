@@ -25,7 +25,7 @@ EXPECTED = {
     "session open", "session list", "session show", "session close",
     "diag system", "diag disks", "diag processes",
     "diag cpu", "diag memory", "diag network", "diag process", "diag services", "diag clock",
-    "diag connect tcp", "diag connect dns", "diag connect http", "diag connect tls",
+    "diag database", "diag connect tcp", "diag connect dns", "diag connect http", "diag connect tls",
     "logs tail", "logs search", "files stat", "files hash",
     "consent log",
 }
