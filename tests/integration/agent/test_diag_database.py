@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from agent.catalogue import build_catalogue
@@ -38,7 +39,6 @@ async def _run(sources: tuple[DataSource, ...], name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
     try:
         admin = psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres",
                                 connect_timeout=3, autocommit=True)
