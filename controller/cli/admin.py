@@ -9,6 +9,7 @@ import typer
 from controller.cli import _output as out
 from controller.cli._app import Options, command, group
 from controller.cli._run import with_client
+from controller.cli.install import agent_install
 
 customer_app = group("customer")
 agent_app = group("agent")
@@ -83,6 +84,9 @@ def agent_add(
 ) -> None:
     """Create a join token for an agent (use it with 'rmagent enroll --token')."""
     _token(opts, "agent", agent_id, ttl, customer)
+
+
+command(agent_app, "install")(agent_install)
 
 
 @command(agent_app, "list")
