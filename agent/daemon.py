@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from agent import config as agent_config
 from agent import jsonlog
 from agent.catalogue import build_catalogue
+from agent.checkpoints import start_checkpoints
 from agent.config import AgentConfig, AgentPaths
 from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
@@ -81,6 +82,8 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
     stack.callback(state.close)
     log = OperationLog(paths.log)
     stack.callback(log.close)
+    # Stopped after everything that writes the log: the last checkpoint covers it all.
+    await start_checkpoints(stack, home=home, identity=identity, log=log, clock=clock)
     trust = PinnedTrust(home, identity.name)
     # The customer's [diag] allowlists are bound into the catalogue once, at start.
     dispatcher = Dispatcher(agent_id=identity.name, signing_key=key, trust=trust, state=state,

@@ -23,9 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from agent import ledger
 from agent.errors import LogUnavailable
 from agent.sqlite import Database
 from permissions import Reason
+from tlog import NoteSigner, NoteVerifier
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -176,7 +178,9 @@ class OperationLog:
     """
 
     def __init__(self, path: Path, *, busy_timeout: float = 2.0) -> None:
-        self._db = Database(path, _SCHEMA, error=LogUnavailable, busy_timeout=busy_timeout)
+        self._db = Database(path, _SCHEMA + ledger.SCHEMA, error=LogUnavailable,
+                            busy_timeout=busy_timeout)
+        self._tree = ledger.Ledger()
         self._seqs: dict[tuple[str, str], int | None] = {}
         self._seqs_lock = threading.Lock()
         try:
@@ -245,6 +249,7 @@ class OperationLog:
                  attempt.engineer, attempt.operation, attempt.params_json, attempt.outcome,
                  attempt.reason, attempt.detail, attempt.operation_digest, attempt.envelope),
             ).lastrowid
+            self._tree.sync(conn)  # the entry and its leaf commit together
         if advanced:  # committed: remember the number the session has now
             assert attempt.grant_id is not None and attempt.session_id is not None
             self._remember(attempt.grant_id, attempt.session_id, attempt.seq)
@@ -268,6 +273,7 @@ class OperationLog:
                 _INSERT_RESULT,
                 (result.at, result.attempt_id, result.outcome, result.detail,
                  result.result_digest, result.duration_ms)).lastrowid
+            self._tree.sync(conn)
         assert index is not None
         return index
 
@@ -277,6 +283,26 @@ class OperationLog:
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
             (after, limit))
         return [Entry(*row) for row in rows]
+
+    def tree_size(self) -> int:
+        """Leaves in the log's tree (every entry, once its transaction committed)."""
+        return int(self._db.query(ledger.SIZE)[0][0])
+
+    def checkpoint(self, signer: NoteSigner, origin: str, now: float) -> ledger.Head:
+        """Sign the log's tree as it is now, unless its last checkpoint covers it already."""
+        with self._db.transaction() as conn:
+            try:
+                return self._tree.checkpoint(conn, signer, origin, now)
+            except ledger.LedgerError as exc:
+                raise LogUnavailable(str(exc)) from exc
+
+    def verify(self, verifier: NoteVerifier, origin: str) -> ledger.Verified:
+        """Recompute the tree from the entries; LogUnavailable names the first mismatch."""
+        with self._db.transaction() as conn:  # one consistent view
+            try:
+                return self._tree.verify(conn, verifier, origin)
+            except ledger.LedgerError as exc:
+                raise LogUnavailable(str(exc)) from exc
 
     def close(self) -> None:
         self._db.close()

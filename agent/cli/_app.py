@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import _consent, _decide, _engineers, _setup, _status
+from agent.cli import _consent, _decide, _engineers, _ledger, _setup, _status
 from agent.cli._common import DEFAULT_HOME, Options
 
 app = typer.Typer(
@@ -41,3 +41,4 @@ app.command("grants")(_consent.grants)
 app.add_typer(_engineers.engineers_app, name="engineers")
 app.command("status")(_status.status)
 app.command("log")(_status.log)
+app.command("verify-log")(_ledger.verify_log)
