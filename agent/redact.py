@@ -35,6 +35,10 @@ of the above and also:
 
 Each hidden value counts as one redaction (so does each hidden line of a private key
 block), so callers can report how much was hidden.
+
+The customer's own patterns (:mod:`agent.redact_custom`) run after all of the above, on
+each argument of a command line and on each log line; their matches are counted in the
+total and, by pattern name, in ``custom_counts``.
 """
 
 from __future__ import annotations
@@ -43,8 +47,11 @@ import itertools
 import os.path
 import re
 import string
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from agent.redact_custom import NO_PATTERNS, CustomRedaction
 
 MASK = "***"
 
@@ -130,10 +137,12 @@ def _header_secret(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Redacted:
-    """A command line with its secrets masked, and how many values were masked."""
+    """A command line with its secrets masked, and how many values were masked
+    (``custom_counts``: those of them hidden by the customer's patterns, by name)."""
 
     args: tuple[str, ...]
     redactions: int
+    custom_counts: Counter[str] = field(default_factory=Counter)
 
     @property
     def text(self) -> str:
@@ -298,15 +307,15 @@ def redact_tokens(text: str) -> tuple[str, int]:
     return _TOKEN.subn(MASK, text)
 
 
-def redact_command(args: Sequence[str]) -> Redacted:
-    """:func:`redact_args`, then :func:`redact_tokens` on each argument."""
+def redact_command(args: Sequence[str], custom: CustomRedaction = NO_PATTERNS) -> Redacted:
+    """:func:`redact_args`, then :func:`redact_tokens` and ``custom`` on each argument."""
     redacted = redact_args(args)
-    out, count = [], redacted.redactions
+    out, count, counts = [], redacted.redactions, Counter[str]()
     for arg in redacted.args:
         text, n = redact_tokens(arg)
-        out.append(text)
+        out.append(custom.apply(text, MASK, counts) if custom else text)
         count += n
-    return Redacted(tuple(out), count)
+    return Redacted(tuple(out), count + counts.total(), counts)
 
 
 class _LogMasker(_Masker):
@@ -342,18 +351,31 @@ class LineRedactor:
     """Redacts the lines of one log in order; a private key block may span lines.
 
     Feed the lines that precede the ones shown too (context), so that a block that
-    began before them is recognised; their output is simply not shown.
+    began before them is recognised; their output is simply not shown. The redactions
+    of ``custom`` patterns add up in :attr:`custom_counts` over the lines redacted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, custom: CustomRedaction = NO_PATTERNS) -> None:
         self._in_key = False
+        self._custom = custom
+        self.custom_counts: Counter[str] = Counter()
 
     def redact(self, line: str) -> tuple[str, int]:
         """``line`` with every recognised secret masked, and the count."""
         masker = _LogMasker(line)
         text = self._key_blocks(line, masker)
         text = masker.assigned(masker.pairs(masker.headers(masker.urls(text))))
-        return masker.tokens(masker.schemes(text, _LOG_AUTH_SCHEME)), masker.count
+        text = masker.tokens(masker.schemes(text, _LOG_AUTH_SCHEME))
+        if not self._custom:
+            return text, masker.count
+        before = self.custom_counts.total()
+        text = self._custom.apply(text, MASK, self.custom_counts)
+        return text, masker.count + self.custom_counts.total() - before
+
+    def take_custom_counts(self) -> Counter[str]:
+        """The custom counts so far, starting a new tally."""
+        counts, self.custom_counts = self.custom_counts, Counter()
+        return counts
 
     def follow(self, line: str) -> None:
         """Take ``line`` as context: track key blocks in it, show nothing of it."""
@@ -385,6 +407,6 @@ class LineRedactor:
             pos, self._in_key = begin.end(), True
 
 
-def redact_line(line: str) -> tuple[str, int]:
+def redact_line(line: str, custom: CustomRedaction = NO_PATTERNS) -> tuple[str, int]:
     """One log line with every recognised secret masked, and the count."""
-    return LineRedactor().redact(line)
+    return LineRedactor(custom).redact(line)

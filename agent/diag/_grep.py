@@ -9,12 +9,14 @@ its time budget is spent.
 
 The child reads the log on stdin, redacts every line (so matching sees only what an
 engineer may see: a search cannot probe a secret), and writes one JSON object per
-match, ``{"o": byte offset, "l": redacted line, "r": redactions}``, then a last
+match, ``{"o": byte offset, "l": redacted line, "r": redactions}`` (and ``"c"``: of
+them, those of each customer pattern, where any hid something), then a last
 ``{"done": true, "lines": n, "bytes": n}``. Its one argument is a JSON object:
 ``pattern``, ``literal`` (the fixed string searched for, or null for a regular
 expression), ``ignore_case``, ``report_from`` (earlier lines are context for the
 redaction of key blocks only), ``end`` (stop at this offset, or null), ``max_line``
-(bytes of a line read) and ``match_chars`` (characters of a line matched and shown).
+(bytes of a line read), ``match_chars`` (characters of a line matched and shown) and
+``redact_patterns`` (the customer's, as ``[label, pattern]`` pairs).
 """
 
 from __future__ import annotations
@@ -98,12 +100,13 @@ def _check_features(pattern: str) -> str | None:
 def main() -> None:
     """Entry point of the child process (see the module docstring)."""
     from agent.redact import LineRedactor
+    from agent.redact_custom import CustomRedaction
 
     config: dict[str, Any] = json.loads(sys.argv[1])
     ignore_case = bool(config["ignore_case"])
     regex = re.compile(config["pattern"], re.IGNORECASE if ignore_case else 0)
     needle = _needle(config.get("literal"), ignore_case)
-    redactor = LineRedactor()
+    redactor = LineRedactor(CustomRedaction.from_json(config["redact_patterns"]))
     source, out = sys.stdin.buffer, sys.stdout
     offset = lines = 0
     end, max_line, chars = config["end"], config["max_line"], config["match_chars"]
@@ -125,9 +128,11 @@ def main() -> None:
             redactor.follow(line)  # cannot match: spare the redaction
             continue
         text, count = redactor.redact(line)
+        custom = redactor.take_custom_counts()
         shown = text[:chars]
         if regex.search(shown):
-            out.write(json.dumps({"o": start, "l": shown, "r": count}) + "\n")
+            found = {"o": start, "l": shown, "r": count}
+            out.write(json.dumps({**found, "c": custom} if custom else found) + "\n")
     out.write(json.dumps({"done": True, "lines": lines, "bytes": offset}) + "\n")
     out.flush()
 

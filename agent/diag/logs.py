@@ -5,7 +5,9 @@ in ``[diag] journald_units`` (``unit``); anything else is InvalidParams. Every l
 redacted (:class:`agent.redact.LineRedactor`, with up to 64 KiB of the preceding file
 as context so that a private key block begun before the lines shown stays hidden), cut
 to ``MAX_LINE_CHARS`` characters, and control characters are shown in caret notation
-(``^[``), so that no terminal escape reaches the engineer.
+(``^[``), so that no terminal escape reaches the engineer. The customer's
+``redact_patterns`` apply too; with any configured, results also hold
+``redactions_by_pattern``: of ``redactions``, how many each pattern hid.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import json
 import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ from agent.diag._paths import PathRefused, open_checked
 from agent.diag.params import ParamReader, Params
 from agent.diag.policy import DiagConfig
 from agent.redact import LineRedactor
+from agent.redact_custom import NO_PATTERNS, CustomRedaction
 
 MAX_LINES = 1000
 MAX_LINE_CHARS = 2048
@@ -50,6 +54,7 @@ class LogSource:
 class TailQuery:
     source: LogSource
     lines: int = 100
+    custom: CustomRedaction = NO_PATTERNS
 
 
 def parse_source(reader: ParamReader, diag: DiagConfig) -> LogSource:
@@ -70,7 +75,8 @@ def parse_source(reader: ParamReader, diag: DiagConfig) -> LogSource:
 def parse_tail(params: Params, diag: DiagConfig) -> TailQuery:
     """``path`` or ``unit``; ``lines`` 1..1000 (default 100)."""
     reader = ParamReader("logs.tail", params, {"path", "unit", "lines"})
-    return TailQuery(parse_source(reader, diag), reader.integer("lines", 100, 1, MAX_LINES))
+    return TailQuery(parse_source(reader, diag), reader.integer("lines", 100, 1, MAX_LINES),
+                     diag.redact_patterns)
 
 
 async def tail(query: TailQuery) -> dict[str, Any]:
@@ -86,15 +92,16 @@ async def tail(query: TailQuery) -> dict[str, Any]:
 def _tail_file(query: TailQuery) -> dict[str, Any]:
     raw, size = _read_tail(query.source.name, query.lines)
     return {"path": query.source.name, "size_bytes": size,
-            **present(raw, query.lines, context=True)}
+            **present(raw, query.lines, context=True, custom=query.custom)}
 
 
-def present(raw: list[bytes], count: int, *, context: bool) -> dict[str, Any]:
+def present(raw: list[bytes], count: int, *, context: bool,
+            custom: CustomRedaction = NO_PATTERNS) -> dict[str, Any]:
     """The last ``count`` of ``raw`` lines redacted, escaped, cut and fitted to the budget.
 
     With ``context``, the first line may be a fragment and is never shown.
     """
-    redactor = LineRedactor()
+    redactor = LineRedactor(custom)
     first_shown = max(int(context), len(raw) - count)
     lines, redactions, cut = [], 0, 0
     for index, line in enumerate(raw):
@@ -108,7 +115,13 @@ def present(raw: list[bytes], count: int, *, context: bool) -> dict[str, Any]:
         redactions += hidden
     dropped = fit(lines)
     return {"lines": lines, "line_count": len(lines), "redactions": redactions,
+            **by_pattern(custom, redactor.custom_counts),
             "lines_cut": cut, "lines_dropped_for_size": dropped}
+
+
+def by_pattern(custom: CustomRedaction, counts: Counter[str]) -> dict[str, Any]:
+    """``redactions_by_pattern`` where the customer configured patterns, else nothing."""
+    return {"redactions_by_pattern": custom.report(counts)} if custom else {}
 
 
 def escape(text: str) -> str:
@@ -158,7 +171,8 @@ async def _tail_journal(query: TailQuery) -> dict[str, Any]:
     raw = out.split(b"\n")
     if raw and raw[-1] == b"":
         raw.pop()
-    shown = await asyncio.to_thread(present, raw, query.lines, context=False)
+    shown = await asyncio.to_thread(present, raw, query.lines, context=False,
+                                    custom=query.custom)
     return {"unit": unit, "available": True, **shown}
 
 

@@ -3,7 +3,9 @@
 The search runs in a child process (see :mod:`agent.diag._grep`) that matches redacted
 lines only, and is killed when its time budget is spent; the result then says
 ``"complete": false`` and holds the matches found so far. Files are searched over their
-last ``scan_bytes``; journald units over their last 10,000 entries.
+last ``scan_bytes``; journald units over their last 10,000 entries. The customer's
+``redact_patterns`` apply too: with any configured, results also hold
+``redactions_by_pattern`` (of ``redactions``, how many each pattern hid).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import os
 import re
 import sys
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from agent.diag.logs import (
     MAX_LINE_CHARS,
     JournalUnavailable,
     LogSource,
+    by_pattern,
     escape,
     fit,
     journal_argv,
@@ -37,12 +40,13 @@ from agent.diag.logs import (
 )
 from agent.diag.params import ParamReader, Params
 from agent.diag.policy import DiagConfig
+from agent.redact_custom import NO_PATTERNS, RE2_PATH, CustomRedaction
 
 SEARCH_BUDGET = 10.0
 DEFAULT_SCAN_BYTES = 16 * 1024 * 1024
 MAX_SCAN_BYTES = 256 * 1024 * 1024
 _ROOT = str(Path(__file__).resolve().parents[2])  # where the ``agent`` package lives
-_CHILD = ("import sys; sys.path.insert(0, sys.argv[2]); "
+_CHILD = ("import sys; sys.path.insert(0, sys.argv[2]); sys.path.append(sys.argv[3]); "
           "from agent.diag._grep import main; main()")
 
 
@@ -57,6 +61,7 @@ class SearchQuery:
     limit: int = 100
     scan_bytes: int = DEFAULT_SCAN_BYTES
     budget: float = SEARCH_BUDGET
+    custom: CustomRedaction = NO_PATTERNS
 
 
 def parse_search(params: Params, diag: DiagConfig) -> SearchQuery:
@@ -78,7 +83,8 @@ def parse_search(params: Params, diag: DiagConfig) -> SearchQuery:
         reader.fail("scan_bytes applies to files only")
     return SearchQuery(source, pattern, regex, reader.boolean("ignore_case", False),
                        reader.integer("limit", 100, 1, 1000),
-                       reader.integer("scan_bytes", DEFAULT_SCAN_BYTES, 1 << 20, MAX_SCAN_BYTES))
+                       reader.integer("scan_bytes", DEFAULT_SCAN_BYTES, 1 << 20, MAX_SCAN_BYTES),
+                       custom=diag.redact_patterns)
 
 
 async def search(query: SearchQuery) -> dict[str, Any]:
@@ -148,9 +154,11 @@ async def _run_child(query: SearchQuery, scan: _Scan) -> dict[str, Any]:
     config = {"pattern": query.pattern if query.regex else re.escape(query.pattern),
               "literal": None if query.regex else query.pattern,
               "ignore_case": query.ignore_case, "report_from": scan.report_from,
-              "end": scan.end, "max_line": MAX_LINE_BYTES, "match_chars": MAX_LINE_CHARS}
+              "end": scan.end, "max_line": MAX_LINE_BYTES, "match_chars": MAX_LINE_CHARS,
+              "redact_patterns": query.custom.to_json()}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(config), _ROOT, stdin=scan.fd,
+        sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(config), _ROOT, RE2_PATH,
+        stdin=scan.fd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, limit=1 << 20)
     matches: deque[dict[str, Any]] = deque(maxlen=query.limit)
     count, done = 0, None
@@ -168,16 +176,18 @@ async def _run_child(query: SearchQuery, scan: _Scan) -> dict[str, Any]:
         pass  # budget spent: report what was found
     finally:
         await _stop(child)
-    return _found(list(matches), count, done, scan)
+    return _found(list(matches), count, done, scan, query.custom)
 
 
 def _found(matches: list[dict[str, Any]], count: int, done: dict[str, Any] | None,
-           scan: _Scan) -> dict[str, Any]:
+           scan: _Scan, custom: CustomRedaction) -> dict[str, Any]:
     rows = [{"offset_bytes": None if scan.begin is None else scan.begin + m["o"],
              "line": escape(m["l"])} for m in matches]
     dropped = fit(rows)
+    shown = matches[dropped:]
     return {"matches": rows, "match_count": count,
-            "redactions": sum(m["r"] for m in matches[dropped:]),
+            "redactions": sum(m["r"] for m in shown),
+            **by_pattern(custom, sum((Counter(m.get("c", {})) for m in shown), Counter())),
             "scanned_lines": done["lines"] if done else None,
             "complete": done is not None, "lines_dropped_for_size": dropped}
 

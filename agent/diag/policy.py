@@ -8,6 +8,8 @@
     file_roots = ["/etc/app", "/srv/app/conf"]   # files.stat, files.hash at or below these
     connect_allow = ["db.internal:5432", "*.example.com:443", "10.0.0.7:22", "[::1]:8080"]
     max_hash_bytes = 1073741824                  # files.hash refuses larger files (1 GiB)
+    redact_patterns = ["ACME-[0-9]{8}",          # hidden from command lines and logs too
+                       { name = "ticket", pattern = "TCK/[0-9]+" }]
 
     [[diag.data_sources]]                        # diag.database by "name"
     name = "main"
@@ -34,6 +36,10 @@ Log files are allowlisted by their exact absolute path; the file itself must not
 symbolic link (list the link's target instead). File roots are absolute directories;
 a path is inside a root when its real path (symbolic links resolved) is.
 
+``redact_patterns`` are RE2 regular expressions, each a string or a table with
+``pattern`` and an optional ``name`` (see :mod:`agent.redact_custom`); a pattern that RE2
+cannot run in linear time (backreferences, lookaround) is refused here.
+
 Pure: the parser raises :class:`DiagConfigInvalid` (a ``ValueError``), which
 ``agent.config`` reports as a ``ConfigInvalid`` of agent.toml.
 """
@@ -47,10 +53,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.redact_custom import NO_PATTERNS, CustomPattern, CustomRedaction, PatternInvalid
+
 DEFAULT_MAX_HASH_BYTES = 1 << 30
 _MAX_HASH_LIMIT = 1 << 50
 _KEYS = frozenset({"log_files", "journald_units", "file_roots", "connect_allow",
-                   "max_hash_bytes", "data_sources"})
+                   "max_hash_bytes", "data_sources", "redact_patterns"})
 ENGINES = ("postgresql", "sqlite")
 _SOURCE_KEYS = {"postgresql": frozenset({"name", "engine", "host", "port", "database", "user",
                                          "password"}),
@@ -188,6 +196,7 @@ class DiagConfig:
     connect_allow: tuple[str, ...] = ()
     max_hash_bytes: int = DEFAULT_MAX_HASH_BYTES
     data_sources: tuple[DataSource, ...] = ()
+    redact_patterns: CustomRedaction = NO_PATTERNS
 
     def data_source(self, name: str) -> DataSource | None:
         """The configured data source called ``name``, if any."""
@@ -220,6 +229,7 @@ def parse(table: Mapping[str, Any]) -> DiagConfig:
         connect_allow=_strings(table, "connect_allow"),
         max_hash_bytes=_max_hash(table.get("max_hash_bytes", DEFAULT_MAX_HASH_BYTES)),
         data_sources=_data_sources(table.get("data_sources", [])),
+        redact_patterns=_redact_patterns(table.get("redact_patterns", [])),
     )
     config.rules()  # validates every connect_allow entry
     return config
@@ -235,7 +245,33 @@ def to_toml(config: DiagConfig) -> dict[str, Any]:
         table["max_hash_bytes"] = config.max_hash_bytes
     if config.data_sources:
         table["data_sources"] = [source.to_toml() for source in config.data_sources]
+    if config.redact_patterns:
+        table["redact_patterns"] = [
+            p.pattern if p.name is None else {"name": p.name, "pattern": p.pattern}
+            for p in config.redact_patterns.patterns]
     return table
+
+
+def _redact_patterns(entries: Any) -> CustomRedaction:
+    if not isinstance(entries, list):
+        raise DiagConfigInvalid("diag.redact_patterns must be a list of patterns")
+    try:
+        return CustomRedaction(tuple(_redact_pattern(entry, f"diag.redact_patterns[{i}]")
+                                     for i, entry in enumerate(entries)))
+    except PatternInvalid as exc:
+        raise DiagConfigInvalid(str(exc)) from exc
+
+
+def _redact_pattern(entry: Any, where: str) -> CustomPattern:
+    """A string, or a table with ``pattern`` and an optional ``name``."""
+    if isinstance(entry, dict) and not set(entry) - {"name", "pattern"}:
+        pattern, name = entry.get("pattern"), entry.get("name")
+    else:
+        pattern, name = entry, None
+    if not isinstance(pattern, str) or not (name is None or isinstance(name, str)):
+        raise DiagConfigInvalid(f"{where} must be a pattern string or a table with "
+                                "pattern and an optional name (strings)")
+    return CustomPattern.compile(pattern, name, where)
 
 
 def _data_sources(entries: Any) -> tuple[DataSource, ...]:
