@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo.correction import correction
 from demo.deployment import Deployment, StepFailed
 
 STATE = Path(__file__).resolve().parents[1] / "demo-state"
@@ -67,6 +68,7 @@ def run(d: Deployment) -> None:
     print(denied.stderr.strip())
     if denied.returncode == 0:
         raise StepFailed("a call after revocation was not denied")
+    correction(d, step)
     step("The session log, as an auditor sees it")
     sessions = d.json(d.auditor("session", "list", "--case", case_id, "--json"))
     d.auditor("session", "show", sessions[0]["session_id"])

@@ -4,6 +4,15 @@ Pure: no I/O, no clocks (time is a parameter), no grpc, no agent or controller.
 """
 
 from permissions._errors import BadSignature, MalformedStatement, PermissionsError
+from permissions.changes import (
+    CHANGE_CONSENT,
+    DEFAULT_CHANGE_CONSENT_SECONDS,
+    ChangeConsent,
+    ChangeConsentInvalid,
+    ChangeContext,
+    consent_to_change,
+    verify_change_consent,
+)
 from permissions.consent import (
     NarrowingError,
     approve,
@@ -58,6 +67,8 @@ from permissions.statements import (
 
 __all__ = [
     "ACCESS_REQUEST",
+    "CHANGE_CONSENT",
+    "DEFAULT_CHANGE_CONSENT_SECONDS",
     "DENIAL",
     "GRANT",
     "MAX_CLOCK_SKEW",
@@ -69,6 +80,9 @@ __all__ = [
     "AccessRequest",
     "AgentTrust",
     "BadSignature",
+    "ChangeConsent",
+    "ChangeConsentInvalid",
+    "ChangeContext",
     "Decision",
     "Denial",
     "Envelope",
@@ -84,6 +98,7 @@ __all__ = [
     "Revocation",
     "Signature",
     "approve",
+    "consent_to_change",
     "decode_key",
     "deny",
     "digest",
@@ -102,6 +117,7 @@ __all__ = [
     "sign",
     "verify",
     "verify_access_request",
+    "verify_change_consent",
     "verify_decision",
     "verify_grant",
 ]

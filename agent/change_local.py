@@ -1,0 +1,133 @@
+"""The customer's side of previewed changes on the local socket: list, consent, deny.
+
+A mixin for :class:`agent.local_service.LocalServicer`, which sets ``_changes``,
+``_trust`` and ``_clock``. Previews are listed with their unmasked images: the socket is
+the customer's own. A consent is stored only if a pinned approver key signed it for a
+pending, unexpired preview, naming the agent, case, grant and engineer key the preview
+was made under, and if it is valid now and ends no later than the preview.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from agent.changes import ChangeStore, StoredPreview
+from agent.data.ops import preview_rows
+from agent.errors import BadInput, ConsentRejected, NotFound
+from agent.rpc import envelope_field, translated
+from agent.trust import PinnedTrust
+from permissions import ChangeConsentInvalid, ChangeContext, verify_change_consent
+from rmaint.v1 import agent_pb2 as pb
+
+_log = logging.getLogger("agent.local")
+
+
+class ChangeLocalMethods:
+    _changes: ChangeStore | None
+    _trust: PinnedTrust
+    _clock: Callable[[], float]
+
+    @translated
+    async def ListChanges(self, request: pb.ListChangesRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ListChangesResponse:
+        now = self._clock()
+        found = await asyncio.to_thread(self._store().previews, prefix=request.digest_prefix)
+        rows = [_message(s, now) for s in found]
+        return pb.ListChangesResponse(changes=[r for r in rows if request.include_decided
+                                               or r.status == "pending"])
+
+    @translated
+    async def ApproveChange(self, request: pb.ApproveChangeRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ApproveChangeResponse:
+        envelope = envelope_field(request.consent, request.HasField("consent"), "consent")
+        store, now = self._store(), self._clock()
+        digest = _peek_digest(envelope.payload)
+        stored = await self._pending(digest, now)
+        context_of = ChangeContext(change_digest=stored.digest, agent_id=stored.agent_id,
+                                   case_id=stored.case_id, grant_id=stored.grant_id,
+                                   engineer_key_id=stored.engineer_key_id)
+        try:
+            consent = verify_change_consent(envelope, self._trust.current().approver_keys,
+                                            context_of, now=int(now))
+        except ChangeConsentInvalid as exc:
+            raise ConsentRejected(f"the consent cannot be accepted: {exc.reason}") from exc
+        if consent.not_after > stored.expires_at:
+            raise ConsentRejected("the consent outlives the preview")
+        if not await asyncio.to_thread(store.add_consent, consent.consent_id, digest,
+                                       envelope, now):
+            raise ConsentRejected(f"consent id {consent.consent_id} is already in use")
+        _log.info("change consent stored", extra={"fields": {
+            "digest": digest, "consent_id": consent.consent_id,
+            "approver_key_id": consent.approver_key_id, "not_after": consent.not_after}})
+        return pb.ApproveChangeResponse(consent_id=consent.consent_id, digest=digest,
+                                        not_after=consent.not_after)
+
+    @translated
+    async def DenyChange(self, request: pb.DenyChangeRequest,
+                         context: grpc.aio.ServicerContext) -> pb.DenyChangeResponse:
+        await self._pending(request.digest, self._clock())
+        reason = request.reason.strip()[:500]
+        if not await asyncio.to_thread(self._store().set_status, request.digest, "denied",
+                                       reason, only_from="pending"):
+            raise ConsentRejected(f"change {request.digest} is no longer pending")
+        _log.info("change denied by the customer", extra={"fields": {
+            "digest": request.digest, "reason": reason}})
+        return pb.DenyChangeResponse(digest=request.digest)
+
+    def _store(self) -> ChangeStore:
+        if self._changes is None:
+            raise NotFound("this agent keeps no changes")
+        return self._changes
+
+    async def _pending(self, digest: str, now: float) -> StoredPreview:
+        stored = await asyncio.to_thread(self._store().preview, digest)
+        if stored is None:
+            raise NotFound(f"no change {digest}")
+        status = _status(stored, now)
+        if status != "pending":
+            raise ConsentRejected(f"change {digest} is {status}, not pending")
+        return stored
+
+
+def _status(stored: StoredPreview, now: float) -> str:
+    return "expired" if stored.status == "pending" and now >= stored.expires_at \
+        else stored.status
+
+
+def _peek_digest(payload: bytes) -> str:
+    try:
+        digest = json.loads(payload).get("change_digest")
+    except (ValueError, AttributeError) as exc:
+        raise BadInput("consent: not a change consent") from exc
+    if not isinstance(digest, str):
+        raise BadInput("consent: change_digest is missing")
+    return digest
+
+
+def _detail(stored: StoredPreview) -> dict[str, Any]:
+    """What the customer reviews, by kind: rows, the unredacted diff, or the action."""
+    if stored.kind == "config":
+        return {"kind": "config", "file": stored.source, "changes": stored.plan["changes"],
+                "diff": stored.plan["diff"]}
+    if stored.kind == "service":
+        return {"kind": "service", "name": stored.source, "action": stored.plan["action"],
+                "current": stored.plan["current"], "expected": stored.plan["expected"],
+                "needs_consent": stored.plan["needs_consent"]}
+    return {"kind": "data", "rows": preview_rows(stored), "counts": stored.images["counts"],
+            "side_effects": stored.images["side_effects"]}
+
+
+def _message(stored: StoredPreview, now: float) -> pb.PendingChange:
+    detail = _detail(stored)
+    return pb.PendingChange(
+        digest=stored.digest, source=stored.source, status=_status(stored, now),
+        case_id=stored.case_id, grant_id=stored.grant_id, engineer=stored.engineer,
+        engineer_key_id=stored.engineer_key_id, created_at=int(stored.created_at),
+        expires_at=int(stored.expires_at), undo_of=stored.undo_of or "",
+        detail_json=json.dumps(detail, sort_keys=True), agent_id=stored.agent_id)

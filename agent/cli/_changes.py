@@ -1,0 +1,193 @@
+"""Previewed changes: review them unmasked, consent to one digest, or deny it.
+
+``rmagent changes`` lists pending previews (``--all`` adds decided ones), unmasked and
+unredacted (this host is the customer's own): a data change with every row's before and
+after values side by side, a config change with its keys and the file's diff, a service
+action with the state it starts from and the state it leads to.
+``rmagent approve-change D`` signs a change consent for the preview whose digest starts
+with ``D`` (it must name exactly one pending preview), valid for 10 minutes and never past
+the preview's expiry. ``rmagent deny-change D --reason ...`` refuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from agent.approvals import choose_approver, load_approver_key
+from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
+from agent.cli._decide import ApproverOption
+from agent.cli._errors import UserError, guarded
+from agent.cli._render import local_time, print_table, short_key
+from agent.local_client import LocalClient
+from permissions import DEFAULT_CHANGE_CONSENT_SECONDS, ChangeContext, consent_to_change
+from rmaint.v1 import agent_pb2
+
+DigestArgument = Annotated[str, typer.Argument(
+    help="The change's digest, or a prefix of it naming one pending change.")]
+
+
+async def _list(socket: Any, include: bool, prefix: str = "") -> list[agent_pb2.PendingChange]:
+    async with LocalClient(socket) as client:
+        return await client.list_changes(include_decided=include, digest_prefix=prefix)
+
+
+def _one_pending(socket: Any, prefix: str) -> agent_pb2.PendingChange:
+    full = prefix if prefix.startswith("sha256:") else "sha256:" + prefix
+    found = run(_list(socket, False, full))
+    if not found:
+        raise UserError(f"no pending change {prefix}: see 'rmagent changes'")
+    if len(found) > 1:
+        raise UserError(f"{prefix} names {len(found)} pending changes: give more of the digest")
+    return found[0]
+
+
+def change_dict(change: agent_pb2.PendingChange) -> dict[str, Any]:
+    return {"digest": change.digest, "source": change.source, "status": change.status,
+            "agent_id": change.agent_id, "case_id": change.case_id,
+            "grant_id": change.grant_id, "engineer": change.engineer,
+            "engineer_key_id": change.engineer_key_id, "created_at": change.created_at,
+            "expires_at": change.expires_at, "undo_of": change.undo_of or None,
+            **json.loads(change.detail_json)}
+
+
+def _cell(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _row_lines(row: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    before, after = row["before"] or {}, row["after"] or {}
+    columns = list(dict.fromkeys([*before, *after]))
+    label = f"{row['kind']} {row['table']} {_cell(row['key'])}"
+    lines = []
+    for column in columns:
+        old, new = before.get(column), after.get(column)
+        if row["before"] is not None and row["after"] is not None and old == new:
+            continue  # unchanged columns of an update are left out
+        lines.append((label, column, _cell(old) if row["before"] is not None else "-",
+                      _cell(new) if row["after"] is not None else "-"))
+        label = ""
+    return lines
+
+
+def _print_change(out: Console, change: dict[str, Any]) -> None:
+    undo = f", undoes {short_key(change['undo_of'])}" if change["undo_of"] else ""
+    kind = change.get("kind", "data")
+    out.print(f"{change['digest']}  {kind} change, {change['status']}{undo}", style="bold",
+              soft_wrap=True)
+    what = {"config": "file", "service": "service"}.get(kind, "source")
+    out.print(f"  {what} {change['source']}, case {change['case_id']}, engineer "
+              f"{change['engineer']} ({short_key(change['engineer_key_id'])}), expires "
+              f"{local_time(change['expires_at'])}", soft_wrap=True)
+    {"config": _print_config, "service": _print_service}.get(kind, _print_rows)(out, change)
+
+
+def _print_config(out: Console, change: dict[str, Any]) -> None:
+    print_table(out, "", ("Key", "Before", "After"),
+                [(c["key"], _cell(c["old"]), _cell(c["new"])) for c in change["changes"]])
+    out.print(change["diff"], markup=False, highlight=False, soft_wrap=True, end="")
+
+
+def _print_service(out: Console, change: dict[str, Any]) -> None:
+    current = change["current"]
+    pid = f" (pid {current['pid']})" if current.get("pid") else ""
+    print_table(out, "", ("Service", "Action", "Now", "After"),
+                [(change["name"], change["action"], current["state"] + pid,
+                  change["expected"])])
+    if not change["needs_consent"]:
+        out.print(f"  {change['action']} needs no consent; it is listed for the record")
+
+
+def _print_rows(out: Console, change: dict[str, Any]) -> None:
+    counts = change["counts"]
+    out.print(f"  {counts['updates']} update(s), {counts['inserts']} insert(s), "
+              f"{counts['deletes']} delete(s)")
+    for effect in change["side_effects"]:
+        out.print(f"  side effect: {effect['rows_changed']} other row(s) of "
+                  f"{effect['table']} change too (triggers or cascades)", style="bold red")
+    lines = [line for row in change["rows"] for line in _row_lines(row)]
+    print_table(out, "", ("Row", "Column", "Before", "After"), lines)
+
+
+@guarded
+def changes(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Include applied, denied, expired.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Changes previewed by engineers (data, config files, services), unmasked."""
+    opts = options(ctx, json_out)
+    _config, paths = enrolled(opts)
+    found = [change_dict(c) for c in run(_list(paths.socket, all_))]
+    if opts.json:
+        emit_json(found)
+        return
+    out = console()
+    if not found:
+        out.print("no pending changes" if not all_ else "no changes")
+    for change in found:
+        _print_change(out, change)
+
+
+@guarded
+def approve_change(
+    ctx: typer.Context,
+    digest: DigestArgument,
+    approver: ApproverOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Sign consent to exactly one previewed change: single use, valid for 10 minutes."""
+    opts = options(ctx, json_out)
+    config, paths = enrolled(opts)
+    signer = choose_approver(config.approvers, approver)
+    key = load_approver_key(paths, signer)
+    change = _one_pending(paths.socket, digest)
+    context = ChangeContext(change_digest=change.digest, agent_id=change.agent_id,
+                            case_id=change.case_id, grant_id=change.grant_id,
+                            engineer_key_id=change.engineer_key_id)
+    now = int(time.time())
+    if change.expires_at <= now:
+        raise UserError(f"change {change.digest} has expired")
+    envelope = consent_to_change(context, key, consent_id=f"K-{secrets.token_hex(8)}",
+                                 now=now, seconds=DEFAULT_CHANGE_CONSENT_SECONDS,
+                                 expires_at=change.expires_at)
+    reply = run(_approve(paths.socket, envelope))
+    if opts.json:
+        emit_json({"digest": reply.digest, "consent_id": reply.consent_id,
+                   "not_after": reply.not_after, "approver": signer.name})
+    else:
+        console().print(f"consented to {reply.digest} ({reply.consent_id}), single use, "
+                        f"until {local_time(reply.not_after)}")
+
+
+async def _approve(socket: Any, envelope: Any) -> agent_pb2.ApproveChangeResponse:
+    async with LocalClient(socket) as client:
+        return await client.approve_change(envelope)
+
+
+@guarded
+def deny_change(
+    ctx: typer.Context,
+    digest: DigestArgument,
+    reason: Annotated[str, typer.Option(help="Why, for the agent's log.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Refuse a previewed change: it can no longer be applied."""
+    opts = options(ctx, json_out)
+    _config, paths = enrolled(opts)
+    change = _one_pending(paths.socket, digest)
+    run(_deny(paths.socket, change.digest, reason))
+    if opts.json:
+        emit_json({"digest": change.digest, "status": "denied"})
+    else:
+        console().print(f"denied {change.digest}")
+
+
+async def _deny(socket: Any, digest: str, reason: str) -> None:
+    async with LocalClient(socket) as client:
+        await client.deny_change(digest, reason)

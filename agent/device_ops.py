@@ -1,0 +1,39 @@
+"""The device operations (scope ``device.exec``) bound to the customer's ``[[devices]]``.
+
+``device.list`` and ``device.exec`` need no change consent: they run only the commands the
+customer allowlisted per device (read-mostly, see :mod:`agent.devices.operations`), with
+credentials that never leave the agent, against the device's pinned host key.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from agent.catalogue import KIB, MIB, OperationSpec, Runner
+from agent.devices import operations
+from agent.devices.policy import DevicesConfig
+from agent.diag.params import Params
+
+
+def device_specs(devices: DevicesConfig) -> tuple[OperationSpec, ...]:
+    """``device.list`` and ``device.exec``; none when the customer listed no device."""
+    if not devices.devices:
+        return ()
+    # The longest device timeout bounds an exec, with room to redact and reply.
+    slowest = max(d.timeout for d in devices.devices)
+    return (
+        OperationSpec("device.list", "device.exec", False, 10.0, 64 * KIB,
+                      partial(_prepare_list, devices)),
+        OperationSpec("device.exec", "device.exec", False, slowest + 10.0, 2 * MIB,
+                      partial(_prepare_exec, devices)),
+    )
+
+
+def _prepare_list(devices: DevicesConfig, params: Params) -> Runner:
+    listed = operations.parse_list(params, devices)
+    return lambda: operations.list_devices(listed)
+
+
+def _prepare_exec(devices: DevicesConfig, params: Params) -> Runner:
+    command = operations.parse_exec(params, devices)
+    return lambda: operations.execute(command)

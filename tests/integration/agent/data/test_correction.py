@@ -1,0 +1,231 @@
+"""describe, query, preview, consent, apply and undo on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from agent.data.errors import (
+    ChangeNotConsented,
+    ChangeNotFound,
+    InvalidPlan,
+    PlanDrifted,
+)
+from agent.errors import InvalidParams
+from tests.integration.agent.data.conftest import SECRET_EMAIL, Harness, raw_engine
+
+FIX = {"updates": [{"table": "orders", "key": {"id": 10}, "set": {"status": "paid"},
+                    "expect": {"status": "open"}},
+                   {"table": "customers", "key": {"id": 1}, "set": {"credit": 20}}],
+       "inserts": [{"table": "orders", "row": {"id": 13, "customer_id": 3, "status": "open",
+                                               "total": "7.50"}}]}
+
+
+def _write(h: Harness, sql: str) -> None:
+    engine = raw_engine(h.source)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(sql)
+    engine.dispose()
+
+
+def test_describe_shows_only_allowlisted_columns(harness: Harness) -> None:
+    schema = harness.run("describe", {"source": "shop"})
+    tables = {t["name"]: t for t in schema["tables"]}
+    assert sorted(tables) == ["customers", "orders"]
+    names = [c["name"] for c in tables["customers"]["columns"]]
+    assert names == ["id", "name", "email", "credit"]  # "secret" exists but is not allowed
+    assert [c["masked"] for c in tables["customers"]["columns"]] == [False, False, True, False]
+    assert tables["customers"]["primary_key"] == ["id"] and tables["orders"]["writable"]
+
+
+def test_query_filters_orders_limits_and_masks(harness: Harness) -> None:
+    result = harness.run("query", {"source": "shop", "table": "customers",
+                                   "where": [{"column": "credit", "op": ">=", "value": 5}],
+                                   "order": [{"column": "credit", "desc": True}], "limit": 5})
+    assert [r["name"] for r in result["rows"]] == ["Ada", "Cy"]
+    assert result["rows"][0]["email"] == "***" and result["rows"][1]["email"] is None
+    assert SECRET_EMAIL not in json.dumps(result)
+
+
+@pytest.mark.parametrize("params", [
+    {"table": "customers", "where": [{"column": "email", "op": "=", "value": SECRET_EMAIL}]},
+    {"table": "customers", "order": [{"column": "email"}]},
+    {"table": "customers", "columns": ["secret"]},
+    {"table": "sqlite_master"},
+    {"table": "orders", "limit": 101},
+    {"table": "orders", "where": [{"column": "id", "op": "LIKE", "value": 1}]},
+])
+def test_query_refuses_what_is_not_allowed(harness: Harness, params: dict[str, Any]) -> None:
+    with pytest.raises(InvalidParams):
+        harness.run("query", {"source": "shop"} | params)
+
+
+def test_preview_leaves_no_trace_and_masks_what_it_sends(harness: Harness) -> None:
+    before = harness.content_hash()
+    result = harness.preview(FIX)
+    assert harness.content_hash() == before
+    assert result["counts"] == {"updates": 2, "inserts": 1, "deletes": 0}
+    rows = {(r["table"], json.dumps(r["key"])): r for r in result["rows"]}
+    ada = rows[("customers", '{"id": 1}')]
+    assert ada["before"]["credit"] == 10 and ada["after"]["credit"] == 20
+    assert ada["before"]["email"] == "***"
+    assert SECRET_EMAIL not in json.dumps(result)
+    stored = harness.store.preview(result["digest"])
+    assert stored is not None and SECRET_EMAIL in json.dumps(stored.images)  # kept locally
+    assert rows[("orders", '{"id": 13}')]["before"] is None
+
+
+def test_same_plan_on_same_data_has_the_same_digest(harness: Harness) -> None:
+    assert harness.preview(FIX)["digest"] == harness.preview(FIX)["digest"]
+
+
+def test_apply_with_consent_then_undo_round_trip(harness: Harness) -> None:
+    original = harness.rows("orders"), harness.rows("customers")
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest)
+    assert harness.apply(digest)["status"] == "applied"
+    assert harness.store.journal_state(digest) == "applied"
+    orders = {r["id"]: r for r in harness.rows("orders")}
+    assert orders["10"]["status"] == "paid" and float(orders["13"]["total"]) == 7.5
+    undo = harness.run("undo", {"digest": digest})
+    assert undo["undo_of"] == digest and undo["counts"]["deletes"] == 1
+    harness.consent(undo["digest"])
+    harness.apply(undo["digest"])
+    assert (harness.rows("orders"), harness.rows("customers")) == original
+
+
+def test_apply_without_or_with_a_bad_consent_is_refused(harness: Harness) -> None:
+    digest = harness.preview(FIX)["digest"]
+    before = harness.content_hash()
+    with pytest.raises(ChangeNotConsented, match="no-consent"):
+        harness.apply(digest)
+    harness.consent(digest, key=ed25519.Ed25519PrivateKey.generate())
+    with pytest.raises(ChangeNotConsented, match="bad-signature"):
+        harness.apply(digest)
+    harness.consent(digest, ctx=dataclasses.replace(harness.ctx, grant_id="G-2"))
+    with pytest.raises(ChangeNotConsented, match="wrong-grant-id"):
+        harness.apply(digest)
+    other = harness.preview({"updates": [{"table": "orders", "key": {"id": 11},
+                                          "set": {"status": "void"}}]})["digest"]
+    harness.consent(other)
+    with pytest.raises(ChangeNotConsented):
+        harness.apply(digest)
+    assert harness.content_hash() == before
+
+
+def test_expired_consent_and_expired_preview_are_refused(harness: Harness) -> None:
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest, seconds=60)
+    harness.clock.now += 61
+    with pytest.raises(ChangeNotConsented, match="expired"):
+        harness.apply(digest)
+    harness.clock.now += 30 * 60
+    harness.consent(digest)
+    with pytest.raises(ChangeNotFound, match="expired"):
+        harness.apply(digest)
+
+
+def test_consent_is_single_use(harness: Harness) -> None:
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest)
+    harness.apply(digest)
+    with pytest.raises(ChangeNotFound, match="applied"):
+        harness.apply(digest)
+    assert harness.store.consents(digest)[0].used_at is not None
+
+
+def test_consent_for_another_engineer_key_is_refused(harness: Harness) -> None:
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest)
+    intruder = dataclasses.replace(harness.ctx, engineer_key_id="sha256:" + "cd" * 32)
+    with pytest.raises(ChangeNotConsented, match="wrong-engineer-key-id"):
+        harness.run("apply", {"digest": digest}, ctx=intruder)
+
+
+def test_concurrent_writer_between_preview_and_apply_aborts(harness: Harness) -> None:
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest)
+    _write(harness, "UPDATE customers SET credit = 11 WHERE id = 1")
+    changed = harness.content_hash()
+    with pytest.raises(PlanDrifted, match="changed since the preview"):
+        harness.apply(digest)
+    assert harness.content_hash() == changed
+    assert harness.store.journal_state(digest) is None
+
+
+def test_undo_after_drift_is_refused_with_three_way_view(harness: Harness) -> None:
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest)
+    harness.apply(digest)
+    _write(harness, "UPDATE customers SET credit = 99, email = 'new@x.test' WHERE id = 1")
+    refused = harness.run("undo", {"digest": digest})
+    assert refused["status"] == "refused"
+    [row] = refused["rows"]
+    assert (row["before"]["credit"], row["after"]["credit"], row["current"]["credit"]) == \
+        (10, 20, 99)
+    assert row["current"]["email"] == "***" and "new@x.test" not in json.dumps(refused)
+
+
+@pytest.mark.parametrize("plan,message", [
+    ({"updates": [{"table": "orders", "key": {"id": 99}, "set": {"status": "x"}}]}, "no row"),
+    ({"updates": [{"table": "orders", "key": {"id": 10}, "set": {"status": "x"},
+                   "expect": {"status": "paid"}}]}, "expected values"),
+    ({"updates": [{"table": "orders", "key": {"id": 10}, "set": {"id": 5}}]}, "not the key"),
+    ({"updates": [{"table": "orders", "key": {"status": "open"}, "set": {"total": 1}}]},
+     "primary key"),
+    ({"inserts": [{"table": "orders", "row": {"id": 10, "customer_id": 1, "status": "x"}}]},
+     "exists already"),
+    ({"inserts": [{"table": "orders", "row": {"customer_id": 1, "status": "x"}}]},
+     "whole primary key"),
+    ({"deletes": [{"table": "orders", "key": {"id": 10}}]}, "unknown key"),
+    ({"updates": [{"table": "customers", "key": {"id": 1}, "set": {"secret": "x"}}]},
+     "allowlisted column"),
+    ({}, "changes nothing"),
+])
+def test_bad_plans_are_refused_and_change_nothing(harness: Harness, plan: dict[str, Any],
+                                                  message: str) -> None:
+    before = harness.content_hash()
+    with pytest.raises(InvalidPlan, match=message):
+        harness.preview(plan)
+    assert harness.content_hash() == before
+
+
+def test_plan_over_the_row_limit_is_refused(harness: Harness) -> None:
+    plan = {"updates": [{"table": "orders", "key": {"id": i}, "set": {"status": "x"}}
+                        for i in range(1000, 1101)]}
+    with pytest.raises(InvalidPlan, match="over the limit of 100"):
+        harness.preview(plan)
+
+
+def test_writer_holding_a_row_lock_during_apply_makes_it_fail_cleanly(
+        harness: Harness) -> None:
+    if harness.source.engine == "sqlite":
+        pytest.skip("SQLite has no row locks: the busy timeout is covered elsewhere")
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest)
+    engine = raw_engine(harness.source)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE orders SET status = 'held' WHERE id = 10"))
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    try:
+        with pytest.raises(Exception, match="refused the statement"):
+            harness.apply(digest)
+    finally:
+        release.set()
+        thread.join()
+        engine.dispose()
+    assert harness.store.journal_state(digest) is None

@@ -1,0 +1,97 @@
+"""The real daemon: data operations through its dispatcher, the customer's review and consent
+on its local socket (ListChanges, ApproveChange, DenyChange)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+import permissions as p
+from agent import config as agent_config
+from agent.data.policy import DataConfig, DataSourcePolicy
+from agent.errors import Refused
+from agent.local_client import DaemonRefused, LocalClient
+from tests.integration.agent.conftest import Deployment, StartAgent
+from tests.integration.agent.data.conftest import SECRET_EMAIL, TABLES, fill
+
+PLAN = {"updates": [{"table": "customers", "key": {"id": 1}, "set": {"credit": 11}}]}
+
+
+@pytest.fixture
+def shop(deployment: Deployment, tmp_path: Path) -> Path:
+    source = DataSourcePolicy("shop", "sqlite", TABLES, path=str(tmp_path / "shop.db"))
+    fill(source)
+    config = agent_config.load(deployment.home)
+    agent_config.save(deployment.home, dataclasses.replace(config, data=DataConfig((source,))))
+    return tmp_path / "shop.db"
+
+
+def _consent(deployment: Deployment, change: Any, key: ed25519.Ed25519PrivateKey | None = None,
+             **changes: str) -> p.Envelope:
+    context = p.ChangeContext(change_digest=change.digest, agent_id=change.agent_id,
+                              case_id=change.case_id, grant_id=change.grant_id,
+                              engineer_key_id=change.engineer_key_id)
+    return p.consent_to_change(dataclasses.replace(context, **changes),
+                               key or deployment.approver, consent_id="K-1",
+                               now=int(time.time()), expires_at=change.expires_at)
+
+
+def _credit(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT credit FROM customers WHERE id = 1").fetchone()[0])
+
+
+async def test_review_consent_and_apply_through_the_daemon(
+        deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
+    handle = await start_agent()
+    request = deployment.request("R-1", scopes=("data.read", "data.write"))
+    deployment.receive(request)
+    async with LocalClient(handle.socket) as local:
+        await local.approve(deployment.grant(request))
+        preview = await handle.dispatcher.execute(deployment.operation(
+            1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
+        digest = json.loads(preview.result_json)["digest"]
+        assert SECRET_EMAIL.encode() not in preview.result_json
+        [change] = await local.list_changes(digest_prefix=digest[:20])
+        assert SECRET_EMAIL in change.detail_json  # the customer sees the real values
+        with pytest.raises(Refused):  # outward: "permission denied"
+            await handle.dispatcher.execute(deployment.operation(
+                2, "data.apply", {"digest": digest}).operation)
+        stranger = ed25519.Ed25519PrivateKey.generate()
+        for bad in (_consent(deployment, change, stranger),
+                    _consent(deployment, change, grant_id="G-2")):
+            with pytest.raises(DaemonRefused, match="cannot be accepted"):
+                await local.approve_change(bad)
+        accepted = await local.approve_change(_consent(deployment, change))
+        assert accepted.digest == digest
+        applied = await handle.dispatcher.execute(deployment.operation(
+            3, "data.apply", {"digest": digest}).operation)
+        assert json.loads(applied.result_json)["status"] == "applied"
+        assert _credit(shop) == 11
+        assert [c.status for c in await local.list_changes(include_decided=True)] == \
+            ["applied"]
+
+
+async def test_denied_change_cannot_be_consented_or_applied(
+        deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
+    handle = await start_agent()
+    request = deployment.request("R-1", scopes=("data.read", "data.write"))
+    deployment.receive(request)
+    async with LocalClient(handle.socket) as local:
+        await local.approve(deployment.grant(request))
+        preview = await handle.dispatcher.execute(deployment.operation(
+            1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
+        digest = json.loads(preview.result_json)["digest"]
+        [change] = await local.list_changes()
+        await local.deny_change(digest, "not this one")
+        with pytest.raises(DaemonRefused, match="denied"):
+            await local.approve_change(_consent(deployment, change))
+        assert await local.list_changes() == []
+    assert _credit(shop) == 10

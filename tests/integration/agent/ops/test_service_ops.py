@@ -1,0 +1,93 @@
+"""service.status / service.preview / service.apply over a real supervised process."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+import pytest
+
+from agent.data.errors import ChangeNotConsented, ChangeNotFound
+from agent.errors import InvalidParams
+from tests.integration.agent.ops.conftest import Ops
+
+
+def status(ops: Ops) -> str:
+    return str(ops.run("service.status", {"name": "worker"})["state"])
+
+
+def preview(ops: Ops, action: str) -> dict[str, object]:
+    return ops.run("service.preview", {"name": "worker", "action": action})
+
+
+def start(ops: Ops) -> int:
+    result = ops.run("service.apply", {"digest": preview(ops, "start")["digest"]})
+    assert result["verified"] is True and result["after"]["state"] == "running"
+    return int(result["after"]["pid"])
+
+
+def test_start_needs_no_consent_but_a_preview(ops: Ops) -> None:
+    assert status(ops) == "stopped"
+    shown = preview(ops, "start")
+    assert shown["needs_consent"] is False and shown["expected"] == "running"
+    assert ops.store.preview(str(shown["digest"])).kind == "service"  # type: ignore[union-attr]
+    result = ops.run("service.apply", {"digest": shown["digest"]})
+    assert psutil.pid_exists(result["after"]["pid"]) and status(ops) == "running"
+    with pytest.raises(ChangeNotFound):  # a preview runs once
+        ops.run("service.apply", {"digest": shown["digest"]})
+
+
+def test_stop_needs_consent_to_its_own_preview(ops: Ops) -> None:
+    pid = start(ops)
+    first = preview(ops, "stop")
+    second = preview(ops, "stop")
+    assert first["digest"] != second["digest"]  # each preview is its own change
+    assert first["needs_consent"] is True
+    with pytest.raises(ChangeNotConsented):
+        ops.run("service.apply", {"digest": second["digest"]})
+    ops.consent(str(first["digest"]))
+    with pytest.raises(ChangeNotConsented):  # consent to another preview does not carry
+        ops.run("service.apply", {"digest": second["digest"]})
+    assert status(ops) == "running" and psutil.pid_exists(pid)
+    result = ops.run("service.apply", {"digest": first["digest"]})
+    assert result["after"]["state"] == "stopped" and status(ops) == "stopped"
+    assert not os.path.exists(ops.pidfile) or status(ops) == "stopped"
+
+
+def test_restart_with_consent_gives_a_new_process(ops: Ops) -> None:
+    pid = start(ops)
+    shown = preview(ops, "restart")
+    ops.consent(str(shown["digest"]))
+    result = ops.run("service.apply", {"digest": shown["digest"]})
+    assert result["after"]["pid"] != pid and status(ops) == "running"
+
+
+def test_expired_consent_refused(ops: Ops) -> None:
+    start(ops)
+    shown = preview(ops, "stop")
+    ops.consent(str(shown["digest"]), seconds=60)
+    ops.clock.now += 120
+    with pytest.raises(ChangeNotConsented):
+        ops.run("service.apply", {"digest": shown["digest"]})
+    assert status(ops) == "running"
+
+
+def test_state_moved_since_the_preview_is_refused(ops: Ops) -> None:
+    start(ops)
+    stale = preview(ops, "stop")
+    ops.consent(str(stale["digest"]))
+    restart = preview(ops, "restart")
+    ops.consent(str(restart["digest"]))
+    ops.run("service.apply", {"digest": restart["digest"]})
+    refused = ops.run("service.apply", {"digest": stale["digest"]})
+    assert refused["status"] == "refused" and "as previewed" in refused["reason"]
+    assert refused["now"]["state"] == "running" and status(ops) == "running"
+
+
+def test_bad_names_and_actions(ops: Ops) -> None:
+    with pytest.raises(InvalidParams, match="sshd"):
+        ops.run("service.status", {"name": "sshd"})
+    with pytest.raises(InvalidParams):
+        ops.run("service.preview", {"name": "worker", "action": "kill"})
+    with pytest.raises(InvalidParams, match="cannot reload"):
+        preview(ops, "reload")
