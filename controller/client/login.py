@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import permissions
 from controller.client.config import CONFIG_NAME, read_toml, write_client_section
-from controller.client.errors import LoginError
+from controller.client.errors import ClientError, LoginError
 from pki.certs import generate_key
 from pki.enroll import Enrolled, EnrollmentRefused, enroll
 from pki.files import read_ec_key, write_key, write_public
 from pki.identity import Identity
 from pki.token import JoinToken, TokenError
+from tlog import TlogError, parse_verifier_key
 
 KEY_FILE = "identity.key"
 CERT_FILE = "identity.crt"
@@ -64,6 +65,8 @@ async def login(home: Path, token_text: str) -> LoggedIn:
     if new_key:  # written only once a certificate exists for it: a refused login leaves nothing
         write_key(home / KEY_FILE, key)
     _save(home, enrolled)
+    if enrolled.identity.role == "auditor":
+        await pin_log_key(home)
     return LoggedIn(enrolled.identity, enrolled.controller_address,
                     certificate.not_valid_after_utc.timestamp(),
                     permissions.key_id(key.public_key()), new_key)
@@ -110,3 +113,18 @@ def _save(home: Path, enrolled: Enrolled) -> None:
         "controller": enrolled.controller_address, "trust_domain": identity.trust_domain,
         "key": KEY_FILE, "cert": CERT_FILE, "ca": CA_FILE,
     })
+
+
+async def pin_log_key(home: Path) -> None:
+    """Pin the controller's log key in an auditor's home, over the login's fresh mTLS
+    identity; if that fails, the first ``rmctl audit`` pins it (and says so)."""
+    from controller.client.api import ControllerClient
+    from controller.client.audit import PIN_FILE
+    from controller.client.config import load_config
+
+    try:
+        async with ControllerClient.open(load_config(home)) as client:
+            key = parse_verifier_key(await client.log_key())
+    except (ClientError, TlogError):
+        return
+    write_public(home / PIN_FILE, (key.vkey() + "\n").encode())

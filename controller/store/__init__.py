@@ -9,6 +9,9 @@
     requests    access requests and the consent log
     grants      grants, revocation and expiry marks
     sessions    sessions and session events
+    auditlog    the tamper-evident log: leaves, stored tree nodes, head, checkpoints
+    events      the log record of each consent and session row (appended with the row)
+    blobs       large contents by SHA-256
 
 Repository functions take a Connection and run inside the caller's transaction
 (``await store.write(fn, ...)``), so a use case commits or rolls back as a whole.

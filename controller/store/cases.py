@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from controller.store.records import Case, dump, load
-from controller.store.schema import cases, counters
+from controller.store.schema import case_notes, cases, counters
 
 CASE_COUNTER = "cases"
 
@@ -47,3 +47,16 @@ def close_case(conn: Connection, case_id: str, resolution: str, now: float) -> b
         cases.update().where(cases.c.case_id == case_id, cases.c.status == "open")
         .values(status="closed", closed_at=now, resolution=resolution)
     ).rowcount == 1
+
+
+def add_note(conn: Connection, case_id: str, at: float, author: str, text: str) -> None:
+    """Append a note to a case (notes are never changed or removed)."""
+    conn.execute(case_notes.insert().values(case_id=case_id, at=at, author=author, text=text))
+
+
+def list_notes(conn: Connection, case_id: str) -> list[tuple[float, str, str]]:
+    """(at, author, text) of the case's notes, oldest first."""
+    rows = conn.execute(sa.select(case_notes.c.at, case_notes.c.author, case_notes.c.text)
+                        .where(case_notes.c.case_id == case_id)
+                        .order_by(case_notes.c.note_id))
+    return [(row.at, row.author, row.text) for row in rows]

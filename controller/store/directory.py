@@ -57,6 +57,13 @@ def touch_agent(conn: Connection, agent_id: str, address: str, now: float) -> No
                  .values(address=address, last_seen=now))
 
 
+def touch_agents(conn: Connection, agent_ids: list[str], now: float) -> None:
+    """Record that the dial-out agents ``agent_ids`` held their stream at ``now``."""
+    if agent_ids:
+        conn.execute(agents.update().where(agents.c.agent_id.in_(agent_ids))
+                     .values(last_seen=now))
+
+
 def replace_approver_keys(conn: Connection, agent_id: str, keys: Mapping[str, bytes],
                           now: float) -> None:
     """Make ``keys`` (key id -> raw public key) the agent's reported approver keys."""

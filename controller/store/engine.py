@@ -8,17 +8,24 @@ a second one sleep in its busy handler (1, 2, 5, 10 ms and more) until the first
 so a :class:`Store` on SQLite runs its write transactions one after another in one
 thread of its own, on one connection it keeps open: they queue and start the moment the
 previous one commits, without a pool checkout each. PostgreSQL needs none of this.
+
+Group commit (SQLite): the writer thread takes every async write queued so far and runs
+them in one transaction, each inside a savepoint of its own, so one that fails rolls back
+alone, as if it had been its own transaction; one durable commit (one fsync) then
+acknowledges them all. If that commit fails, every write of the group fails: none was
+acknowledged, so none can be missing later. PostgreSQL groups concurrent commits' WAL
+flushes by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
-import functools
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -34,6 +41,8 @@ _WRITE = "rmaint_write"
 _SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
                    "PRAGMA foreign_keys=ON")
 _SQLITE_BUSY_SECONDS = 30.0
+_MAX_GROUP = 1000  # writes committed together at most
+_Job = tuple[Callable[[Connection], Any], "Future[Any]"]
 
 
 def create_engine(url: str) -> Engine:
@@ -100,6 +109,9 @@ class Store:
         self._write_lock: contextlib.AbstractContextManager[Any] = \
             threading.RLock() if serial else contextlib.nullcontext()
         self._held: Connection | None = None  # the writer thread's connection
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._jobs_lock = threading.Lock()
+        self._draining = False
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -121,10 +133,66 @@ class Store:
                     *args: P.args, **kwargs: P.kwargs) -> T:
         if self._writer is None:
             return await asyncio.to_thread(lambda: self._run(True, fn, *args, **kwargs))
-        work = functools.partial(self._run_held, fn, *args, **kwargs)
         context = contextvars.copy_context()  # as asyncio.to_thread does
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer, context.run, work)
+        future: Future[T] = Future()
+        self._enqueue((lambda conn: context.run(fn, conn, *args, **kwargs), future))
+        return await asyncio.wrap_future(future)
+
+    def _enqueue(self, job: _Job) -> None:
+        assert self._writer is not None
+        with self._jobs_lock:
+            self._jobs.append(job)
+            if self._draining:
+                return
+            self._draining = True
+        self._writer.submit(self._drain)
+
+    def _drain(self) -> None:
+        """In the writer thread: commit queued writes, a group at a time, until none is left."""
+        while True:
+            with self._jobs_lock:
+                if not self._jobs:
+                    self._draining = False
+                    return
+                group = [self._jobs.popleft() for _ in range(min(len(self._jobs), _MAX_GROUP))]
+            outcomes = self._run_group(group) if len(group) > 1 else [self._run_alone(group[0])]
+            for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+                _settle(future, ok, value)
+
+    def _run_alone(self, job: _Job) -> tuple[bool, Any]:
+        try:
+            return True, self._run_held(job[0])
+        except Exception as error:
+            return False, error
+
+    def _run_group(self, group: list[_Job]) -> list[tuple[bool, Any]]:
+        """Each write in a savepoint, one commit for all; all fail if the commit fails."""
+        with self._idle:
+            self._busy += 1
+        try:
+            with self._write_lock:
+                try:
+                    with _translated():
+                        connection = self._connection()
+                        try:
+                            with connection.begin():
+                                return [_in_savepoint(connection, run) for run, _ in group]
+                        except exc.SQLAlchemyError:
+                            self._drop_held()
+                            raise
+                except Exception as error:
+                    return [(False, error)] * len(group)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _connection(self) -> Connection:
+        connection = self._held
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._held = self.engine.connect()
+            connection.execution_options(**{_WRITE: True})
+        return connection
 
     async def read(self, fn: Callable[Concatenate[Connection, P], T],
                    *args: P.args, **kwargs: P.kwargs) -> T:
@@ -152,10 +220,7 @@ class Store:
             self._busy += 1
         try:
             with self._write_lock, _translated():
-                connection = self._held
-                if connection is None or connection.closed or connection.invalidated:
-                    connection = self._held = self.engine.connect()
-                    connection.execution_options(**{_WRITE: True})
+                connection = self._connection()
                 try:
                     with connection.begin():
                         return fn(connection, *args, **kwargs)
@@ -186,3 +251,29 @@ class Store:
             with self._write_lock:
                 self._drop_held()
         self.engine.dispose()
+
+
+def _settle(future: Future[Any], ok: bool, value: Any) -> None:
+    """Hand a write's outcome to its waiter. A waiter that was cancelled meanwhile (its
+    RPC ended) has cancelled the future too: the write ran all the same, and setting a
+    result now would raise here and stop the writer for every later write."""
+    if not future.set_running_or_notify_cancel():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _in_savepoint(connection: Connection,
+                  run: Callable[[Connection], Any]) -> tuple[bool, Any]:
+    """Run one write of a group; a failure rolls back its savepoint only."""
+    savepoint = connection.begin_nested()
+    try:
+        with _translated():
+            value = run(connection)
+    except Exception as error:
+        savepoint.rollback()
+        return False, error
+    savepoint.commit()
+    return True, value

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from controller.errors import AlreadyExists
+from controller.store import auditlog, events
 from controller.store.records import ConsentEntry, RequestRecord, dump, load
 from controller.store.schema import access_requests, consent_log
 
@@ -67,10 +68,11 @@ def set_status(conn: Connection, request_id: str, status: str, *,
 
 
 def append_consent(conn: Connection, entry: ConsentEntry) -> int:
-    """Append ``entry`` (its ``entry_id`` is ignored) and return the id it got."""
+    """Append ``entry`` (its ``entry_id`` is ignored) and its log record; the id it got."""
     result = conn.execute(consent_log.insert().values(dump(entry, skip=("entry_id",))))
     key = result.inserted_primary_key
     assert key is not None, "inserts report their primary key"
+    auditlog.append(conn, events.consent_event(entry))
     return int(key[0])
 
 

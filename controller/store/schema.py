@@ -171,3 +171,109 @@ approver_keys = sa.Table(
     sa.Column("public_key", sa.LargeBinary, nullable=False),
     sa.Column("reported_at", TIME, nullable=False),
 )
+
+# What each agent last reported it runs on (sent with its heartbeat).
+agent_inventory = sa.Table(
+    "agent_inventory", metadata,
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), primary_key=True),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("os", sa.String(300), nullable=False),
+    sa.Column("machine", sa.String(64), nullable=False),
+    sa.Column("cpu_count", sa.Integer, nullable=False),
+    sa.Column("memory_bytes", sa.BigInteger, nullable=False),
+    sa.Column("agent_version", sa.String(64), nullable=False),
+    sa.Column("boot_time", TIME, nullable=False),
+    sa.Column("reported_at", TIME, nullable=False),
+)
+
+# Inspection runs as the agents reported them; findings as JSON (see services.inspection).
+inspection_runs = sa.Table(
+    "inspection_runs", metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), nullable=False, index=True),
+    sa.Column("started_at", TIME, nullable=False),
+    sa.Column("finished_at", TIME, nullable=False),
+    sa.Column("received_at", TIME, nullable=False, index=True),
+    sa.Column("completed", sa.Text, nullable=False),
+    sa.Column("findings", sa.Text, nullable=False),
+)
+
+# The case each inspection finding opened, and what the finding was when last seen.
+inspection_cases = sa.Table(
+    "inspection_cases", metadata,
+    sa.Column("case_id", NAME, sa.ForeignKey("cases.case_id"), primary_key=True),
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), nullable=False),
+    sa.Column("finding_key", sa.String(300), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("threshold", sa.Double, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("first_seen", TIME, nullable=False),
+    sa.Column("last_seen", TIME, nullable=False),
+    sa.Column("cleared_at", TIME, nullable=True),
+    sa.Index("ix_inspection_cases_agent_key", "agent_id", "finding_key"),
+)
+
+# Notes added to a case after it was opened (e.g. an inspection finding that cleared).
+case_notes = sa.Table(
+    "case_notes", metadata,
+    sa.Column("note_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("case_id", NAME, sa.ForeignKey("cases.case_id"), nullable=False, index=True),
+    sa.Column("at", TIME, nullable=False),
+    sa.Column("author", sa.String(300), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+# The controller's tamper-evident log (see controller.audit): one canonical record per leaf,
+# the perfect subtrees the proofs read, the head (size and compact range) every append
+# extends, and the checkpoints signed over it. Rows are only ever inserted, except the head.
+audit_leaves = sa.Table(
+    "audit_leaves", metadata,
+    sa.Column("leaf_index", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("record", sa.LargeBinary, nullable=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("case_id", NAME, nullable=True, index=True),
+    sa.Column("session_id", NAME, nullable=True, index=True),
+)
+
+audit_nodes = sa.Table(
+    "audit_nodes", metadata,
+    sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("node_index", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.LargeBinary(32), nullable=False),
+)
+
+# Each session's latest record, so the next one links to it without a search; derived from
+# the leaves (verifiers never read it).
+audit_session_heads = sa.Table(
+    "audit_session_heads", metadata,
+    sa.Column("session_id", NAME, primary_key=True),
+    sa.Column("leaf_index", sa.BigInteger, nullable=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+)
+
+audit_head = sa.Table(
+    "audit_head", metadata,
+    sa.Column("head_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("compact_range", sa.LargeBinary, nullable=False),
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints", metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("signed_at", TIME, nullable=False),
+)
+
+# Large contents (outputs, bundles, recordings) by SHA-256; records hold the hash only, so
+# removing a blob under retention leaves the log intact.
+blobs = sa.Table(
+    "blobs", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("stored_at", TIME, nullable=False),
+)

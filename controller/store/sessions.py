@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from controller.store import auditlog, events
 from controller.store.codec import envelope_text
 from controller.store.records import Session, SessionEvent, dump, load
 from controller.store.schema import agents, session_events, sessions
@@ -24,6 +25,8 @@ _RELAY_TARGET = (
     .where(sessions.c.session_id == sa.bindparam("b_session_id"))
 )
 _ADD_EVENT = session_events.insert()
+_CASE_OF_SESSION = sa.select(sessions.c.case_id).where(
+    sessions.c.session_id == sa.bindparam("b_session_id"))
 # The SET clause comes from the parameter names given at execution.
 _FINISH_EVENT = session_events.update().where(
     session_events.c.event_id == sa.bindparam("b_event_id"))
@@ -40,6 +43,7 @@ class RelayTarget:
 
 def add_session(conn: Connection, session: Session) -> None:
     conn.execute(sessions.insert().values(dump(session)))
+    auditlog.append(conn, events.session_opened(session))
 
 
 def get_session(conn: Connection, session_id: str) -> Session | None:
@@ -59,21 +63,32 @@ def list_sessions(conn: Connection, *, case_id: str = "", newest_first: bool = T
 
 def close_session(conn: Connection, session_id: str, reason: str, now: float) -> bool:
     """End one open session; False if it had ended already."""
-    return conn.execute(sessions.update().where(
+    session = get_session(conn, session_id)
+    closed = conn.execute(sessions.update().where(
         sessions.c.session_id == session_id, sessions.c.ended_at.is_(None),
     ).values(ended_at=now, end_reason=reason)).rowcount == 1
+    if closed and session is not None:
+        auditlog.append(conn, events.session_closed(session, reason, now))
+    return closed
 
 
 def close_open_sessions(conn: Connection, *, reason: str, now: float,
                         grant_id: str = "", case_id: str = "") -> int:
     """End the open sessions under a grant or of a case; returns how many."""
     assert grant_id or case_id, "name a grant or a case"
-    query = sessions.update().where(sessions.c.ended_at.is_(None))
+    where: list[sa.ColumnElement[bool]] = [sessions.c.ended_at.is_(None)]
     if grant_id:
-        query = query.where(sessions.c.grant_id == grant_id)
+        where.append(sessions.c.grant_id == grant_id)
     if case_id:
-        query = query.where(sessions.c.case_id == case_id)
-    return int(conn.execute(query.values(ended_at=now, end_reason=reason)).rowcount)
+        where.append(sessions.c.case_id == case_id)
+    # Read first: each closed session gets its own "closed" record, in this transaction.
+    open_ones = [load(Session, r) for r in conn.execute(
+        sessions.select().where(*where).order_by(sessions.c.session_id))]
+    ended = conn.execute(sessions.update().where(
+        *where, sessions.c.session_id.in_([s.session_id for s in open_ones]),
+    ).values(ended_at=now, end_reason=reason)).rowcount
+    auditlog.append_many(conn, [events.session_closed(s, reason, now) for s in open_ones])
+    return int(ended)
 
 
 def relay_target(conn: Connection, session_id: str) -> RelayTarget | None:
@@ -87,21 +102,28 @@ def relay_target(conn: Connection, session_id: str) -> RelayTarget | None:
 
 
 def add_event(conn: Connection, event: SessionEvent) -> int:
-    """Insert ``event`` (its ``event_id`` is ignored) and return the id it got."""
+    """Insert ``event`` (its ``event_id`` is ignored), log it, and return the id it got."""
     result = conn.execute(_ADD_EVENT, dump(event, skip=("event_id",)))
     key = result.inserted_primary_key
     assert key is not None, "inserts report their primary key"
-    return int(key[0])
+    event_id = int(key[0])
+    case_id = conn.execute(_CASE_OF_SESSION, {"b_session_id": event.session_id}).scalar_one()
+    auditlog.append(conn, events.operation_attempted(event, event_id, case_id))
+    return event_id
 
 
 def finish_event(conn: Connection, event_id: int, *, outcome: str, detail: str,
                  duration_ms: float, receipt: Envelope | None) -> None:
-    """Record how a relayed operation ended."""
+    """Record how a relayed operation ended; the outcome is a second log record."""
     conn.execute(_FINISH_EVENT, {
         "b_event_id": event_id, "outcome": outcome, "detail": detail,
         "duration_ms": duration_ms,
         "receipt": None if receipt is None else envelope_text(receipt),
     })
+    finished = get_event(conn, event_id)
+    assert finished is not None, "the event was just updated"
+    case_id = conn.execute(_CASE_OF_SESSION, {"b_session_id": finished.session_id}).scalar_one()
+    auditlog.append(conn, events.operation_finished(finished, case_id))
 
 
 def list_events(conn: Connection, session_id: str) -> list[SessionEvent]:

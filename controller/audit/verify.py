@@ -1,0 +1,138 @@
+"""Verifying evidence against the log's pinned public key. Pure: no I/O, no clock.
+
+Checks, in order: the checkpoint's signature and origin; every record's canonical form and
+its inclusion at its index in the signed tree; that the full log's records are all there;
+each session's chain (see :mod:`controller.audit.chains`); every older checkpoint's
+consistency with the newer one; the envelopes against the digests the records carry.
+The report lists every fault found, in leaf order; the first one pinpoints where to look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tlog
+from controller.audit.chains import INCOMPLETE, INTEGRITY, check_sessions
+from controller.audit.errors import BadRecord
+from controller.audit.evidence import Evidence, ProvenRecord
+from controller.audit.records import Event, decode, sha256_hex
+
+VERIFIED, FAILED = "verified", "failed"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One thing that does not hold: at which leaf (None: not a leaf), of which kind, what."""
+
+    index: int | None
+    kind: str
+    what: str
+    severity: str = INTEGRITY
+
+
+@dataclass(frozen=True)
+class Report:
+    status: str  # verified, failed (integrity) or incomplete
+    size: int
+    root_hash: bytes
+    records: int
+    sessions: int
+    open_sessions: tuple[str, ...]
+    consistency: int
+    envelopes: int
+    faults: tuple[Fault, ...]
+
+
+def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier) -> Report:
+    """Check ``evidence`` trusting only ``key``; never raises for bad evidence."""
+    try:
+        signed = tlog.open_checkpoint(evidence.checkpoint, [key], origin=key.name).checkpoint
+    except tlog.TlogError as exc:
+        fault = Fault(None, "checkpoint", f"the checkpoint is not signed by the pinned log key "
+                      f"{key.name}: {exc}")
+        return Report(FAILED, 0, b"", 0, 0, (), 0, 0, (fault,))
+    faults: list[Fault] = []
+    events = _records(evidence.records, signed, faults)
+    if evidence.scope.get("full") is True:
+        faults.extend(_missing(evidence.records, signed.size))
+    sessions, still_open = 0, tuple[str, ...]()
+    if "event" not in evidence.scope:
+        chains = check_sessions(events)
+        sessions, still_open = chains.sessions, chains.open_sessions
+        faults.extend(Fault(f.index, f.kind, f.what, f.severity) for f in chains.faults)
+    faults.extend(_consistency(evidence, signed, key))
+    faults.extend(_envelopes(evidence, [e for _, _, e in events]))
+    faults.sort(key=lambda f: (f.index is None, f.index or 0))
+    return Report(_status(faults), signed.size, signed.root_hash, len(events), sessions,
+                  still_open, len(evidence.consistency), len(evidence.envelopes), tuple(faults))
+
+
+def _status(faults: list[Fault]) -> str:
+    if any(f.severity == INTEGRITY for f in faults):
+        return FAILED
+    return INCOMPLETE if faults else VERIFIED
+
+
+def _records(records: tuple[ProvenRecord, ...], signed: tlog.Checkpoint,
+             faults: list[Fault]) -> list[tuple[int, bytes, Event]]:
+    """The records that are canonical and included at their index; faults for the others."""
+    good, seen = [], set()
+    for item in sorted(records, key=lambda r: r.index):
+        if item.index in seen:
+            faults.append(Fault(item.index, "?", "two records claim this index"))
+            continue
+        seen.add(item.index)
+        digest = tlog.leaf_hash(item.record)
+        try:
+            event = decode(item.record)
+        except BadRecord as exc:
+            faults.append(Fault(item.index, "?", f"not a canonical record: {exc}"))
+            continue
+        try:
+            tlog.verify_inclusion(digest, index=item.index, size=signed.size, proof=item.proof,
+                                  root=signed.root_hash)
+        except tlog.InclusionNotProven as exc:
+            faults.append(Fault(item.index, event.kind, f"this record is not leaf {item.index} "
+                                f"of the signed tree (size {signed.size}): it was changed, "
+                                f"moved or inserted ({exc})"))
+            continue
+        good.append((item.index, digest, event))
+    return good
+
+
+def _missing(records: tuple[ProvenRecord, ...], size: int) -> list[Fault]:
+    present = {r.index for r in records}
+    gaps = [i for i in range(size) if i not in present]
+    if not gaps:
+        return []
+    return [Fault(gaps[0], "?", f"{len(gaps)} of the {size} records the checkpoint covers are "
+                  f"missing, the first at leaf {gaps[0]} (deleted or truncated)")]
+
+
+def _consistency(evidence: Evidence, signed: tlog.Checkpoint,
+                 key: tlog.NoteVerifier) -> list[Fault]:
+    faults = []
+    for item in evidence.consistency:
+        try:
+            old = tlog.open_checkpoint(item.checkpoint, [key], origin=key.name).checkpoint
+            tlog.verify_extends(old, signed, item.proof)
+        except tlog.SignatureRejected as exc:
+            faults.append(Fault(None, "checkpoint", f"an older checkpoint is not signed by the "
+                                f"pinned key: {exc}"))
+        except tlog.TlogError as exc:
+            faults.append(Fault(None, "checkpoint", f"the log did not only grow since an older "
+                                f"checkpoint (history rewritten): {exc}"))
+    return faults
+
+
+def _envelopes(evidence: Evidence, events: list[Event]) -> list[Fault]:
+    referenced = {d for e in events for d in e.digests.values()}
+    faults = []
+    for digest, text in sorted(evidence.envelopes.items()):
+        if sha256_hex(text) != digest:
+            faults.append(Fault(None, "envelope", f"envelope {digest[:16]}… does not hash to "
+                                f"its digest (edited)"))
+        elif digest not in referenced:
+            faults.append(Fault(None, "envelope", f"envelope {digest[:16]}… is referenced by no "
+                                f"verified record", INCOMPLETE))
+    return faults

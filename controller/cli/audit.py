@@ -1,0 +1,224 @@
+"""The auditor's tools: verify the controller's log, export and check evidence offline.
+
+Exit status of verify and verify-bundle: 0 verified, 1 integrity failure, 2 incomplete,
+3 usage error. Evidence is always checked here, against the pinned log key (see
+:mod:`controller.client.audit`), never trusted from the controller.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer._click.exceptions import UsageError  # typer vendors click; this is its class
+from typer.core import TyperGroup
+
+from controller.cli import _output as out
+from controller.cli._app import GROUPS, Options, command
+from controller.cli._run import with_client
+
+if TYPE_CHECKING:
+    import tlog
+    from controller.audit.evidence import Evidence
+    from controller.audit.verify import Report
+    from controller.client.api import ControllerClient
+
+USAGE = 3
+EXIT = {"verified": 0, "failed": 1, "incomplete": 2}
+
+
+class _AuditGroup(TyperGroup):
+    """Usage errors exit 3 here: 2 means "incomplete"."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            exc.exit_code = USAGE
+            raise
+
+
+audit_app = typer.Typer(help=GROUPS["audit"].help, no_args_is_help=True, cls=_AuditGroup)
+
+KeyOpt = Annotated[Path | None, typer.Option(
+    "--key", help="The log's verifier key file (log.vkey); default: the key pinned in the home.")]
+
+
+def _usage(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(USAGE)
+
+
+def _scope_count(case: str, session: str, full: bool) -> None:
+    if sum((bool(case), bool(session), full)) != 1:
+        raise _usage("name exactly one of --case, --session or --full")
+
+
+def _fetch(opts: Options, key: Path | None, **scope: Any) -> tuple[tlog.NoteVerifier, bytes]:
+    """Pin (or read the pinned) key, fetch evidence; says so when it pinned just now."""
+    from controller.client.audit import evidence_request, pinned_key
+
+    async def work(client: ControllerClient) -> tuple[Any, bytes]:
+        pinned = await pinned_key(opts.home, client, key)
+        return pinned, await client.evidence(evidence_request(**scope))
+
+    pinned, data = with_client(opts, work)
+    if pinned.first_use:  # on stderr: stdout stays the report (and valid --json)
+        typer.echo(f"pinned the controller's log key on first use: {pinned.key.vkey()} "
+                   f"(saved in {opts.home / 'log.vkey'}; compare it with the deployment's "
+                   f"log.vkey)", err=True)
+    return pinned.key, data
+
+
+def _show(opts: Options, evidence: Evidence, report: Report) -> typer.Exit:
+    if opts.json:
+        out.emit_json({"status": report.status, "scope": evidence.scope, "size": report.size,
+                       "root": report.root_hash.hex(), "records": report.records,
+                       "sessions": report.sessions, "open_sessions": list(report.open_sessions),
+                       "consistency_proofs": report.consistency,
+                       "faults": [f.__dict__ for f in report.faults]})
+    else:
+        out.fields([("Status", report.status), ("Scope", _scope_text(evidence.scope)),
+                    ("Checkpoint", f"size {report.size}, root {report.root_hash.hex()}"),
+                    ("Records", report.records), ("Sessions", report.sessions),
+                    ("Open sessions", ", ".join(report.open_sessions) or "-"),
+                    ("Consistency proofs", report.consistency),
+                    ("Envelopes", report.envelopes)])
+        for fault in report.faults[:20]:
+            where = "-" if fault.index is None else f"leaf {fault.index}"
+            out.note(f"{fault.severity}: {where} ({fault.kind}): {fault.what}")
+    return typer.Exit(EXIT[report.status])
+
+
+def _scope_text(scope: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in scope.items())
+
+
+def _check(data: bytes, key: tlog.NoteVerifier) -> tuple[Evidence, Report]:
+    from controller.audit.errors import BadEvidence
+    from controller.client.audit import check
+
+    try:
+        return check(data, key)
+    except BadEvidence as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT["failed"]) from exc
+
+
+@command(audit_app, "verify")
+def audit_verify(
+    opts: Options,
+    case: Annotated[str, typer.Option(help="Verify this case's records.")] = "",
+    session: Annotated[str, typer.Option(help="Verify this session's records.")] = "",
+    full: Annotated[bool, typer.Option("--full", help="Verify the whole log.")] = False,
+    since: Annotated[Path | None, typer.Option(
+        help="A checkpoint saved earlier (audit checkpoint --save): prove the log only grew."
+    )] = None,
+    key: KeyOpt = None,
+) -> None:
+    """Verify the controller's log here, against the pinned key; pinpoint the first fault."""
+    _scope_count(case, session, full)
+    kept = _read(since) if since is not None else b""
+    pinned, data = _fetch(opts, key, case=case, session=session, full=full, since=kept)
+    evidence, report = _check(data, pinned)
+    raise _show(opts, evidence, report)
+
+
+@command(audit_app, "verify-bundle")
+def audit_verify_bundle(
+    opts: Options,
+    file: Annotated[Path, typer.Argument(help="An evidence bundle or proof file.")],
+    key: KeyOpt = None,
+) -> None:
+    """Check an evidence bundle offline, trusting only the pinned log key."""
+    from controller.client.audit import read_pin
+
+    pinned = read_pin(opts.home, key)
+    if pinned is None:
+        raise _usage(f"no log key pinned in {opts.home}: give --key <log.vkey>")
+    evidence, report = _check(_read(file), pinned)
+    raise _show(opts, evidence, report)
+
+
+@command(audit_app, "export")
+def audit_export(
+    opts: Options,
+    case: Annotated[str, typer.Option(help="The case to export.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The bundle file to write.")],
+    key: KeyOpt = None,
+) -> None:
+    """Write a case's evidence bundle (records, proofs, checkpoints, envelopes)."""
+    pinned, data = _fetch(opts, key, case=case)
+    _write(output, data)
+    evidence, report = _check(data, pinned)
+    out.note(f"wrote {output}: {report.records} records, checkpoint size {report.size}")
+    raise _show(opts, evidence, report)
+
+
+@command(audit_app, "prove")
+def audit_prove(
+    opts: Options,
+    event: Annotated[int, typer.Argument(help="The event's leaf index.", min=0)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The proof file to write.")],
+    key: KeyOpt = None,
+) -> None:
+    """Write a self-contained proof that one event is in the log."""
+    pinned, data = _fetch(opts, key, event=event)
+    _write(output, data)
+    evidence, report = _check(data, pinned)
+    out.note(f"wrote {output}")
+    raise _show(opts, evidence, report)
+
+
+@command(audit_app, "report")
+def audit_report(
+    opts: Options,
+    case: Annotated[str, typer.Option(help="The case to report on.")],
+    html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")],
+    key: KeyOpt = None,
+) -> None:
+    """Write an HTML timeline of a case's consent and actions, with its verification."""
+    from controller.audit.report import render
+
+    pinned, data = _fetch(opts, key, case=case)
+    evidence, report = _check(data, pinned)
+    _write(html, render(evidence, report, f"Case {case}").encode())
+    out.note(f"wrote {html} ({report.status})")
+
+
+@command(audit_app, "checkpoint")
+def audit_checkpoint(
+    opts: Options,
+    save: Annotated[Path, typer.Option(help="Where to keep the checkpoint.")],
+    key: KeyOpt = None,
+) -> None:
+    """Fetch the latest checkpoint, verify it with the pinned key, and keep it."""
+    from controller.client.audit import checkpoint_size, pinned_key
+
+    async def work(client: ControllerClient) -> tuple[Any, bytes]:
+        return await pinned_key(opts.home, client, key), await client.log_checkpoint()
+
+    pinned, note = with_client(opts, work)
+    checkpoint = checkpoint_size(note, pinned.key)
+    _write(save, note)
+    if opts.json:
+        out.emit_json({"size": checkpoint.size, "root": checkpoint.root_hash.hex(),
+                       "file": str(save)})
+    else:
+        out.note(f"kept checkpoint size {checkpoint.size}, root {checkpoint.root_hash.hex()} "
+                 f"in {save}")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _usage(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise _usage(f"cannot write {path}: {exc.strerror}") from exc

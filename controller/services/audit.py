@@ -1,0 +1,68 @@
+"""AuditService: the controller's log as evidence, for auditors and admins (read-only).
+
+Registered by the server next to the API's other services (:func:`register_audit`); it
+needs the log's public key, which only the server holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+import tlog
+from controller.audit.evidence import to_json
+from controller.audit.export import collect
+from controller.errors import FailedPrecondition, InvalidArgument
+from controller.services import _common
+from controller.services._common import Deps
+from controller.store import auditlog
+from rmaint.v1 import controller_pb2 as pb
+from rmaint.v1 import controller_pb2_grpc
+
+MAX_SINCE = 64 * 1024  # a signed checkpoint is a few hundred bytes
+
+
+class AuditService(controller_pb2_grpc.AuditServiceServicer):
+    def __init__(self, deps: Deps, key: tlog.NoteVerifier) -> None:
+        self._deps = deps
+        self._key = key
+
+    async def GetLogKey(self, request: pb.GetLogKeyRequest,
+                        context: grpc.aio.ServicerContext) -> pb.GetLogKeyResponse:
+        return pb.GetLogKeyResponse(verifier_key=self._key.vkey())
+
+    async def GetCheckpoint(self, request: pb.GetCheckpointRequest,
+                            context: grpc.aio.ServicerContext) -> pb.GetCheckpointResponse:
+        latest = await self._deps.store.read(auditlog.latest_checkpoint)
+        if latest is None:
+            raise FailedPrecondition("the log has no signed checkpoint yet")
+        return pb.GetCheckpointResponse(checkpoint=latest.note)
+
+    async def GetEvidence(self, request: pb.GetEvidenceRequest,
+                          context: grpc.aio.ServicerContext) -> pb.GetEvidenceResponse:
+        scope = _scope(request)
+        if len(request.since_checkpoint) > MAX_SINCE:
+            raise InvalidArgument("since_checkpoint is too large to be a checkpoint")
+        since = request.since_checkpoint or None
+        evidence = await self._deps.store.read(collect, scope, since=since)
+        return pb.GetEvidenceResponse(evidence=to_json(evidence))
+
+
+def _scope(request: pb.GetEvidenceRequest) -> dict[str, Any]:
+    which = request.WhichOneof("scope")
+    if which == "case_id":
+        return {"case": _common.text(request.case_id, "case_id", limit=64)}
+    if which == "session_id":
+        return {"session": _common.text(request.session_id, "session_id", limit=64)}
+    if which == "full" and request.full:
+        return {"full": True}
+    if which == "event_index":
+        return {"event": int(request.event_index)}
+    raise InvalidArgument("name a case, a session, an event index, or the full log")
+
+
+def register_audit(server: grpc.aio.Server, deps: Deps, key: tlog.NoteVerifier) -> list[str]:
+    """Add AuditService; returns its full name."""
+    controller_pb2_grpc.add_AuditServiceServicer_to_server(AuditService(deps, key), server)
+    return [pb.DESCRIPTOR.services_by_name["AuditService"].full_name]

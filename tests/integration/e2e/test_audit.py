@@ -1,0 +1,92 @@
+"""The auditor's tools against a real deployment: verify a case's log, export its evidence,
+check it offline, prove one event, keep a checkpoint and prove the log only grew; an edited
+bundle is refused with the record pinpointed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.integration.e2e.conftest import E2E, Granted
+
+
+def _verified_case(deployment: E2E, case_id: str) -> dict[str, Any]:
+    """Verify until a checkpoint covers the closed session (signed within a second)."""
+    d = deployment.d
+    deadline = time.monotonic() + 20
+    while True:
+        done = d.auditor("audit", "verify", "--case", case_id, "--json", check=False)
+        assert done.returncode == 0, done.stderr or done.stdout
+        report: dict[str, Any] = json.loads(done.stdout)
+        if not report["open_sessions"] or time.monotonic() > deadline:
+            return report
+        time.sleep(0.3)  # a real controller's checkpointer, not a clock under test
+
+
+def _bundle_check(deployment: E2E, path: Path) -> subprocess.CompletedProcess[str]:
+    return deployment.d.auditor("audit", "verify-bundle", str(path), check=False)
+
+
+def test_a_case_verifies_exports_and_an_edited_bundle_is_refused(
+        deployment: E2E, granted_session: Any, tmp_path: Path) -> None:
+    d = deployment.d
+    granted: Granted = granted_session()
+    for what in ("system", "disks"):
+        d.engineer("diag", what, "--session", granted.session_id, "--json")
+    d.engineer("session", "close", granted.session_id)
+
+    report = _verified_case(deployment, granted.case_id)
+    assert report["status"] == "verified" and report["open_sessions"] == []
+    # 2 consent records, opened + 2 x (operation, outcome) + closed
+    assert report["records"] >= 8 and report["sessions"] == 1
+    pinned = (d.auditor_home / "log.vkey").read_text()
+    assert pinned == (d.controller_home / "log.vkey").read_text()
+
+    bundle = tmp_path / "case.json"
+    d.auditor("audit", "export", "--case", granted.case_id, "-o", str(bundle))
+    assert _bundle_check(deployment, bundle).returncode == 0
+
+    edited = json.loads(bundle.read_text())
+    victim = edited["records"][3]
+    record = json.loads(base64.b64decode(victim["record"]))
+    record["actor"] = "mallory"
+    victim["record"] = base64.b64encode(json.dumps(
+        record, sort_keys=True, separators=(",", ":")).encode()).decode()
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(edited))
+    refused = _bundle_check(deployment, tampered)
+    assert refused.returncode == 1
+    assert f"leaf {victim['index']}" in refused.stdout
+
+
+def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_session: Any,
+                                                     tmp_path: Path) -> None:
+    d = deployment.d
+    kept = tmp_path / "kept.checkpoint"
+    d.auditor("audit", "checkpoint", "--save", str(kept))
+    granted: Granted = granted_session()
+    d.engineer("diag", "system", "--session", granted.session_id, "--json")
+    d.engineer("session", "close", granted.session_id)
+    report = _verified_case(deployment, granted.case_id)
+    assert report["status"] == "verified"
+
+    grown = d.auditor("audit", "verify", "--session", granted.session_id, "--since", str(kept),
+                      "--json", check=False)
+    assert grown.returncode == 0, grown.stdout + grown.stderr
+    assert json.loads(grown.stdout)["consistency_proofs"] >= 1
+
+    bundle = tmp_path / "case.json"
+    d.auditor("audit", "export", "--case", granted.case_id, "-o", str(bundle))
+    index = json.loads(bundle.read_text())["records"][-1]["index"]
+    proof = tmp_path / "event.json"
+    d.auditor("audit", "prove", str(index), "-o", str(proof))
+    assert _bundle_check(deployment, proof).returncode == 0
+
+    page = tmp_path / "case.html"
+    d.auditor("audit", "report", "--case", granted.case_id, "--html", str(page))
+    html = page.read_text()
+    assert "session.opened" in html and "<script" not in html and "verified" in html

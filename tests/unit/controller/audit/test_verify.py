@@ -1,0 +1,171 @@
+"""Verifying evidence offline: every attack is detected and pinpointed."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+
+import pytest
+
+import tlog
+from controller.audit.chains import INCOMPLETE
+from controller.audit.errors import BadEvidence
+from controller.audit.evidence import Evidence, ProvenRecord, from_json, to_json
+from controller.audit.records import Event, decode, encode, sha256_hex
+from controller.audit.verify import FAILED, VERIFIED, verify_evidence
+from tests.unit.controller.audit._log import MemoryLog, consent, session, signer
+
+
+@pytest.fixture
+def key() -> tlog.NoteSigner:
+    return signer()
+
+
+@pytest.fixture
+def log() -> MemoryLog:
+    built = MemoryLog()
+    consent(built)
+    session(built, "S-1", ops=3)
+    consent(built, "approved")
+    session(built, "S-2", ops=2)
+    return built
+
+
+def _replace(evidence: Evidence, index: int, record: bytes) -> Evidence:
+    records = tuple(dataclasses.replace(r, record=record) if r.index == index else r
+                    for r in evidence.records)
+    return dataclasses.replace(evidence, records=records)
+
+
+def test_an_untouched_full_log_verifies(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    report = verify_evidence(log.evidence(key, {"full": True}), key.verifier)
+    assert report.status == VERIFIED and report.faults == ()
+    assert (report.size, report.records, report.sessions) == (len(log.records),) * 2 + (2,)
+    assert report.root_hash == tlog.root_hash(log.hashes())
+
+
+def test_a_modified_record_is_pinpointed(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    event = decode(log.records[4])
+    forged = encode(dataclasses.replace(event, details={**event.details, "outcome": "denied"}))
+    report = verify_evidence(_replace(log.evidence(key, {"full": True}), 4, forged),
+                             key.verifier)
+    assert report.status == FAILED
+    assert (report.faults[0].index, report.faults[0].kind) == (4, event.kind)
+    assert "not leaf 4 of the signed tree" in report.faults[0].what
+
+
+def test_a_deleted_record_is_pinpointed(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    evidence = log.evidence(key, {"full": True}, [i for i in range(len(log.records)) if i != 5])
+    report = verify_evidence(evidence, key.verifier)
+    assert report.status == FAILED and report.faults[0].index == 5
+    assert "missing" in report.faults[0].what
+
+
+def test_two_swapped_records_are_pinpointed(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    evidence = log.evidence(key, {"full": True})
+    swapped = _replace(_replace(evidence, 3, log.records[6]), 6, log.records[3])
+    report = verify_evidence(swapped, key.verifier)
+    assert report.status == FAILED
+    assert report.faults[0].index == 3
+    assert {3, 6} <= {f.index for f in report.faults if "not leaf" in f.what}
+
+
+def test_a_truncated_log_is_detected(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    evidence = log.evidence(key, {"full": True}, list(range(len(log.records) - 3)))
+    report = verify_evidence(evidence, key.verifier)
+    assert report.status == FAILED
+    assert report.faults[0].index == len(log.records) - 3
+
+
+def test_a_checkpoint_signed_by_another_key_is_refused(log: MemoryLog,
+                                                       key: tlog.NoteSigner) -> None:
+    other = log.evidence(signer(), {"full": True})
+    report = verify_evidence(other, key.verifier)
+    assert report.status == FAILED and report.faults[0].kind == "checkpoint"
+
+
+def test_a_forged_signature_is_refused(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    evidence = log.evidence(key, {"full": True})
+    text, _, sig = evidence.checkpoint.decode().rpartition(" ")
+    raw = bytearray(base64.b64decode(sig))
+    raw[-1] ^= 1
+    forged = f"{text} {base64.b64encode(bytes(raw)).decode()}\n".encode()
+    report = verify_evidence(dataclasses.replace(evidence, checkpoint=forged), key.verifier)
+    assert report.status == FAILED and "not signed by the pinned log key" in report.faults[0].what
+
+
+def test_a_checkpoint_for_a_rewritten_history_is_detected(log: MemoryLog,
+                                                          key: tlog.NoteSigner) -> None:
+    kept = log.checkpoint(key)
+    kept_size = len(log.records)
+    rewritten = MemoryLog()  # the same story without S-1's second operation
+    rewritten.records = log.records[:4] + log.records[6:]
+    session(rewritten, "S-3")
+    evidence = rewritten.evidence(key, {"full": True}, since=kept, since_size=kept_size - 2)
+    report = verify_evidence(evidence, key.verifier)
+    assert report.status == FAILED
+    assert any("history rewritten" in f.what for f in report.faults)
+
+
+def test_the_log_only_grew_since_a_kept_checkpoint(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    kept, kept_size = log.checkpoint(key), len(log.records)
+    session(log, "S-3")
+    evidence = log.evidence(key, {"case": "C-0001"}, since=kept, since_size=kept_size)
+    report = verify_evidence(evidence, key.verifier)
+    assert report.status == VERIFIED and report.consistency == 1
+
+
+def test_a_session_with_an_event_removed_is_pinpointed(log: MemoryLog,
+                                                       key: tlog.NoteSigner) -> None:
+    s1 = [i for i, r in enumerate(log.records) if decode(r).session == "S-1"]
+    evidence = log.evidence(key, {"session": "S-1"}, [i for i in s1 if i != s1[2]])
+    report = verify_evidence(evidence, key.verifier)
+    assert report.status == FAILED and report.faults[0].index == s1[3]
+
+
+def test_a_single_event_proof_verifies_without_its_session(log: MemoryLog,
+                                                           key: tlog.NoteSigner) -> None:
+    report = verify_evidence(log.evidence(key, {"event": 5}, [5]), key.verifier)
+    assert report.status == VERIFIED and report.records == 1
+
+
+def test_an_edited_bundle_file_is_detected(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    envelope = '{"payload":"eA==","payload_type":"t","signatures":[]}'
+    evidence = dataclasses.replace(log.evidence(key, {"case": "C-0001"}),
+                                   envelopes={sha256_hex(envelope): envelope})
+    data = to_json(evidence)
+    assert verify_evidence(from_json(data), key.verifier).status == INCOMPLETE  # unreferenced
+    obj = json.loads(data)
+    record = json.loads(base64.b64decode(obj["records"][2]["record"]))
+    record["actor"] = "mallory"
+    obj["records"][2]["record"] = base64.b64encode(
+        json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).decode()
+    obj["envelopes"] = {sha256_hex(envelope): envelope.replace("eA==", "eQ==")}
+    report = verify_evidence(from_json(json.dumps(obj).encode()), key.verifier)
+    assert report.status == FAILED and report.faults[0].index == 2
+    assert any(f.kind == "envelope" and "edited" in f.what for f in report.faults)
+
+
+def test_referenced_envelopes_verify(key: tlog.NoteSigner) -> None:
+    log = MemoryLog()
+    envelope = '{"payload":"eA==","payload_type":"t","signatures":[]}'
+    log.append(Event("consent.approved", 1.0, "C-1", "approver",
+                     digests={"envelope": sha256_hex(envelope)}))
+    evidence = dataclasses.replace(log.evidence(key, {"case": "C-1"}),
+                                   envelopes={sha256_hex(envelope): envelope})
+    assert verify_evidence(evidence, key.verifier).status == VERIFIED
+
+
+@pytest.mark.parametrize("data", [b"", b"[]", b'{"format":"other"}', b"\xff",
+                                  b'{"format":"rmaint-audit-evidence/1","scope":{"x":1}}'])
+def test_files_that_are_not_evidence_are_refused(data: bytes) -> None:
+    with pytest.raises(BadEvidence):
+        from_json(data)
+
+
+def test_duplicate_indices_are_a_fault(log: MemoryLog, key: tlog.NoteSigner) -> None:
+    evidence = log.evidence(key, {"event": 1}, [1])
+    extra = ProvenRecord(1, log.records[2], evidence.records[0].proof)
+    doubled = dataclasses.replace(evidence, records=(*evidence.records, extra))
+    assert verify_evidence(doubled, key.verifier).status == FAILED
