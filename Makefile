@@ -52,6 +52,11 @@ bench: $(STAMP)
 	$(PY) -m bench.cli_walltime
 	$(PY) -m bench.tlog_bench
 	$(PY) -m bench.process_listing
+	$(PY) -m bench.inspection_cpu
+	$(PY) -m bench.data_apply
+	$(PY) -m bench.dialout_scale
+	$(PY) -m bench.audit_append
+	$(PY) -m bench.gateway
 
 clean:
 	rm -rf build .pytest_cache

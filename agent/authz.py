@@ -39,13 +39,15 @@ _LOCAL = "/rmaint.v1.AgentLocalService/"
 
 TABLE: Mapping[str, Rule] = {
     "/rmaint.v1.AgentService/Execute": CONTROLLER,
+    "/rmaint.v1.AgentService/Shell": CONTROLLER,
     _HEALTH + "Check": ANY_PEER,
     _HEALTH + "Watch": ANY_PEER,
     _HEALTH + "List": ANY_PEER,
     _REFLECTION + "ServerReflectionInfo": ANY_PEER,
     **{_LOCAL + name: LOCAL for name in (
         "ListRequests", "Approve", "Deny", "Revoke", "ListGrants", "Status",
-        "ListEngineerKeys", "ForgetEngineerKeys")},
+        "ListEngineerKeys", "ForgetEngineerKeys", "ListShells", "WatchShell", "KillShell",
+        "ListChanges", "ApproveChange", "DenyChange")},
 }
 
 _log = logging.getLogger("agent.authz")

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from agent.context import OperationContext
+from agent.data.ops import DataOperations
 from agent.diag import connect, database, files, logs, logsearch, network, processes, services, system
 from agent.diag.params import ParamReader
 from agent.diag.policy import DiagConfig
+from agent.errors import InvalidParams
 
 Params = Mapping[str, Any]
 Runner = Callable[[], Awaitable[dict[str, Any]]]
@@ -32,7 +35,12 @@ MIB = 1024 * KIB
 
 @dataclass(frozen=True)
 class OperationSpec:
-    """One operation. ``prepare`` validates parameters and returns what runs them."""
+    """One operation. ``prepare`` validates parameters and returns what runs them.
+
+    Operations that must know whom they run for (writes: previews are stored under their
+    grant, case and engineer key) set ``prepare_in_context`` instead; the dispatcher calls
+    :meth:`runner`, which picks the right one.
+    """
 
     name: str
     scope: str
@@ -40,6 +48,42 @@ class OperationSpec:
     deadline: float
     output_limit: int
     prepare: Callable[[Params], Runner]
+    prepare_in_context: Callable[[Params, OperationContext], Runner] | None = None
+
+    def runner(self, params: Params, context: OperationContext) -> Runner:
+        if self.prepare_in_context is not None:
+            return self.prepare_in_context(params, context)
+        return self.prepare(params)
+
+
+def _needs_context(name: str) -> Callable[[Params], Runner]:
+    def prepare(params: Params) -> Runner:
+        raise InvalidParams(f"{name}: runs only through the dispatcher")
+    return prepare
+
+
+def in_context(name: str, scope: str, writes: bool,
+               prepare: Callable[[Params, OperationContext], Runner], *,
+               deadline: float = 25.0, output_limit: int = 4 * MIB) -> OperationSpec:
+    """An operation that runs only with its context (see ``prepare_in_context``)."""
+    return OperationSpec(name, scope, writes, deadline, output_limit, _needs_context(name),
+                         prepare)
+
+
+def _data(name: str, scope: str, writes: bool,
+          prepare: Callable[[Params, OperationContext], Runner]) -> OperationSpec:
+    return in_context(name, scope, writes, prepare)
+
+
+def data_specs(data: DataOperations) -> tuple[OperationSpec, ...]:
+    """The data-correction operations bound to the customer's data sources."""
+    return (
+        _data("data.describe", "data.read", False, data.prepare_describe),
+        _data("data.query", "data.read", False, data.prepare_query),
+        _data("data.preview", "data.write", False, data.prepare_preview),
+        _data("data.apply", "data.write", True, data.prepare_apply),
+        _data("data.undo", "data.write", False, data.prepare_undo),
+    )
 
 
 def _bind(parse: Callable[[Params], Q],
@@ -62,8 +106,13 @@ def _read(name: str, deadline: float, limit: int,
     return OperationSpec(name, "diag.read", False, deadline, limit, prepare)
 
 
-def build_catalogue(diag: DiagConfig) -> dict[str, OperationSpec]:
-    """Every operation, with the allowlists of ``diag`` bound into those that use them."""
+def build_catalogue(diag: DiagConfig, data: DataOperations | None = None,
+                    more: tuple[OperationSpec, ...] = ()) -> dict[str, OperationSpec]:
+    """Every operation, with the allowlists of ``diag`` bound into those that use them.
+
+    The ``data.*`` operations are offered when ``data`` (the customer's data sources with
+    the change store) is given; ``more`` adds operations bound elsewhere (``shell.open``).
+    """
     specs = (
         _read("diag.system", 10.0, 64 * KIB, _no_params("diag.system", system.system)),
         _read("diag.cpu", 10.0, 64 * KIB, _bind(system.parse_cpu, system.cpu)),
@@ -89,7 +138,8 @@ def build_catalogue(diag: DiagConfig) -> dict[str, OperationSpec]:
         OperationSpec("files.hash", "diag.files", False, 25.0, 16 * KIB,
                       _bind(partial(files.parse_file, "files.hash", diag=diag), files.hash_file)),
     )
-    return {spec.name: spec for spec in specs}
+    extra = data_specs(data) if data is not None else ()
+    return {spec.name: spec for spec in (*specs, *extra, *more)}
 
 
 CATALOGUE: dict[str, OperationSpec] = build_catalogue(DiagConfig())

@@ -11,12 +11,26 @@ signatures the agent accepts, so reading it is strict and every fault is a
 
 Layout (relative names resolve against the home)::
 
-    [agent]  id, trust_domain, listen, controller, socket = "rmagent.sock"
+    [agent]  id, trust_domain, listen, controller, socket = "rmagent.sock",
+             mode = "direct" | "dial-out" | "both" (serve on listen, connect out to the
+             controller, or both; see :mod:`agent.dialout`)
     [[approvers]]  name, key_id, public_key (base64 of the raw 32-byte Ed25519 key)
     [log]    path = "agent-log.db"
     [diag]   log_files, journald_units, file_roots, connect_allow, max_hash_bytes,
              [[diag.data_sources]]
              (optional; what engineers may see, see :mod:`agent.diag.policy`)
+    [data]   [[data.sources]] with [[data.sources.tables]] (optional; what engineers may
+             read and correct, see :mod:`agent.data.policy`)
+    [inspect] enabled, interval_seconds, thresholds (optional; the periodic inspection,
+             see :mod:`agent.inspect.profile`)
+    [shell]  user, shell, idle_timeout, max_duration (optional; interactive login, see
+             :mod:`agent.shell.policy`)
+    [params] [[params.files]] (optional; config files whose allowlisted keys engineers
+             may change with consent, see :mod:`agent.params.policy`)
+    [services] [[services.allow]] (optional; services engineers may control, see
+             :mod:`agent.servicectl.policy`)
+    [[devices]] (optional; agentless devices reached over SSH, see
+             :mod:`agent.devices.policy`)
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,8 +46,19 @@ from typing import Any
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from agent import params as params_policy
+from agent import servicectl as services_policy
+from agent.data import policy as data_policy
+from agent.data.policy import DataConfig
+from agent.devices import policy as devices_policy
+from agent.devices.policy import DevicesConfig
 from agent.diag import policy as diag_policy
 from agent.diag.policy import DiagConfig
+from agent.inspect import profile as inspect_profile
+from agent.inspect.profile import InspectProfile
+from agent.shell import policy as shell_policy
+from agent.shell.errors import ShellPolicyInvalid
+from agent.shell.policy import ShellPolicy
 from permissions import PublicKey, key_id, public_key_bytes
 from pki.files import write_private
 from pki.identity import IdentityError, check_name, check_trust_domain
@@ -41,9 +67,10 @@ CONFIG_NAME = "agent.toml"
 DEFAULT_LISTEN = "127.0.0.1:7501"
 DEFAULT_SOCKET = "rmagent.sock"
 DEFAULT_LOG = "agent-log.db"
+MODES = ("direct", "dial-out", "both")
 
 __all__ = [
-    "CONFIG_NAME", "DEFAULT_LISTEN", "DEFAULT_LOG", "DEFAULT_SOCKET", "AgentConfig",
+    "CONFIG_NAME", "DEFAULT_LISTEN", "DEFAULT_LOG", "DEFAULT_SOCKET", "MODES", "AgentConfig",
     "AgentPaths", "ConfigError", "ConfigInvalid", "ConfigMissing", "DuplicateApprover",
     "PinnedApprover", "load", "pin_approver", "save",
 ]
@@ -100,6 +127,24 @@ class AgentConfig:
     log_path: str = DEFAULT_LOG
     approvers: tuple[PinnedApprover, ...] = ()
     diag: DiagConfig = field(default_factory=DiagConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    inspect: InspectProfile = field(default_factory=InspectProfile)
+    shell: ShellPolicy = field(default_factory=ShellPolicy)
+    params: params_policy.ParamsConfig = field(default_factory=params_policy.ParamsConfig)
+    services: services_policy.ServicesConfig = field(
+        default_factory=services_policy.ServicesConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
+    mode: str = "direct"
+
+    @property
+    def serves_direct(self) -> bool:
+        """Whether the agent listens on ``listen`` for the controller."""
+        return self.mode in ("direct", "both")
+
+    @property
+    def dials_out(self) -> bool:
+        """Whether the agent connects out to the controller for operations."""
+        return self.mode in ("dial-out", "both")
 
     def approver_keys(self) -> dict[str, PublicKey]:
         """Pinned keys by key id, as ``permissions.verify_decision`` takes them."""
@@ -239,6 +284,10 @@ def _validate(config: AgentConfig) -> None:
     _check_address(config.listen, "agent.listen")
     _check_address(config.controller, "agent.controller", allow_empty=True)
     _check_relative_name(config.socket, "agent.socket")
+    if config.mode not in MODES:
+        raise ConfigInvalid(f"agent.mode must be one of {', '.join(MODES)}, got {config.mode!r}")
+    if config.dials_out and not config.controller:
+        raise ConfigInvalid(f"agent.mode {config.mode!r} needs agent.controller")
     _check_relative_name(config.log_path, "log.path")
     names = [a.name for a in config.approvers]
     ids = [a.key_id for a in config.approvers]
@@ -253,6 +302,18 @@ def _validate(config: AgentConfig) -> None:
         raise ConfigInvalid(str(exc)) from None
     if normalized != config.diag:
         raise ConfigInvalid("[diag] entries must be written in normal form")
+    try:
+        data_normalized = data_policy.parse(data_policy.to_toml(config.data))
+    except data_policy.DataConfigInvalid as exc:
+        raise ConfigInvalid(str(exc)) from None
+    if data_normalized != config.data:
+        raise ConfigInvalid("[data] entries must be written in normal form")
+    if _parse_inspect(inspect_profile.to_toml(config.inspect), config.diag) != config.inspect:
+        raise ConfigInvalid("[inspect] entries must be written in normal form")
+    for name, section in _SECTIONS.items():
+        value = getattr(config, name)
+        if section.parse(section.to_toml(value)) != value:
+            raise ConfigInvalid(f"[{name}] entries must be written in normal form")
 
 
 def _table(data: dict[str, Any], name: str, keys: set[str]) -> dict[str, Any]:
@@ -275,12 +336,14 @@ def _string(table: dict[str, Any], name: str, where: str, default: str | None = 
 
 
 def _parse(data: dict[str, Any]) -> AgentConfig:
-    unknown = set(data) - {"agent", "approvers", "log", "diag"}
+    unknown = set(data) - {"agent", "approvers", "log", "diag", "inspect", "data", "shell",
+                           *_SECTIONS}
     if unknown:
         raise ConfigInvalid(f"unknown section: {', '.join(sorted(unknown))}")
     if "agent" not in data:
         raise ConfigInvalid("[agent] section is missing")
-    agent = _table(data, "agent", {"id", "trust_domain", "listen", "controller", "socket"})
+    agent = _table(data, "agent", {"id", "trust_domain", "listen", "controller", "socket",
+                                   "mode"})
     log = _table(data, "log", {"path"})
     config = AgentConfig(
         id=_string(agent, "id", "agent"),
@@ -288,12 +351,76 @@ def _parse(data: dict[str, Any]) -> AgentConfig:
         listen=_string(agent, "listen", "agent", DEFAULT_LISTEN),
         controller=_string(agent, "controller", "agent", ""),
         socket=_string(agent, "socket", "agent", DEFAULT_SOCKET),
+        mode=_string(agent, "mode", "agent", "direct"),
         log_path=_string(log, "path", "log", DEFAULT_LOG),
         approvers=_parse_approvers(data.get("approvers", [])),
         diag=_parse_diag(data),
+        data=_parse_data(data),
+        inspect=_parse_inspect(data.get("inspect", {}), _parse_diag(data)),
+        shell=_parse_shell(data.get("shell", {})),
+        **{name: section.parse(data.get(name, section.empty))
+           for name, section in _SECTIONS.items()},
     )
     _validate(config)
     return config
+
+
+@dataclass(frozen=True)
+class _Section:
+    """An optional section whose engine parses and writes it alone: ``empty`` is its value
+    when absent, ``errors`` what its parser raises for a fault."""
+
+    name: str
+    parse_raw: Callable[[Any], Any]
+    to_toml: Callable[[Any], Any]
+    empty: dict[str, Any] | list[Any]
+    errors: type[Exception]
+
+    def parse(self, value: Any) -> Any:
+        if not isinstance(value, type(self.empty)):
+            kind = "a table" if isinstance(self.empty, dict) else "an array of tables"
+            raise ConfigInvalid(f"[{self.name}] must be {kind}")
+        try:
+            return self.parse_raw(value)
+        except self.errors as exc:
+            raise ConfigInvalid(str(exc)) from None
+
+
+_SECTIONS: dict[str, _Section] = {
+    "params": _Section("params", params_policy.parse, params_policy.to_toml, {},
+                       params_policy.ParamsConfigInvalid),
+    "services": _Section("services", services_policy.parse, services_policy.to_toml, {},
+                         services_policy.ServicesConfigInvalid),
+    "devices": _Section("devices", devices_policy.parse, devices_policy.to_toml, [],
+                        devices_policy.DeviceConfigInvalid),
+}
+
+
+def _parse_inspect(table: Any, diag: DiagConfig) -> InspectProfile:
+    if not isinstance(table, dict):
+        raise ConfigInvalid("[inspect] must be a table")
+    try:
+        return inspect_profile.parse(table, data_sources=tuple(s.name for s in diag.data_sources),
+                                     shortest=inspect_profile.min_interval())
+    except inspect_profile.InspectProfileInvalid as exc:
+        raise ConfigInvalid(str(exc)) from None
+
+
+def _parse_shell(table: Any) -> ShellPolicy:
+    try:
+        return shell_policy.parse(table)
+    except ShellPolicyInvalid as exc:
+        raise ConfigInvalid(str(exc)) from None
+
+
+def _parse_data(data: dict[str, Any]) -> DataConfig:
+    table = data.get("data", {})
+    if not isinstance(table, dict):
+        raise ConfigInvalid("[data] must be a table")
+    try:
+        return data_policy.parse(table)
+    except data_policy.DataConfigInvalid as exc:
+        raise ConfigInvalid(str(exc)) from None
 
 
 def _parse_diag(data: dict[str, Any]) -> DiagConfig:
@@ -333,14 +460,27 @@ def _to_toml(config: AgentConfig) -> dict[str, Any]:
         "agent": {"id": config.id, "trust_domain": config.trust_domain, "listen": config.listen,
                   "controller": config.controller, "socket": config.socket},
     }
+    if config.mode != "direct":
+        data["agent"]["mode"] = config.mode
     if config.approvers:  # an empty list would print as "approvers = []" above [agent]
         data["approvers"] = [{"name": a.name, "key_id": a.key_id,
                               "public_key": base64.b64encode(a.public_key).decode()}
                              for a in config.approvers]
     data["log"] = {"path": config.log_path}
+    if config.data.sources:
+        data["data"] = data_policy.to_toml(config.data)
     diag = diag_policy.to_toml(config.diag)
     if diag:
         data["diag"] = diag
+    inspect = inspect_profile.to_toml(config.inspect)
+    if inspect:
+        data["inspect"] = inspect
+    if config.shell.enabled:
+        data["shell"] = shell_policy.to_toml(config.shell)
+    for name, section in _SECTIONS.items():
+        written = section.to_toml(getattr(config, name))
+        if written:
+            data[name] = written
     return data
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -23,15 +24,25 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent import config as agent_config
-from agent import jsonlog
-from agent.catalogue import build_catalogue
+from agent import jsonlog, params
+from agent.catalogue import OperationSpec, build_catalogue
+from agent.change_consent import ChangeGate
+from agent.changes import CHANGES_NAME, ChangeStore
 from agent.checkpoints import start_checkpoints
 from agent.config import AgentConfig, AgentPaths
+from agent.data.ops import DataOperations
+from agent.data.undo import resolve_applying
+from agent.device_ops import device_specs
+from agent.dialout import DialOut
 from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
+from agent.inspect.runner import start_inspection
 from agent.local_service import LocalServicer
 from agent.log import OperationLog
-from agent.server import start_local_server, start_network_server
+from agent.param_ops import PARAMS_BACKUPS, ParamOperations
+from agent.server import execute, start_local_server, start_network_server
+from agent.service_ops import ServiceOperations
+from agent.shell.service import ShellService
 from agent.state import StateStore
 from agent.sync import SyncLoop
 from agent.trust import PinnedTrust
@@ -47,7 +58,8 @@ _log = logging.getLogger("agent.daemon")
 
 @dataclass
 class AgentHandle:
-    """A running daemon. ``port`` is the bound mTLS port, ``address`` host:port."""
+    """A running daemon. ``port`` is the bound mTLS port, ``address`` host:port (0 and ""
+    when it does not listen: dial-out mode)."""
 
     port: int
     address: str
@@ -56,6 +68,7 @@ class AgentHandle:
     dispatcher: Dispatcher
     sync: SyncLoop
     _stack: contextlib.AsyncExitStack
+    dialout: DialOut | None = None  # set in dial-out and both modes
 
     async def stop(self) -> None:
         """Stop serving, stop syncing, close the databases; safe to call twice."""
@@ -86,25 +99,79 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
     await start_checkpoints(stack, home=home, identity=identity, log=log, clock=clock)
     trust = PinnedTrust(home, identity.name)
     # The customer's [diag] allowlists are bound into the catalogue once, at start.
+    shell = ShellService(policy=config.shell, log=log, state=state, clock=clock)
+    changes, data = await _start_changes(stack, home, config, trust, clock)
     dispatcher = Dispatcher(agent_id=identity.name, signing_key=key, trust=trust, state=state,
-                            log=log, catalogue=build_catalogue(config.diag), clock=clock)
+                            log=log, catalogue=build_catalogue(
+                                config.diag, data,
+                                more=(*shell.specs(), *_change_specs(home, config, changes,
+                                                                     trust, clock))),
+                            clock=clock)
+    shell.attach(dispatcher)  # a revocation ends the grant's shells
     stack.push_async_callback(dispatcher.close)  # after the servers stop, before the stores
     files = TlsFiles(paths.key, paths.cert, paths.ca)
-    network, port = await start_network_server(config.listen, identity.trust_domain, files,
-                                               dispatcher)
-    stack.push_async_callback(_stop_server, network)
-    address = f"{config.listen.rpartition(':')[0]}:{port}"
+    port, address = await _start_direct(stack, config, identity, files, dispatcher, shell)
     sync = SyncLoop(controller=config.controller, trust_domain=identity.trust_domain,
                     files=files, state=state, trust=trust, address=address, clock=clock)
     stack.push_async_callback(sync.close)
     local = LocalServicer(agent_id=identity.name, listen=address, controller=config.controller,
-                          state=state, dispatcher=dispatcher, trust=trust, sync=sync, clock=clock)
+                          state=state, dispatcher=dispatcher, trust=trust, sync=sync, clock=clock,
+                          shells=shell.live, changes=changes)
     local_server = await start_local_server(paths.socket, identity.trust_domain, local)
     stack.callback(paths.socket.unlink, missing_ok=True)
     stack.push_async_callback(_stop_server, local_server)
     task = asyncio.create_task(sync.run(), name="rmagent-sync")
     stack.push_async_callback(_cancel, task)
-    return AgentHandle(port, address, paths.socket, identity, dispatcher, sync, stack)
+    await start_inspection(stack, home=home, config=config, log=log, files=files, clock=clock)
+    dialout = await _start_dialout(stack, config, identity, files, dispatcher)
+    return AgentHandle(port, address, paths.socket, identity, dispatcher, sync, stack, dialout)
+
+
+async def _start_changes(stack: contextlib.AsyncExitStack, home: Path, config: AgentConfig,
+                         trust: PinnedTrust, clock: Clock) -> tuple[ChangeStore, DataOperations]:
+    """The change store and data sources, after resolving applies a crash cut off."""
+    changes = ChangeStore(home / CHANGES_NAME)
+    stack.callback(changes.close)
+    data = DataOperations(config.data, changes, trust, clock)
+    stack.callback(data.close)
+    await asyncio.to_thread(resolve_applying, changes, data.engine, data.source, clock)
+    return changes, data
+
+
+def _change_specs(home: Path, config: AgentConfig, changes: ChangeStore, trust: PinnedTrust,
+                  clock: Clock) -> tuple[OperationSpec, ...]:
+    """Parameter changes, service control and devices, bound to the customer's config."""
+    gate = ChangeGate(changes, trust, clock)
+    backups = params.Backups(home / PARAMS_BACKUPS)
+    param_ops = ParamOperations(config.params, backups, gate, clock)
+    param_ops.resolve_applying()  # before any operation: the store is not shared yet
+    return (*param_ops.specs(),
+            *ServiceOperations(config.services, gate, clock).specs(),
+            *device_specs(config.devices))
+
+
+async def _start_direct(stack: contextlib.AsyncExitStack, config: AgentConfig,
+                        identity: Identity, files: TlsFiles,
+                        dispatcher: Dispatcher, shell: ShellService) -> tuple[int, str]:
+    """The bound port and address of the mTLS server; (0, "") in dial-out mode."""
+    if not config.serves_direct:
+        return 0, ""
+    network, port = await start_network_server(config.listen, identity.trust_domain, files,
+                                               dispatcher, shell)
+    stack.push_async_callback(_stop_server, network)
+    return port, f"{config.listen.rpartition(':')[0]}:{port}"
+
+
+async def _start_dialout(stack: contextlib.AsyncExitStack, config: AgentConfig,
+                         identity: Identity, files: TlsFiles,
+                         dispatcher: Dispatcher) -> DialOut | None:
+    if not config.dials_out:
+        return None
+    dialout = DialOut(controller=config.controller, trust_domain=identity.trust_domain,
+                      files=files, execute=functools.partial(execute, dispatcher))
+    task = asyncio.create_task(dialout.run(), name="rmagent-dialout")
+    stack.push_async_callback(_cancel, task)  # before the dispatcher closes
+    return dialout
 
 
 def _credentials(paths: AgentPaths,
@@ -155,7 +222,7 @@ async def _serve(home: Path) -> None:
         loop.add_signal_handler(signum, stopping.set)
     _log.info("rmagent serving", extra={"fields": {
         "agent_id": handle.identity.name, "address": handle.address,
-        "socket": str(handle.socket)}})
+        "socket": str(handle.socket), "dial_out": handle.dialout is not None}})
     try:
         await stopping.wait()
     finally:

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.catalogue import CATALOGUE, OperationSpec
 from agent.consent import Revoked, verify_revocation
+from agent.context import OperationContext
 from agent.errors import (
     BadInput,
     Cancelled,
@@ -125,10 +126,20 @@ class Dispatcher:
         self._verified = VerifiedGrants()
         self._tasks: defaultdict[str, set[asyncio.Task[dict[str, Any]]]] = defaultdict(set)
         self._unsaved: dict[str, _Unsaved] = {}  # revocations in force, not yet stored
+        self._revoke_hooks: list[Callable[[str], object]] = []
 
     def in_flight(self) -> int:
         """Operations running now."""
         return sum(len(tasks) for tasks in self._tasks.values())
+
+    def on_revoke(self, hook: Callable[[str], object]) -> None:
+        """Call ``hook(grant_id)`` on each revocation, as its operations are cancelled
+        (interactive shells end through it)."""
+        self._revoke_hooks.append(hook)
+
+    def is_revoked(self, grant_id: str) -> bool:
+        """Whether a revocation of ``grant_id`` is in force (stored or not yet)."""
+        return grant_id in self._revoked
 
     def unsaved_revocations(self) -> set[str]:
         """Grants revoked in memory whose revocation is not stored yet."""
@@ -182,6 +193,8 @@ class Dispatcher:
         tasks = self._tasks.pop(grant_id, set())
         for task in tasks:
             task.cancel()
+        for hook in self._revoke_hooks:
+            hook(grant_id)
         _log.info("grant revoked", extra={"fields": {"grant_id": grant_id,
                                                      "cancelled": len(tasks)}})
         now = self._clock()
@@ -322,8 +335,12 @@ class Dispatcher:
         assert decision.operation is not None and decision.grant is not None
         op, grant_id = decision.operation, decision.grant.grant_id
         spec = self._catalogue[op.operation]
+        context = OperationContext(
+            agent_id=self._agent_id, grant_id=grant_id, case_id=op.case_id,
+            session_id=op.session_id, seq=op.seq, engineer=decision.grant.engineer,
+            engineer_key_id=decision.grant.engineer_key_id)
         try:
-            runner = spec.prepare(op.params)
+            runner = spec.runner(op.params, context)
         except BadInput as exc:
             await self._result(index, attempt, "invalid", str(exc))
             raise
@@ -352,6 +369,13 @@ class Dispatcher:
             await self._result(index, attempt, "cancelled", "grant revoked while running")
             raise Cancelled()
         error = task.exception()
+        if isinstance(error, BadInput | Refused | OperationFailed):
+            # Raised on purpose with a message fit for the caller (a refusal shows only
+            # "permission denied"); the log keeps the detail.
+            outcome = "denied" if isinstance(error, Refused) else (
+                "invalid" if isinstance(error, BadInput) else "error")
+            await self._result(index, attempt, outcome, str(error))
+            raise error
         if error is not None:
             detail = "deadline exceeded" if isinstance(error, TimeoutError) else repr(error)
             _log.error("operation failed", exc_info=error, extra={"fields": {"index": index}})

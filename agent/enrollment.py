@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.config import AgentConfig, AgentPaths, ConfigError, PinnedApprover, load, save
+from agent.config import (
+    MODES,
+    AgentConfig,
+    AgentPaths,
+    ConfigError,
+    PinnedApprover,
+    load,
+    save,
+)
 from pki import enroll as pki_enroll
 from pki.certs import generate_key
 from pki.files import write_key, write_public
@@ -55,6 +63,7 @@ class EnrolledAgent:
     controller: str
     listen: str
     kept_approvers: int
+    mode: str = "direct"
 
 
 async def _pki_enroll(token: JoinToken, key: ec.EllipticCurvePrivateKey,
@@ -81,23 +90,30 @@ def check_listen(listen: str) -> str:
 
 
 async def enroll_home(home: Path, token_text: str, *, listen: str, force: bool = False,
+                      mode: str = "direct",
                       enroller: Enroller = _pki_enroll) -> EnrolledAgent:
-    """Enroll ``home`` with the token; keep pinned approvers when re-enrolling with force."""
+    """Enroll ``home`` with the token; keep pinned approvers when re-enrolling with force.
+
+    ``mode`` as in agent.toml; in "dial-out" the agent listens on no port and the
+    controller is given no address: it reaches the agent over the stream the agent opens."""
     paths = AgentPaths(home)
     token = decode_token(token_text)
     check_listen(listen)
+    if mode not in MODES:
+        raise EnrollmentError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    dial_out = mode == "dial-out"
     approvers = _previous_approvers(paths, force)
     key = generate_key()
     staged = home / ".agent.key.new"
     write_key(staged, key)
     try:
-        enrolled = await _exchange(enroller, token, key, listen)
-        config = _config_of(enrolled, listen, approvers)
+        enrolled = await _exchange(enroller, token, key, "" if dial_out else listen)
+        config = replace(_config_of(enrolled, listen, approvers), mode=mode)
         _install(paths, staged, enrolled, config)
     finally:
         staged.unlink(missing_ok=True)
     return EnrolledAgent(home, config.id, config.trust_domain, config.controller, listen,
-                         len(approvers))
+                         len(approvers), mode)
 
 
 def _previous_approvers(paths: AgentPaths, force: bool) -> tuple[PinnedApprover, ...]:

@@ -14,7 +14,7 @@ Each comes with the engineer keys the customer has pinned for its engineer name,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -217,6 +217,45 @@ class LocalClient:
                                  agent_pb2.ForgetEngineerKeysRequest(engineer=engineer,
                                                                      key_id=key_id))
         return [_pin(k) for k in reply.forgotten]
+
+    async def list_shells(self) -> list[agent_pb2.LiveShell]:
+        """Interactive shells running now, oldest first."""
+        reply = await self._call(self._stub.ListShells, agent_pb2.ListShellsRequest())
+        return list(reply.shells)
+
+    async def kill_shell(self, shell_id: str) -> agent_pb2.LiveShell:
+        reply: agent_pb2.KillShellResponse = await self._call(
+            self._stub.KillShell, agent_pb2.KillShellRequest(shell_id=shell_id))
+        return reply.shell
+
+    async def watch_shell(self, shell_id: str) -> AsyncIterator[agent_pb2.WatchShellResponse]:
+        """The shell's output from now until it ends (no deadline)."""
+        if not self._socket.exists():
+            raise DaemonNotRunning(NOT_RUNNING)
+        call = self._stub.WatchShell(agent_pb2.WatchShellRequest(shell_id=shell_id))
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as exc:
+            raise translate(exc, self._socket) from exc
+
+    async def list_changes(self, *, include_decided: bool = False,
+                           digest_prefix: str = "") -> list[agent_pb2.PendingChange]:
+        """Previewed data changes newest first, with their unmasked images."""
+        reply: agent_pb2.ListChangesResponse = await self._call(
+            self._stub.ListChanges, agent_pb2.ListChangesRequest(
+                include_decided=include_decided, digest_prefix=digest_prefix))
+        return list(reply.changes)
+
+    async def approve_change(self, consent: Envelope) -> agent_pb2.ApproveChangeResponse:
+        """Store a signed change consent for a pending preview."""
+        reply: agent_pb2.ApproveChangeResponse = await self._call(
+            self._stub.ApproveChange, agent_pb2.ApproveChangeRequest(consent=to_wire(consent)))
+        return reply
+
+    async def deny_change(self, digest: str, reason: str) -> None:
+        await self._call(self._stub.DenyChange,
+                         agent_pb2.DenyChangeRequest(digest=digest, reason=reason))
 
     async def status(self) -> AgentStatus:
         reply = await self._call(self._stub.Status, agent_pb2.StatusRequest())

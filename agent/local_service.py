@@ -20,10 +20,14 @@ from typing import TypeAlias
 
 import grpc
 
+from agent.change_local import ChangeLocalMethods
+from agent.changes import ChangeStore
 from agent.consent import verify_denial, verify_grant
 from agent.dispatcher import Dispatcher
 from agent.errors import BadInput, ConsentRejected, NotFound
 from agent.rpc import envelope_field, peek_field, translated
+from agent.shell.live import LiveShells
+from agent.shell.local import ShellLocalMethods
 from agent.state import PinnedKey, StateStore, StoredRequest, key_changed
 from agent.sync import SyncLoop
 from agent.trust import PinnedTrust
@@ -35,10 +39,12 @@ Context: TypeAlias = grpc.aio.ServicerContext
 _log = logging.getLogger("agent.local")
 
 
-class LocalServicer(agent_pb2_grpc.AgentLocalServiceServicer):
+class LocalServicer(ShellLocalMethods, ChangeLocalMethods,
+                    agent_pb2_grpc.AgentLocalServiceServicer):
     def __init__(self, *, agent_id: str, listen: str, controller: str, state: StateStore,
                  dispatcher: Dispatcher, trust: PinnedTrust, sync: SyncLoop,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 shells: LiveShells | None = None, changes: ChangeStore | None = None) -> None:
         self._agent_id = agent_id
         self._listen = listen
         self._controller = controller
@@ -47,6 +53,8 @@ class LocalServicer(agent_pb2_grpc.AgentLocalServiceServicer):
         self._trust = trust
         self._sync = sync
         self._clock = clock
+        self._shells = shells if shells is not None else LiveShells(clock)
+        self._changes = changes
 
     @translated
     async def ListRequests(self, request: agent_pb2.ListRequestsRequest,

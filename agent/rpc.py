@@ -35,23 +35,29 @@ def translated(method: Handler[S, Q, R]) -> Handler[S, Q, R]:
     async def handler(self: S, request: Q, context: grpc.aio.ServicerContext) -> R:
         try:
             return await method(self, request, context)
-        except AgentError as exc:
-            code, text = status_of(exc)
-            fields: dict[str, Any] = {"method": method.__name__, "code": code.name,
-                                      "error": str(exc)}
-            if isinstance(exc, Refused):
-                fields.update(reason=exc.reason, detail=exc.detail)
-            _log.info("call failed", extra={"fields": fields})
-            await context.abort(code, text)
-            raise AssertionError("context.abort returned") from exc
         except grpc.aio.AbortError:
             raise  # the method aborted the call itself, with its own status
         except Exception as exc:
-            _log.exception("call failed unexpectedly", extra={"fields": {
-                "method": method.__name__, "code": grpc.StatusCode.INTERNAL.name}})
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_TEXT)
+            code, text = failure_status(exc, method.__name__)
+            await context.abort(code, text)
             raise AssertionError("context.abort returned") from exc
     return handler
+
+
+def failure_status(exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+    """The status a call that raised ``exc`` ends with, logged here with its detail.
+
+    The one translation for every transport (the mTLS server and the dial-out stream)."""
+    if isinstance(exc, AgentError):
+        code, text = status_of(exc)
+        fields: dict[str, Any] = {"method": method, "code": code.name, "error": str(exc)}
+        if isinstance(exc, Refused):
+            fields.update(reason=exc.reason, detail=exc.detail)
+        _log.info("call failed", extra={"fields": fields})
+        return code, text
+    _log.error("call failed unexpectedly", exc_info=exc, extra={"fields": {
+        "method": method, "code": grpc.StatusCode.INTERNAL.name}})
+    return grpc.StatusCode.INTERNAL, INTERNAL_TEXT
 
 
 def envelope_field(message: common_pb2.Envelope, has: bool, what: str) -> Envelope:

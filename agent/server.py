@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -24,6 +25,8 @@ from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
 from agent.local_service import LocalServicer
 from agent.rpc import translated
+from agent.shell.rpc import serve_shell
+from agent.shell.service import ShellService
 from pki.tls import TlsFiles, server_credentials, server_options
 from rmaint.envelopes import to_wire
 from rmaint.v1 import agent_pb2, agent_pb2_grpc
@@ -36,24 +39,38 @@ _MAX_UNIX_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     """Execute: the network transport of the dispatcher."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, shell: ShellService | None = None) -> None:
         self._dispatcher = dispatcher
+        self._shell = shell
 
     @translated
     async def Execute(self, request: agent_pb2.ExecuteRequest,
                       context: grpc.aio.ServicerContext) -> agent_pb2.ExecuteResponse:
-        done = await self._dispatcher.execute(request.operation)
-        return agent_pb2.ExecuteResponse(result_json=done.result_json,
-                                         receipt=to_wire(done.receipt))
+        return await execute(self._dispatcher, request)
+
+    async def Shell(self, request_iterator: AsyncIterator[agent_pb2.ShellClientMessage],
+                    context: grpc.aio.ServicerContext,
+                    ) -> AsyncIterator[agent_pb2.ShellServerMessage]:
+        async for message in serve_shell(self._shell, request_iterator, context):
+            yield message
+
+
+async def execute(dispatcher: Dispatcher,
+                  request: agent_pb2.ExecuteRequest) -> agent_pb2.ExecuteResponse:
+    """An ExecuteRequest through the dispatcher, as every transport runs it (raises its
+    AgentError; the transport turns that into a status with ``agent.rpc.failure_status``)."""
+    done = await dispatcher.execute(request.operation)
+    return agent_pb2.ExecuteResponse(result_json=done.result_json, receipt=to_wire(done.receipt))
 
 
 async def start_network_server(listen: str, trust_domain: str, files: TlsFiles,
-                                dispatcher: Dispatcher) -> tuple[grpc.aio.Server, int]:
+                                dispatcher: Dispatcher, shell: ShellService | None = None,
+                                ) -> tuple[grpc.aio.Server, int]:
     """The started mTLS server and its bound port; StartupError if it cannot listen."""
     server = grpc.aio.server(
         interceptors=[Authorizer(trust_domain=trust_domain, transport="mtls")],
         options=server_options())
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(dispatcher), server)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(dispatcher, shell), server)
     await _add_health(server, AGENT_SERVICE)
     reflection.enable_server_reflection(
         (AGENT_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

@@ -23,6 +23,7 @@ from typing import TypeAlias
 import grpc
 
 from agent.errors import AgentError
+from agent.inspect.inventory import inventory
 from agent.state import StateStore, key_changed
 from agent.trust import PinnedTrust
 from permissions import Envelope, PermissionsError, verify_access_request
@@ -132,7 +133,8 @@ class SyncLoop:
     async def _heartbeat(self, stub: Stub) -> None:
         keys = {a.key_id: a.public_key for a in self._trust.approvers()}
         await stub.Heartbeat(controller_pb2.HeartbeatRequest(
-            address=self._address, approver_keys=keys), timeout=self._timeout)
+            address=self._address, approver_keys=keys, inventory=inventory()),
+            timeout=self._timeout)
 
     async def _fetch(self, stub: Stub) -> None:
         reply = await stub.FetchRequests(controller_pb2.FetchRequestsRequest(),

@@ -40,6 +40,7 @@ _STAFF = frozenset({"admin", "engineer"})
 _ENGINEER = frozenset({"engineer"})
 _READERS = frozenset({"admin", "engineer", "auditor"})
 _AGENT = frozenset({"agent"})
+_AUDITORS = frozenset({"admin", "auditor"})  # the log's evidence: read-only
 _HEALTH = frozenset({ANY_ROLE, NO_IDENTITY})
 
 ROLES: dict[str, frozenset[str]] = {
@@ -61,9 +62,16 @@ ROLES: dict[str, frozenset[str]] = {
     "/rmaint.v1.RecordsService/ListSessions": _READERS,
     "/rmaint.v1.RecordsService/GetSession": _READERS,
     "/rmaint.v1.RecordsService/ConsentLog": _READERS,
+    "/rmaint.v1.RecordsService/GetCustomerArchive": _READERS,
+    "/rmaint.v1.RecordsService/GetRecording": _READERS,
+    "/rmaint.v1.AuditService/GetLogKey": _AUDITORS,
+    "/rmaint.v1.AuditService/GetCheckpoint": _AUDITORS,
+    "/rmaint.v1.AuditService/GetEvidence": _AUDITORS,
     "/rmaint.v1.AgentReportService/FetchRequests": _AGENT,
     "/rmaint.v1.AgentReportService/ReportConsent": _AGENT,
     "/rmaint.v1.AgentReportService/Heartbeat": _AGENT,
+    "/rmaint.v1.AgentReportService/ReportInspection": _AGENT,
+    "/rmaint.v1.AgentReportService/Connect": _AGENT,
     "/grpc.health.v1.Health/Check": _HEALTH,
     "/grpc.health.v1.Health/Watch": _HEALTH,
     "/grpc.health.v1.Health/List": _HEALTH,

@@ -6,6 +6,7 @@
     enroll_listen = "127.0.0.1:7444"   # server-only TLS, EnrollmentService only
     advertise     = ""                 # host:port clients should dial; "" = listen
     database_url  = ""                 # "" = sqlite:///<home>/controller.db
+    gateway_listen = ""                # SSH gateway for interactive login; "" = off
 
 Every bad value raises :class:`~controller.errors.ConfigError` with a message naming the
 file, the key and what is expected.
@@ -29,7 +30,8 @@ from pki.identity import IdentityError, check_trust_domain
 CONFIG_NAME = "rmctl.toml"
 DEFAULT_LISTEN = "127.0.0.1:7443"
 DEFAULT_ENROLL_LISTEN = "127.0.0.1:7444"
-_KEYS = ("trust_domain", "listen", "enroll_listen", "advertise", "database_url")
+_KEYS = ("trust_domain", "listen", "enroll_listen", "advertise", "database_url",
+         "gateway_listen")
 _WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104  # recognised, not bound
 _DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite",
             "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg"}
@@ -105,6 +107,7 @@ class ControllerConfig:
     enroll_listen: Address
     advertise: Address | None
     database_url: str
+    gateway_listen: Address | None = None
 
     @property
     def files(self) -> HomeFiles:
@@ -167,7 +170,9 @@ def parse_config(home: Path, section: Mapping[str, Any]) -> ControllerConfig:
         if text["advertise"] else None
     _check_advertise(listen, enroll, advertise)
     url = resolve_database_url(home, text["database_url"])
-    return ControllerConfig(home, trust_domain, listen, enroll, advertise, url)
+    gateway = Address.parse(text["gateway_listen"], "[controller] gateway_listen") \
+        if text["gateway_listen"] else None
+    return ControllerConfig(home, trust_domain, listen, enroll, advertise, url, gateway)
 
 
 def _text(section: Mapping[str, Any], key: str) -> str:

@@ -1,9 +1,11 @@
-"""Dialing agents (direct mode): one cached mutual-TLS channel per agent.
+"""Reaching agents: over their own stream when they dialled in, else by dialling them.
 
-The controller authenticates with its own certificate and checks the agent's DNS SAN
-``<agent-id>.agent.<trust-domain>`` (``pki.tls.secure_channel``), so an address taken
-over by another host is refused by TLS. A channel is replaced when the agent reports a
-new address.
+:meth:`Relay.execute` prefers the agent's dial-out stream (:mod:`controller.dialin`) when
+it holds one, dials the agent's address (direct mode) when it has one, and otherwise
+reports UNAVAILABLE "agent offline". In direct mode the controller authenticates with
+its own certificate and checks the agent's DNS SAN ``<agent-id>.agent.<trust-domain>``
+(``pki.tls.secure_channel``), so an address taken over by another host is refused by
+TLS. A channel is replaced when the agent reports a new address.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -18,7 +21,11 @@ from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
 from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
+if TYPE_CHECKING:
+    from controller.dialin import DialIn
+
 EXECUTE_DEADLINE = 30.0
+OFFLINE = "agent offline"
 
 
 class Outcome(enum.StrEnum):
@@ -53,11 +60,14 @@ _OUTCOMES = {
 
 
 class Relay:
-    """Sends operations to agents; :meth:`close` closes every channel."""
+    """Sends operations to agents; :meth:`close` closes every channel.
+
+    ``dialin`` holds the streams of dial-out agents (None: direct mode only)."""
 
     def __init__(self, files: TlsFiles, trust_domain: str, *,
-                 deadline: float = EXECUTE_DEADLINE) -> None:
+                 deadline: float = EXECUTE_DEADLINE, dialin: DialIn | None = None) -> None:
         self._files = files
+        self.dialin = dialin
         self._trust_domain = trust_domain
         self._deadline = deadline
         # agent id -> (address, channel, stub); the stub is made once per channel.
@@ -67,6 +77,12 @@ class Relay:
     async def execute(self, agent_id: str, address: str,
                       request: agent_pb2.ExecuteRequest) -> Relayed:
         """Relay one ExecuteRequest; never raises for gRPC failures, it reports them."""
+        if self.dialin is not None:
+            relayed = await self.dialin.call(agent_id, request, self._deadline)
+            if relayed is not None:
+                return relayed
+        if not address:
+            return Relayed(None, grpc.StatusCode.UNAVAILABLE, OFFLINE)
         stub = await self._stub(agent_id, address)
         try:
             response = await stub.Execute(request, timeout=self._deadline)

@@ -21,14 +21,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from controller.audit.checkpointer import start_log
 from controller.authz import AuthzInterceptor
 from controller.ca import Authority
 from controller.config import ControllerConfig, load_config
+from controller.dialin import DialIn
 from controller.errors import ConfigError
 from controller.logs import LogSinks, log_event
 from controller.relay import Relay
 from controller.services import register_api, register_enrollment
 from controller.services._common import Deps
+from controller.services.audit import register_audit
 from controller.store import Store, migrate
 from controller.sweeper import SWEEP_INTERVAL, Sweeper
 from pki.handshakes import HandshakeWatch
@@ -36,7 +39,9 @@ from pki.tls import TlsFiles, server_credentials, server_options
 
 STOP_GRACE = 2.0
 # gRPC on Linux shares ports (SO_REUSEPORT) by default; a second controller must fail.
-_OPTIONS = [*server_options(), ("grpc.so_reuseport", 0)]
+_OPTIONS = [*server_options(), ("grpc.so_reuseport", 0),
+            # Dial-out agents hold idle streams: keep pinging them, and let them ping.
+            ("grpc.http2.max_pings_without_data", 0), ("grpc.keepalive_permit_without_calls", 1)]
 
 
 @dataclass
@@ -52,6 +57,7 @@ class RunningController:
     sweeper: Sweeper
     _stack: contextlib.AsyncExitStack = field(repr=False)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    gateway_port: int = 0  # the SSH gateway's bound port; 0 when it is off
 
     async def stop(self) -> None:
         """Stop serving (in-flight calls get a short grace), then close the store and logs."""
@@ -75,6 +81,7 @@ async def serve(home: Path, *, clock: Callable[[], float] = time.time,
         logs = LogSinks(config.files.log, stderr=log_to_stderr)
         stack.callback(logs.close)
         deps, port, enroll_port, sweeper = await _start(config, stack, clock, sweep_interval)
+        gateway_port = await _start_gateway(config, deps, stack)
     except BaseException:
         await stack.aclose()
         raise
@@ -82,7 +89,19 @@ async def serve(home: Path, *, clock: Callable[[], float] = time.time,
               address=deps.controller_address, enroll_address=deps.enroll_address,
               database=config.safe_database_url)
     return RunningController(config, port, enroll_port, deps.controller_address,
-                             deps.enroll_address, sweeper, stack)
+                             deps.enroll_address, sweeper, stack, gateway_port=gateway_port)
+
+
+async def _start_gateway(config: ControllerConfig, deps: Deps,
+                         stack: contextlib.AsyncExitStack) -> int:
+    """The SSH gateway's bound port when ``gateway_listen`` is set, else 0."""
+    if config.gateway_listen is None:
+        return 0
+    from controller.gateway.server import start_gateway  # asyncssh only when it is used
+
+    gateway = await start_gateway(config, deps)
+    stack.push_async_callback(gateway.stop)
+    return gateway.port
 
 
 async def _start(config: ControllerConfig, stack: contextlib.AsyncExitStack,
@@ -93,9 +112,15 @@ async def _start(config: ControllerConfig, stack: contextlib.AsyncExitStack,
     store = Store.open(config.database_url)
     stack.push_async_callback(asyncio.to_thread, store.close)
     await asyncio.to_thread(migrate.upgrade, store)
+    # Before anything is served: refuses a rolled-back log (LogRolledBack).
+    checkpointer = await start_log(store, files.home, config.trust_domain, clock)
+    stack.push_async_callback(checkpointer.stop)
     tls = TlsFiles(files.key, files.cert, files.ca_cert)
     authority = _read(lambda: Authority.load(files.ca_key, files.ca_cert), files.ca_key)
-    relay = Relay(tls, config.trust_domain)
+    dialin = DialIn(store, clock)
+    dialin.start()
+    stack.push_async_callback(dialin.stop)
+    relay = Relay(tls, config.trust_domain, dialin=dialin)
     stack.push_async_callback(relay.close)
     api, enroll = _server(config), _server(config)
     port = _bind(api, str(config.listen), _read(lambda: server_credentials(tls), files.key))
@@ -103,7 +128,8 @@ async def _start(config: ControllerConfig, stack: contextlib.AsyncExitStack,
         lambda: server_credentials(tls, require_client_cert=False), files.key))
     deps = Deps(store, clock, config.trust_domain, authority, relay,
                 config.public_address(port), config.enroll_address(enroll_port))
-    healths = [await _add_health(api, register_api(api, deps), reflect=True),
+    api_services = register_api(api, deps) + register_audit(api, deps, checkpointer.key)
+    healths = [await _add_health(api, api_services, reflect=True),
                await _add_health(enroll, register_enrollment(enroll, deps), reflect=False)]
     for server in (api, enroll):
         await server.start()
@@ -111,6 +137,8 @@ async def _start(config: ControllerConfig, stack: contextlib.AsyncExitStack,
     for servicer in healths:
         # Unwound before the servers stop: clients see NOT_SERVING during the grace.
         stack.push_async_callback(servicer.enter_graceful_shutdown)
+    # Unwound before the servers stop: idle dial-out streams end now, not after the grace.
+    stack.callback(dialin.drain)
     sweeper = Sweeper(store, clock, interval=sweep_interval)
     sweeper.start()
     stack.push_async_callback(sweeper.stop)

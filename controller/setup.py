@@ -18,6 +18,7 @@ import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from controller.audit.keys import create_log_key
 from controller.config import HomeFiles, parse_config
 from controller.errors import ConfigError, DeploymentExists
 from controller.store import Store, migrate
@@ -59,6 +60,7 @@ def init_deployment(home: Path, trust_domain: str, *, listen: str = "127.0.0.1:7
         raise
     ca_key, ca_cert = _write_ca(files, config.trust_domain, when)
     _write_controller(files, _Signer(ca_key, ca_cert, config.trust_domain, when), names, ips)
+    create_log_key(home, config.trust_domain)  # signs the audit log's checkpoints; 0600
     _write_config(files, section, controller=config.public_address(config.listen.port))
 
 

@@ -52,13 +52,16 @@ def port_open(port: int) -> bool:
 
 @dataclass
 class Deployment:
-    """Homes for the controller (admin), one engineer, one auditor and one agent under ``root``."""
+    """Homes for the controller (admin), one engineer, one auditor and one agent under ``root``.
+
+    ``mode`` is the agent's (``rmagent enroll --mode``): "direct", "dial-out" or "both"."""
 
     root: Path
     controller_port: int = field(default_factory=free_port)
     enroll_port: int = field(default_factory=free_port)
     agent_port: int = field(default_factory=free_port)
     echo: bool = False
+    mode: str = "direct"
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -125,10 +128,49 @@ class Deployment:
         return proc
 
     def start_agent(self) -> subprocess.Popen[bytes]:
+        mark = self.agent_log_size()
         proc = self._spawn("rmagent", self.agent_home, "run")
-        wait_until(lambda: port_open(self.agent_port)
+        wait_until(lambda: (self.mode == "dial-out" or port_open(self.agent_port))
                    and (self.agent_home / "rmagent.sock").exists(), "the agent to listen")
+        if self.mode != "direct":
+            self.wait_connected(mark)
         return proc
+
+    def enable_shell(self, *, user: str, idle_timeout: float = 900.0,
+                     gateway_port: int | None = None) -> int:
+        """Turn interactive login on: ``gateway_listen`` in rmctl.toml and a ``[shell]`` table
+        in agent.toml; restarts the controller and the agent. The gateway's port."""
+        import tomllib
+
+        import tomli_w
+
+        port = gateway_port or free_port()
+        self.stop()
+        for path, section, values in (
+                (self.controller_home / "rmctl.toml", "controller",
+                 {"gateway_listen": f"127.0.0.1:{port}"}),
+                (self.agent_home / "agent.toml", "shell",
+                 {"user": user, "idle_timeout": idle_timeout})):
+            data = tomllib.loads(path.read_text())
+            data.setdefault(section, {}).update(values)
+            path.write_text(tomli_w.dumps(data))
+        self.start_controller()
+        wait_until(lambda: port_open(port), "the SSH gateway to listen")
+        self.start_agent()
+        return port
+
+    def agent_log_size(self) -> int:
+        log = self.agent_home / "agent.log"
+        return log.stat().st_size if log.exists() else 0
+
+    def wait_connected(self, mark: int, timeout: float = 20.0) -> None:
+        """Wait until the agent logs, after byte ``mark`` of its log, that it dialled in."""
+        def connected() -> bool:
+            log = self.agent_home / "agent.log"
+            with log.open("rb") as f:
+                f.seek(mark)
+                return b'"dialout.connected"' in f.read()
+        wait_until(connected, "the agent to connect to the controller", timeout)
 
     def stop(self, proc: subprocess.Popen[bytes] | None = None) -> None:
         for p in [proc] if proc else list(self.processes):
@@ -158,8 +200,34 @@ class Deployment:
 
     def enroll_agent(self, agent_id: str = "web-1", customer: str = "acme") -> None:
         token = self.token("agent", "add", agent_id, "--customer", customer)
-        self.rmagent("enroll", "--token", token, "--listen", f"127.0.0.1:{self.agent_port}")
+        self.rmagent("enroll", "--token", token, "--listen", f"127.0.0.1:{self.agent_port}",
+                     "--mode", self.mode)
         self.rmagent("approver", "init", "--name", "carol")
+
+    def enable_inspection(self, profile: str) -> None:
+        """Add an ``[inspect]`` table (its TOML body) to the enrolled agent's agent.toml.
+
+        Takes effect when the agent starts. Intervals under 30 s also need
+        ``RMAINT_INSPECT_MIN_INTERVAL`` in the environment the agent is started with.
+        """
+        path = self.agent_home / "agent.toml"
+        path.write_text(path.read_text(encoding="utf-8") + "\n[inspect]\n" + profile,
+                        encoding="utf-8")
+
+    def enable_data(self, sources: str) -> None:
+        """Add data sources (the TOML text of ``[[data.sources]]`` tables) to the agent's
+        agent.toml and restart the agent: the customer's own allowlist, read at start."""
+        for proc in [p for p in self.processes
+                     if isinstance(p.args, list) and str(BIN / "rmagent") in p.args]:
+            self.stop(proc)
+        path = self.agent_home / "agent.toml"
+        path.write_text(path.read_text(encoding="utf-8") + "\n" + sources, encoding="utf-8")
+        self.start_agent()
+
+    def enable_changes(self, sections: str) -> None:
+        """Add the customer's ``[params]``, ``[services]`` or ``[[devices]]`` tables (TOML
+        text) to agent.toml and restart the agent, as :meth:`enable_data` does."""
+        self.enable_data(sections)
 
     def login(self, role: str, name: str, home: Path) -> None:
         token = self.token(role, "add", name)

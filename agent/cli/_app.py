@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import _consent, _decide, _engineers, _ledger, _setup, _status
+from agent.cli import _changes, _consent, _decide, _engineers, _ledger, _setup, _shell, _status
 from agent.cli._common import DEFAULT_HOME, Options
 
 app = typer.Typer(
@@ -38,7 +38,13 @@ app.command("approve")(_decide.approve)
 app.command("deny")(_decide.deny)
 app.command("revoke")(_decide.revoke)
 app.command("grants")(_consent.grants)
+app.command("changes")(_changes.changes)
+app.command("approve-change")(_changes.approve_change)
+app.command("deny-change")(_changes.deny_change)
 app.add_typer(_engineers.engineers_app, name="engineers")
 app.command("status")(_status.status)
 app.command("log")(_status.log)
 app.command("verify-log")(_ledger.verify_log)
+app.command("sessions")(_shell.sessions)
+app.command("watch")(_shell.watch)
+app.command("kill")(_shell.kill)

@@ -11,7 +11,7 @@ from agent.approvals import DEFAULT_APPROVER, create_approver
 from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import print_table
-from agent.config import DEFAULT_LISTEN, AgentPaths
+from agent.config import DEFAULT_LISTEN, MODES, AgentPaths
 from agent.enrollment import EnrolledAgent, enroll_home
 
 
@@ -25,11 +25,22 @@ def enroll(
     force: Annotated[bool, typer.Option(
         "--force", help="Enroll again although the home is enrolled (keeps pinned approvers).",
     )] = False,
+    dial_out: Annotated[bool, typer.Option(
+        "--dial-out", help="Connect out to the controller instead of listening: no inbound "
+        "port (the same as --mode dial-out; --listen is then unused).")] = False,
+    mode: Annotated[str, typer.Option(
+        help="direct (listen on --listen), dial-out (connect out to the controller) or "
+        "both.")] = "direct",
     json_out: JsonOption = False,
 ) -> None:
     """Enroll this host as an agent with a one-time join token."""
     opts = options(ctx, json_out)
-    result = run(enroll_home(opts.home, _token_text(token), listen=listen, force=force))
+    if dial_out:
+        mode = "dial-out"
+    if mode not in MODES:
+        raise UserError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    result = run(enroll_home(opts.home, _token_text(token), listen=listen, force=force,
+                             mode=mode))
     if opts.json:
         emit_json(_enrolled_dict(result))
         return
@@ -46,13 +57,16 @@ def _token_text(given: str) -> str:
 def _enrolled_dict(result: EnrolledAgent) -> dict[str, object]:
     return {"home": str(result.home), "agent_id": result.agent_id,
             "trust_domain": result.trust_domain, "controller": result.controller,
-            "listen": result.listen, "kept_approvers": result.kept_approvers}
+            "listen": result.listen, "kept_approvers": result.kept_approvers,
+            "mode": result.mode}
 
 
 def _show_enrolled(result: EnrolledAgent) -> None:
     out = console()
     out.print(f"enrolled as agent {result.agent_id} of {result.trust_domain}")
-    out.print(f"  controller {result.controller or '-'}, listening on {result.listen}")
+    reached = {"direct": f"listening on {result.listen}", "dial-out": "connecting out",
+               "both": f"connecting out and listening on {result.listen}"}[result.mode]
+    out.print(f"  controller {result.controller or '-'}, {reached}")
     out.print(f"  home {result.home}")
     if result.kept_approvers:
         out.print(f"  kept {result.kept_approvers} pinned approver(s)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from controller.cli import _output as out
 from controller.cli._app import Options, command, group
 from controller.cli._run import with_client
 from controller.cli.install import agent_install
+from controller.presence import is_online
 
 customer_app = group("customer")
 agent_app = group("agent")
@@ -48,6 +50,21 @@ def customer_list(opts: Options) -> None:
         return
     out.table("Customers", ("Customer", "Name", "Contract start", "Contract end"),
               ((c.customer_id, c.name, c.contract_start, c.contract_end) for c in customers))
+
+
+@command(customer_app, "show")
+def customer_show(
+    opts: Options,
+    customer_id: Annotated[str, typer.Argument(metavar="ID", help="Customer id, e.g. acme.")],
+) -> None:
+    """The customer's archive: systems, last inspections, cases and how each went, sessions."""
+    from controller.cli._archive import show_archive
+
+    reply = with_client(opts, lambda c: c.customer_archive(customer_id))
+    if opts.json:
+        out.emit_json(out.message_data(reply))
+        return
+    show_archive(reply)
 
 
 def _token(opts: Options, role: str, subject: str, ttl: str, customer_id: str = "") -> None:
@@ -94,14 +111,18 @@ def agent_list(
     opts: Options,
     customer: Annotated[str, typer.Option(help="Only this customer's agents.")] = "",
 ) -> None:
-    """List enrolled agents."""
+    """List enrolled agents: online or offline (heard from within the last 30 s: a
+    heartbeat, or an open dial-out stream) and when last seen."""
     agents = with_client(opts, lambda c: c.list_agents(customer))
+    now = time.time()
     if opts.json:
-        out.emit_json(out.messages_data(agents))
+        out.emit_json([{**out.message_data(a), "online": is_online(a.last_seen, now)}
+                       for a in agents])
         return
-    out.table("Agents", ("Agent", "Customer", "Address", "Enrolled", "Last seen"),
-              ((a.agent_id, a.customer_id, a.address, out.when(a.enrolled_at),
-                out.when(a.last_seen)) for a in agents))
+    out.table("Agents", ("Agent", "Customer", "Address", "State", "Enrolled", "Last seen"),
+              ((a.agent_id, a.customer_id, a.address or "(dial-out)",
+                "online" if is_online(a.last_seen, now) else "offline",
+                out.when(a.enrolled_at), out.when(a.last_seen)) for a in agents))
 
 
 @command(engineer_app, "add")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -81,6 +82,22 @@ def session_show(
         return
     out.fields(_session_fields(reply.session))
     events_table(reply.events)
+
+
+@command(session_app, "replay")
+def session_replay(
+    opts: Options,
+    session_id: Annotated[str, typer.Argument(metavar="SESSION", help="Session id.")],
+    speed: Annotated[float, typer.Option(min=0.01, help="Times real time.")] = 1.0,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Dump the output at once.")] = False,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Save the asciicast v2 file instead of playing it.")] = None,
+    index: Annotated[int, typer.Option(help="Which recording of the session (-1: last).")] = -1,
+) -> None:
+    """Play a session's recorded shell with its timing, as fetched from the controller."""
+    from controller.cli.shell import replay
+
+    replay(opts, session_id, speed=speed, no_wait=no_wait, output=output, index=index)
 
 
 @command(session_app, "close")

@@ -7,6 +7,7 @@ translated once, in :func:`controller.client.errors.translate`.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import grpc
 
 from controller.client.config import ClientConfig
-from controller.client.errors import Call, ConfigError, translate
+from controller.client.errors import BadAnswer, Call, ConfigError, translate
 from permissions import Envelope
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
@@ -24,6 +25,7 @@ from rmaint.v1 import agent_pb2, controller_pb2_grpc
 from rmaint.v1 import controller_pb2 as pb
 
 DEFAULT_TIMEOUT = 15.0
+RECORDING_TIMEOUT = 120.0
 # The controller gives the agent 30 s; diag.processes may sample for up to 10 s of that.
 OPERATION_TIMEOUT = 45.0
 
@@ -40,6 +42,7 @@ class ControllerClient:
         self._cases = controller_pb2_grpc.CaseServiceStub(channel)
         self._engineer = controller_pb2_grpc.EngineerServiceStub(channel)
         self._records = controller_pb2_grpc.RecordsServiceStub(channel)
+        self._audit = controller_pb2_grpc.AuditServiceStub(channel)
 
     @classmethod
     def open(cls, config: ClientConfig, *, now: float | None = None) -> ControllerClient:
@@ -166,8 +169,48 @@ class ControllerClient:
         return await self._call(self._records.GetSession,
                                 pb.GetSessionRequest(session_id=session_id), name="GetSession")
 
+    async def recording(self, session_id: str, index: int) -> bytes:
+        """A session's recording, checked against the SHA-256 the controller gives for it."""
+        chunks, digest = [], ""
+        try:
+            async for chunk in self._records.GetRecording(
+                    pb.GetRecordingRequest(session_id=session_id, index=index),
+                    timeout=RECORDING_TIMEOUT):
+                chunks.append(chunk.data)
+                digest = chunk.sha256
+        except grpc.aio.AioRpcError as exc:
+            call = Call(exc.code().name, exc.details() or "", "GetRecording", self.address)
+            raise translate(call) from exc
+        cast = b"".join(chunks)
+        if hashlib.sha256(cast).hexdigest() != digest:
+            raise BadAnswer("the recording received does not match its SHA-256")
+        return cast
+
+    async def customer_archive(self, customer_id: str) -> pb.GetCustomerArchiveResponse:
+        return await self._call(self._records.GetCustomerArchive,
+                                pb.GetCustomerArchiveRequest(customer_id=customer_id),
+                                name="GetCustomerArchive")
+
     async def consent_log(self, case_id: str = "", agent_id: str = "") -> list[pb.ConsentEntry]:
         reply = await self._call(self._records.ConsentLog,
                                  pb.ConsentLogRequest(case_id=case_id, agent_id=agent_id),
                                  name="ConsentLog")
         return list(reply.entries)
+
+    # AuditService
+
+    async def log_key(self) -> str:
+        reply: pb.GetLogKeyResponse = await self._call(
+            self._audit.GetLogKey, pb.GetLogKeyRequest(), name="GetLogKey")
+        return reply.verifier_key
+
+    async def log_checkpoint(self) -> bytes:
+        reply: pb.GetCheckpointResponse = await self._call(
+            self._audit.GetCheckpoint, pb.GetCheckpointRequest(), name="GetCheckpoint")
+        return reply.checkpoint
+
+    async def evidence(self, request: pb.GetEvidenceRequest) -> bytes:
+        """The evidence file's bytes (see controller.audit.evidence), unverified."""
+        reply: pb.GetEvidenceResponse = await self._call(
+            self._audit.GetEvidence, request, name="GetEvidence", timeout=120.0)
+        return reply.evidence

@@ -7,16 +7,16 @@ agent pins those keys locally: the controller cannot add one).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy.engine import Connection
 
-from controller.errors import InvalidArgument, PermissionDenied
+from controller.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from controller.logs import log_event
 from controller.rules import REQUEST_TTL
-from controller.services import _common
+from controller.services import _common, archive, inspection
 from controller.services._common import Deps, caller_as
 from controller.services._decisions import record_decision
 from controller.store import directory, requests
@@ -63,8 +63,29 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         address = _common.address(request.address, "address") if request.address else ""
         keys = approver_keys(request.approver_keys)
         now = self._deps.clock()
-        await self._deps.store.write(_heartbeat, agent_id, address, keys, now)
+        inventory = request.inventory if request.HasField("inventory") else None
+        await self._deps.store.write(_heartbeat, agent_id, address, keys, now, inventory)
         return pb.HeartbeatResponse(server_time=now)
+
+    async def ReportInspection(self, request: pb.ReportInspectionRequest,
+                               context: grpc.aio.ServicerContext) -> pb.ReportInspectionResponse:
+        agent_id = caller_as("agent").name
+        run = inspection.parse_run(request.run)
+        recorded = await self._deps.store.write(inspection.record_run, agent_id, run,
+                                                self._deps.clock())
+        log_event("inspection.reported", agent_id=agent_id, run_id=run.run_id,
+                  findings=len(run.findings), duplicate=recorded.duplicate,
+                  opened=list(recorded.opened), cleared=list(recorded.cleared))
+        return pb.ReportInspectionResponse(server_time=self._deps.clock())
+
+    async def Connect(self, request_iterator: AsyncIterator[pb.AgentFrame],
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ControllerFrame]:
+        """Dial-out mode: hold the agent's stream (see :mod:`controller.dialin`)."""
+        agent_id = caller_as("agent").name
+        if self._deps.relay.dialin is None:
+            raise FailedPrecondition("this controller does not serve dial-out agents")
+        async for frame in self._deps.relay.dialin.serve(agent_id, request_iterator, context):
+            yield frame
 
 
 def approver_keys(reported: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -98,10 +119,12 @@ def _pending(conn: Connection, agent_id: str, since: float) -> list[Envelope]:
 
 
 def _heartbeat(conn: Connection, agent_id: str, address: str, keys: dict[str, bytes],
-               now: float) -> None:
+               now: float, inventory: pb.AgentInventory | None = None) -> None:
     agent = _enrolled(conn, agent_id)
     directory.touch_agent(conn, agent_id, address or agent.address, now)
     directory.replace_approver_keys(conn, agent_id, keys, now)
+    if inventory is not None:
+        archive.save_inventory(conn, agent_id, inventory, now)
 
 
 def _report(conn: Connection, agent_id: str, envelope: Envelope, now: float) -> str:

@@ -64,8 +64,7 @@ class EnrollmentService(controller_pb2_grpc.EnrollmentServiceServicer):
         identity = Identity(self._deps.trust_domain, token.role, token.subject)
         fingerprint = key_id(public_key)
         if token.role == "agent":
-            if not agent_address:
-                raise InvalidArgument("agent_address is required to enroll an agent")
+            # No address: a dial-out agent, reached only over the stream it opens.
             assert token.customer_id is not None, "agent tokens name a customer"
             directory.save_agent(conn, AgentRecord(
                 agent_id=token.subject, customer_id=token.customer_id, address=agent_address,

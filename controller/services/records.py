@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
+
 import grpc
 from sqlalchemy.engine import Connection
 
 from controller.errors import NotFound
-from controller.services import _common, _convert
+from controller.gateway.recording import recording_of
+from controller.services import _common, _convert, archive
 from controller.services._common import Deps
 from controller.store import cases, requests, sessions
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
 
 CASE_STATUSES = ("", "open", "closed")
+RECORDING_CHUNK = 1 << 20
 
 
 class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
@@ -46,6 +51,28 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
         found = await self._deps.store.read(requests.consent_entries, case_id=request.case_id,
                                             agent_id=request.agent_id)
         return pb.ConsentLogResponse(entries=[_convert.consent(e) for e in found])
+
+    async def GetCustomerArchive(
+            self, request: pb.GetCustomerArchiveRequest,
+            context: grpc.aio.ServicerContext) -> pb.GetCustomerArchiveResponse:
+        customer_id = _common.name(request.customer_id, "customer_id")
+        return await self._deps.store.read(archive.archive, customer_id, self._deps.clock())
+
+    async def GetRecording(self, request: pb.GetRecordingRequest,
+                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RecordingChunk]:
+        session_id = _common.text(request.session_id, "session_id", limit=64)
+        found = await self._deps.store.read(recording_of, session_id)
+        if not found:
+            raise NotFound(f"session {session_id} has no recording")
+        if not -len(found) <= request.index < len(found):
+            raise NotFound(f"session {session_id} has {len(found)} recording(s)")
+        _, cast = found[request.index]
+        if cast is None:
+            raise NotFound("the recording is no longer stored (removed under retention)")
+        digest = hashlib.sha256(cast).hexdigest()
+        for start in range(0, max(len(cast), 1), RECORDING_CHUNK):
+            yield pb.RecordingChunk(data=cast[start:start + RECORDING_CHUNK], sha256=digest,
+                                    count=len(found))
 
 
 def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:

@@ -20,6 +20,218 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ShellClientMessage(_message.Message):
+    """One message from the gateway to the agent in AgentService.Shell."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPEN_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
+    RESIZE_FIELD_NUMBER: _builtins.int
+    EOF_FIELD_NUMBER: _builtins.int
+    stdin: _builtins.bytes
+    """Bytes the engineer typed, written to the shell's terminal as they are."""
+    eof: _builtins.bool
+    """The engineer's side sent end of file."""
+    @_builtins.property
+    def open(self) -> Global___ShellOpen:
+        """First message, and only then: which ticket to redeem and the terminal to open."""
+
+    @_builtins.property
+    def resize(self) -> Global___ShellWindow:
+        """The engineer's terminal changed size."""
+
+    def __init__(
+        self,
+        *,
+        open: Global___ShellOpen | None = ...,
+        stdin: _builtins.bytes = ...,
+        resize: Global___ShellWindow | None = ...,
+        eof: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["eof", b"eof", "kind", b"kind", "open", b"open", "resize", b"resize", "stdin", b"stdin"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eof", b"eof", "kind", b"kind", "open", b"open", "resize", b"resize", "stdin", b"stdin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["open", "stdin", "resize", "eof"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___ShellClientMessage: _TypeAlias = ShellClientMessage  # noqa: Y015
+
+@_typing.final
+class ShellWindow(_message.Message):
+    """A terminal size in characters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLS_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    cols: _builtins.int
+    """Columns (1..1000)."""
+    rows: _builtins.int
+    """Rows (1..1000)."""
+    def __init__(
+        self,
+        *,
+        cols: _builtins.int = ...,
+        rows: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cols", b"cols", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShellWindow: _TypeAlias = ShellWindow  # noqa: Y015
+
+@_typing.final
+class ShellOpen(_message.Message):
+    """Opens the shell a ticket allows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_FIELD_NUMBER: _builtins.int
+    ENGINEER_KEY_ID_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    ticket: _builtins.str
+    """The ticket id returned by "shell.open" (32 hex characters)."""
+    engineer_key_id: _builtins.str
+    """Key id ("sha256:<hex>") of the public key the SSH client authenticated with; the
+    agent requires it to be the engineer key the ticket's grant names.
+    """
+    term: _builtins.str
+    """The client's terminal type (TERM), e.g. "xterm-256color"; "" for "dumb"."""
+    @_builtins.property
+    def window(self) -> Global___ShellWindow:
+        """The client's terminal size."""
+
+    def __init__(
+        self,
+        *,
+        ticket: _builtins.str = ...,
+        engineer_key_id: _builtins.str = ...,
+        term: _builtins.str = ...,
+        window: Global___ShellWindow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engineer_key_id", b"engineer_key_id", "term", b"term", "ticket", b"ticket", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShellOpen: _TypeAlias = ShellOpen  # noqa: Y015
+
+@_typing.final
+class ShellServerMessage(_message.Message):
+    """One message from the agent to the gateway in AgentService.Shell."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPENED_FIELD_NUMBER: _builtins.int
+    STDOUT_FIELD_NUMBER: _builtins.int
+    EXIT_FIELD_NUMBER: _builtins.int
+    stdout: _builtins.bytes
+    """Bytes the shell wrote to its terminal."""
+    @_builtins.property
+    def opened(self) -> Global___ShellOpened:
+        """First message: the ticket was accepted and the shell started."""
+
+    @_builtins.property
+    def exit(self) -> Global___ShellExit:
+        """Last message: the shell ended."""
+
+    def __init__(
+        self,
+        *,
+        opened: Global___ShellOpened | None = ...,
+        stdout: _builtins.bytes = ...,
+        exit: Global___ShellExit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exit", b"exit", "kind", b"kind", "opened", b"opened", "stdout", b"stdout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exit", b"exit", "kind", b"kind", "opened", b"opened", "stdout", b"stdout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["opened", "stdout", "exit"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___ShellServerMessage: _TypeAlias = ShellServerMessage  # noqa: Y015
+
+@_typing.final
+class ShellOpened(_message.Message):
+    """Whom an accepted shell runs for, as the redeemed ticket binds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHELL_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    ENGINEER_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    shell_id: _builtins.str
+    """The agent's id for this live shell (for "rmagent watch" and "rmagent kill")."""
+    session_id: _builtins.str
+    """The engineer's session, grant, case and name, and the sequence number of the
+    "shell.open" operation that made the ticket.
+    """
+    grant_id: _builtins.str
+    case_id: _builtins.str
+    engineer: _builtins.str
+    seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        shell_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        grant_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        engineer: _builtins.str = ...,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "engineer", b"engineer", "grant_id", b"grant_id", "seq", b"seq", "session_id", b"session_id", "shell_id", b"shell_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShellOpened: _TypeAlias = ShellOpened  # noqa: Y015
+
+@_typing.final
+class ShellExit(_message.Message):
+    """How a shell ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    OUTPUT_SHA256_FIELD_NUMBER: _builtins.int
+    status: _builtins.int
+    """The shell's exit status; 128+N when signal N ended it."""
+    reason: _builtins.str
+    """"exited", "idle-timeout", "max-duration", "killed" (by the customer), "revoked",
+    "grant-expired" or "disconnected".
+    """
+    output_sha256: _builtins.str
+    """SHA-256 (hex) of every stdout byte the agent sent, for comparing with the recording."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        output_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["output_sha256", b"output_sha256", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShellExit: _TypeAlias = ShellExit  # noqa: Y015
+
+@_typing.final
 class ExecuteRequest(_message.Message):
     """Request of AgentService.Execute and EngineerService.RunOperation."""
 
@@ -610,3 +822,407 @@ class ForgetEngineerKeysResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ForgetEngineerKeysResponse: _TypeAlias = ForgetEngineerKeysResponse  # noqa: Y015
+
+@_typing.final
+class LiveShell(_message.Message):
+    """A live interactive shell as the agent keeps it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHELL_ID_FIELD_NUMBER: _builtins.int
+    ENGINEER_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    IDLE_SECONDS_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    shell_id: _builtins.str
+    """The agent's id for this shell."""
+    engineer: _builtins.str
+    """The engineer's name, session, case and grant."""
+    session_id: _builtins.str
+    case_id: _builtins.str
+    grant_id: _builtins.str
+    started_at: _builtins.float
+    """Unix seconds when the shell started."""
+    idle_seconds: _builtins.float
+    """Seconds since the last input or output."""
+    user: _builtins.str
+    """The local user the shell runs as."""
+    def __init__(
+        self,
+        *,
+        shell_id: _builtins.str = ...,
+        engineer: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        grant_id: _builtins.str = ...,
+        started_at: _builtins.float = ...,
+        idle_seconds: _builtins.float = ...,
+        user: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "engineer", b"engineer", "grant_id", b"grant_id", "idle_seconds", b"idle_seconds", "session_id", b"session_id", "shell_id", b"shell_id", "started_at", b"started_at", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveShell: _TypeAlias = LiveShell  # noqa: Y015
+
+@_typing.final
+class ListShellsRequest(_message.Message):
+    """Request of AgentLocalService.ListShells."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListShellsRequest: _TypeAlias = ListShellsRequest  # noqa: Y015
+
+@_typing.final
+class ListShellsResponse(_message.Message):
+    """Response of AgentLocalService.ListShells."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHELLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def shells(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiveShell]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        shells: _abc.Iterable[Global___LiveShell] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shells", b"shells"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListShellsResponse: _TypeAlias = ListShellsResponse  # noqa: Y015
+
+@_typing.final
+class WatchShellRequest(_message.Message):
+    """Request of AgentLocalService.WatchShell."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHELL_ID_FIELD_NUMBER: _builtins.int
+    shell_id: _builtins.str
+    """The shell to watch."""
+    def __init__(
+        self,
+        *,
+        shell_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shell_id", b"shell_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchShellRequest: _TypeAlias = WatchShellRequest  # noqa: Y015
+
+@_typing.final
+class WatchShellResponse(_message.Message):
+    """One message of AgentLocalService.WatchShell."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STDOUT_FIELD_NUMBER: _builtins.int
+    EXIT_FIELD_NUMBER: _builtins.int
+    stdout: _builtins.bytes
+    """Bytes the shell wrote to its terminal."""
+    @_builtins.property
+    def exit(self) -> Global___ShellExit:
+        """Last message: how the shell ended."""
+
+    def __init__(
+        self,
+        *,
+        stdout: _builtins.bytes = ...,
+        exit: Global___ShellExit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exit", b"exit", "kind", b"kind", "stdout", b"stdout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exit", b"exit", "kind", b"kind", "stdout", b"stdout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["stdout", "exit"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___WatchShellResponse: _TypeAlias = WatchShellResponse  # noqa: Y015
+
+@_typing.final
+class KillShellRequest(_message.Message):
+    """Request of AgentLocalService.KillShell."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHELL_ID_FIELD_NUMBER: _builtins.int
+    shell_id: _builtins.str
+    """The shell to end."""
+    def __init__(
+        self,
+        *,
+        shell_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shell_id", b"shell_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KillShellRequest: _TypeAlias = KillShellRequest  # noqa: Y015
+
+@_typing.final
+class KillShellResponse(_message.Message):
+    """Response of AgentLocalService.KillShell."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHELL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def shell(self) -> Global___LiveShell:
+        """The shell that was ended."""
+
+    def __init__(
+        self,
+        *,
+        shell: Global___LiveShell | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["shell", b"shell"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shell", b"shell"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KillShellResponse: _TypeAlias = KillShellResponse  # noqa: Y015
+
+@_typing.final
+class ListChangesRequest(_message.Message):
+    """Request of AgentLocalService.ListChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_DECIDED_FIELD_NUMBER: _builtins.int
+    DIGEST_PREFIX_FIELD_NUMBER: _builtins.int
+    include_decided: _builtins.bool
+    """Include changes already applied, aborted, denied or expired."""
+    digest_prefix: _builtins.str
+    """Only changes whose digest starts with this ("sha256:..." or a prefix of it)."""
+    def __init__(
+        self,
+        *,
+        include_decided: _builtins.bool = ...,
+        digest_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_prefix", b"digest_prefix", "include_decided", b"include_decided"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesRequest: _TypeAlias = ListChangesRequest  # noqa: Y015
+
+@_typing.final
+class PendingChange(_message.Message):
+    """One previewed change as the agent keeps it. Its images are unmasked: they never leave
+    the customer's host through this service.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    ENGINEER_FIELD_NUMBER: _builtins.int
+    ENGINEER_KEY_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    UNDO_OF_FIELD_NUMBER: _builtins.int
+    DETAIL_JSON_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    """The change's digest ("sha256:<hex>"): what a change consent names."""
+    source: _builtins.str
+    """The data source in agent.toml."""
+    status: _builtins.str
+    """"pending", "applied", "aborted", "denied" or "expired"."""
+    case_id: _builtins.str
+    """The case, grant and engineer the preview was made under; a consent must name them."""
+    grant_id: _builtins.str
+    engineer: _builtins.str
+    engineer_key_id: _builtins.str
+    """Key id of the engineer key that signed the preview."""
+    created_at: _builtins.int
+    """Unix seconds: when it was previewed, and when the preview expires."""
+    expires_at: _builtins.int
+    undo_of: _builtins.str
+    """The digest of the applied change this one undoes; empty for a correction."""
+    detail_json: _builtins.str
+    """JSON {"rows": [{table, kind, key, before, after}], "counts", "side_effects"}, unmasked."""
+    agent_id: _builtins.str
+    """The agent whose data it changes."""
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        source: _builtins.str = ...,
+        status: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        grant_id: _builtins.str = ...,
+        engineer: _builtins.str = ...,
+        engineer_key_id: _builtins.str = ...,
+        created_at: _builtins.int = ...,
+        expires_at: _builtins.int = ...,
+        undo_of: _builtins.str = ...,
+        detail_json: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "case_id", b"case_id", "created_at", b"created_at", "detail_json", b"detail_json", "digest", b"digest", "engineer", b"engineer", "engineer_key_id", b"engineer_key_id", "expires_at", b"expires_at", "grant_id", b"grant_id", "source", b"source", "status", b"status", "undo_of", b"undo_of"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingChange: _TypeAlias = PendingChange  # noqa: Y015
+
+@_typing.final
+class ListChangesResponse(_message.Message):
+    """Response of AgentLocalService.ListChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingChange]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___PendingChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesResponse: _TypeAlias = ListChangesResponse  # noqa: Y015
+
+@_typing.final
+class ApproveChangeRequest(_message.Message):
+    """Request of AgentLocalService.ApproveChange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def consent(self) -> _common_pb2.Envelope:
+        """The consent signed by the approver
+        (payload_type "application/vnd.rmaint.change-consent.v1+json").
+        """
+
+    def __init__(
+        self,
+        *,
+        consent: _common_pb2.Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveChangeRequest: _TypeAlias = ApproveChangeRequest  # noqa: Y015
+
+@_typing.final
+class ApproveChangeResponse(_message.Message):
+    """Response of AgentLocalService.ApproveChange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    consent_id: _builtins.str
+    """The stored consent's id and the digest it consents to."""
+    digest: _builtins.str
+    not_after: _builtins.int
+    """Unix seconds after which the consent no longer allows the apply."""
+    def __init__(
+        self,
+        *,
+        consent_id: _builtins.str = ...,
+        digest: _builtins.str = ...,
+        not_after: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "digest", b"digest", "not_after", b"not_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveChangeResponse: _TypeAlias = ApproveChangeResponse  # noqa: Y015
+
+@_typing.final
+class DenyChangeRequest(_message.Message):
+    """Request of AgentLocalService.DenyChange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    """The full digest of a pending change."""
+    reason: _builtins.str
+    """Why, for the agent's log."""
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DenyChangeRequest: _TypeAlias = DenyChangeRequest  # noqa: Y015
+
+@_typing.final
+class DenyChangeResponse(_message.Message):
+    """Response of AgentLocalService.DenyChange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    """The digest now denied."""
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DenyChangeResponse: _TypeAlias = DenyChangeResponse  # noqa: Y015

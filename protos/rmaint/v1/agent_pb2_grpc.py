@@ -40,6 +40,11 @@ class AgentServiceStub:
                 request_serializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_agent__pb2.ExecuteResponse.FromString,
                 _registered_method=True)
+        self.Shell = channel.stream_stream(
+                '/rmaint.v1.AgentService/Shell',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -54,6 +59,16 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Shell(self, request_iterator, context):
+        """An interactive login: the first client message redeems a single-use shell ticket
+        (made by the engineer-signed operation "shell.open"); then terminal bytes flow both
+        ways until the shell exits or is ended. Refusals are PERMISSION_DENIED with a
+        uniform message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +76,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.Execute,
                     request_deserializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_agent__pb2.ExecuteResponse.SerializeToString,
+            ),
+            'Shell': grpc.stream_stream_rpc_method_handler(
+                    servicer.Shell,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +111,33 @@ class AgentService:
             '/rmaint.v1.AgentService/Execute',
             rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.SerializeToString,
             rmaint_dot_v1_dot_agent__pb2.ExecuteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Shell(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rmaint.v1.AgentService/Shell',
+            rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.FromString,
             options,
             channel_credentials,
             insecure,
@@ -152,6 +199,36 @@ class AgentLocalServiceStub:
                 '/rmaint.v1.AgentLocalService/ForgetEngineerKeys',
                 request_serializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysResponse.FromString,
+                _registered_method=True)
+        self.ListShells = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/ListShells',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ListShellsRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ListShellsResponse.FromString,
+                _registered_method=True)
+        self.WatchShell = channel.unary_stream(
+                '/rmaint.v1.AgentLocalService/WatchShell',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.WatchShellRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.WatchShellResponse.FromString,
+                _registered_method=True)
+        self.KillShell = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/KillShell',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.KillShellRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.KillShellResponse.FromString,
+                _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/ListChanges',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
+        self.ApproveChange = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/ApproveChange',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ApproveChangeRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ApproveChangeResponse.FromString,
+                _registered_method=True)
+        self.DenyChange = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/DenyChange',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeResponse.FromString,
                 _registered_method=True)
 
 
@@ -217,6 +294,49 @@ class AgentLocalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListShells(self, request, context):
+        """Interactive shells running now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchShell(self, request, context):
+        """The live output of one shell, from now on, until it ends (read-only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KillShell(self, request, context):
+        """Ends one shell at once. NOT_FOUND if it is not running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChanges(self, request, context):
+        """Data changes engineers previewed, with their unmasked before and after images, for the
+        customer's review before consenting.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveChange(self, request, context):
+        """Stores a change consent signed by a pinned approver key for one pending preview.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DenyChange(self, request, context):
+        """Refuses a pending preview: it can no longer be applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentLocalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -259,6 +379,36 @@ def add_AgentLocalServiceServicer_to_server(servicer, server):
                     servicer.ForgetEngineerKeys,
                     request_deserializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysResponse.SerializeToString,
+            ),
+            'ListShells': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShells,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ListShellsRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ListShellsResponse.SerializeToString,
+            ),
+            'WatchShell': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchShell,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.WatchShellRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.WatchShellResponse.SerializeToString,
+            ),
+            'KillShell': grpc.unary_unary_rpc_method_handler(
+                    servicer.KillShell,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.KillShellRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.KillShellResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ListChangesRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ListChangesResponse.SerializeToString,
+            ),
+            'ApproveChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveChange,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ApproveChangeRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ApproveChangeResponse.SerializeToString,
+            ),
+            'DenyChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.DenyChange,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -479,6 +629,168 @@ class AgentLocalService:
             '/rmaint.v1.AgentLocalService/ForgetEngineerKeys',
             rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysRequest.SerializeToString,
             rmaint_dot_v1_dot_agent__pb2.ForgetEngineerKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShells(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/ListShells',
+            rmaint_dot_v1_dot_agent__pb2.ListShellsRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ListShellsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchShell(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/WatchShell',
+            rmaint_dot_v1_dot_agent__pb2.WatchShellRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.WatchShellResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KillShell(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/KillShell',
+            rmaint_dot_v1_dot_agent__pb2.KillShellRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.KillShellResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/ListChanges',
+            rmaint_dot_v1_dot_agent__pb2.ListChangesRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ListChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/ApproveChange',
+            rmaint_dot_v1_dot_agent__pb2.ApproveChangeRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ApproveChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DenyChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/DenyChange',
+            rmaint_dot_v1_dot_agent__pb2.DenyChangeRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.DenyChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

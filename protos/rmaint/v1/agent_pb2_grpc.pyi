@@ -37,6 +37,12 @@ class AgentServiceStub:
     """Runs one engineer-signed operation after the agent has verified it against a
     customer-signed grant. Refusals are PERMISSION_DENIED with a uniform message.
     """
+    Shell: _grpc.StreamStreamMultiCallable[_agent_pb2.ShellClientMessage, _agent_pb2.ShellServerMessage]
+    """An interactive login: the first client message redeems a single-use shell ticket
+    (made by the engineer-signed operation "shell.open"); then terminal bytes flow both
+    ways until the shell exits or is ended. Refusals are PERMISSION_DENIED with a
+    uniform message.
+    """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -46,6 +52,12 @@ class AgentServiceAsyncStub(AgentServiceStub):
     Execute: _aio.UnaryUnaryMultiCallable[_agent_pb2.ExecuteRequest, _agent_pb2.ExecuteResponse]  # type: ignore[assignment]
     """Runs one engineer-signed operation after the agent has verified it against a
     customer-signed grant. Refusals are PERMISSION_DENIED with a uniform message.
+    """
+    Shell: _aio.StreamStreamMultiCallable[_agent_pb2.ShellClientMessage, _agent_pb2.ShellServerMessage]  # type: ignore[assignment]
+    """An interactive login: the first client message redeems a single-use shell ticket
+    (made by the engineer-signed operation "shell.open"); then terminal bytes flow both
+    ways until the shell exits or is ended. Refusals are PERMISSION_DENIED with a
+    uniform message.
     """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +71,18 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agent_pb2.ExecuteResponse, _abc.Awaitable[_agent_pb2.ExecuteResponse]]:
         """Runs one engineer-signed operation after the agent has verified it against a
         customer-signed grant. Refusals are PERMISSION_DENIED with a uniform message.
+        """
+
+    @_abc_1.abstractmethod
+    def Shell(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agent_pb2.ShellClientMessage],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.ShellServerMessage], _abc.AsyncIterator[_agent_pb2.ShellServerMessage]]:
+        """An interactive login: the first client message redeems a single-use shell ticket
+        (made by the engineer-signed operation "shell.open"); then terminal bytes flow both
+        ways until the shell exits or is ended. Refusals are PERMISSION_DENIED with a
+        uniform message.
         """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
@@ -90,6 +114,20 @@ class AgentLocalServiceStub:
     """Removes the customer's pins for one engineer name (all of them, or one key).
     Grants already given are not affected.
     """
+    ListShells: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ListShellsRequest, _agent_pb2.ListShellsResponse]
+    """Interactive shells running now."""
+    WatchShell: _grpc.UnaryStreamMultiCallable[_agent_pb2.WatchShellRequest, _agent_pb2.WatchShellResponse]
+    """The live output of one shell, from now on, until it ends (read-only)."""
+    KillShell: _grpc.UnaryUnaryMultiCallable[_agent_pb2.KillShellRequest, _agent_pb2.KillShellResponse]
+    """Ends one shell at once. NOT_FOUND if it is not running."""
+    ListChanges: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ListChangesRequest, _agent_pb2.ListChangesResponse]
+    """Data changes engineers previewed, with their unmasked before and after images, for the
+    customer's review before consenting.
+    """
+    ApproveChange: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ApproveChangeRequest, _agent_pb2.ApproveChangeResponse]
+    """Stores a change consent signed by a pinned approver key for one pending preview."""
+    DenyChange: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DenyChangeRequest, _agent_pb2.DenyChangeResponse]
+    """Refuses a pending preview: it can no longer be applied."""
 
 @_typing.type_check_only
 class AgentLocalServiceAsyncStub(AgentLocalServiceStub):
@@ -116,6 +154,20 @@ class AgentLocalServiceAsyncStub(AgentLocalServiceStub):
     """Removes the customer's pins for one engineer name (all of them, or one key).
     Grants already given are not affected.
     """
+    ListShells: _aio.UnaryUnaryMultiCallable[_agent_pb2.ListShellsRequest, _agent_pb2.ListShellsResponse]  # type: ignore[assignment]
+    """Interactive shells running now."""
+    WatchShell: _aio.UnaryStreamMultiCallable[_agent_pb2.WatchShellRequest, _agent_pb2.WatchShellResponse]  # type: ignore[assignment]
+    """The live output of one shell, from now on, until it ends (read-only)."""
+    KillShell: _aio.UnaryUnaryMultiCallable[_agent_pb2.KillShellRequest, _agent_pb2.KillShellResponse]  # type: ignore[assignment]
+    """Ends one shell at once. NOT_FOUND if it is not running."""
+    ListChanges: _aio.UnaryUnaryMultiCallable[_agent_pb2.ListChangesRequest, _agent_pb2.ListChangesResponse]  # type: ignore[assignment]
+    """Data changes engineers previewed, with their unmasked before and after images, for the
+    customer's review before consenting.
+    """
+    ApproveChange: _aio.UnaryUnaryMultiCallable[_agent_pb2.ApproveChangeRequest, _agent_pb2.ApproveChangeResponse]  # type: ignore[assignment]
+    """Stores a change consent signed by a pinned approver key for one pending preview."""
+    DenyChange: _aio.UnaryUnaryMultiCallable[_agent_pb2.DenyChangeRequest, _agent_pb2.DenyChangeResponse]  # type: ignore[assignment]
+    """Refuses a pending preview: it can no longer be applied."""
 
 class AgentLocalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by the agent daemon on a local Unix socket for the customer's own commands
@@ -187,5 +239,55 @@ class AgentLocalServiceServicer(metaclass=_abc_1.ABCMeta):
         """Removes the customer's pins for one engineer name (all of them, or one key).
         Grants already given are not affected.
         """
+
+    @_abc_1.abstractmethod
+    def ListShells(
+        self,
+        request: _agent_pb2.ListShellsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ListShellsResponse, _abc.Awaitable[_agent_pb2.ListShellsResponse]]:
+        """Interactive shells running now."""
+
+    @_abc_1.abstractmethod
+    def WatchShell(
+        self,
+        request: _agent_pb2.WatchShellRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.WatchShellResponse], _abc.AsyncIterator[_agent_pb2.WatchShellResponse]]:
+        """The live output of one shell, from now on, until it ends (read-only)."""
+
+    @_abc_1.abstractmethod
+    def KillShell(
+        self,
+        request: _agent_pb2.KillShellRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.KillShellResponse, _abc.Awaitable[_agent_pb2.KillShellResponse]]:
+        """Ends one shell at once. NOT_FOUND if it is not running."""
+
+    @_abc_1.abstractmethod
+    def ListChanges(
+        self,
+        request: _agent_pb2.ListChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ListChangesResponse, _abc.Awaitable[_agent_pb2.ListChangesResponse]]:
+        """Data changes engineers previewed, with their unmasked before and after images, for the
+        customer's review before consenting.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveChange(
+        self,
+        request: _agent_pb2.ApproveChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ApproveChangeResponse, _abc.Awaitable[_agent_pb2.ApproveChangeResponse]]:
+        """Stores a change consent signed by a pinned approver key for one pending preview."""
+
+    @_abc_1.abstractmethod
+    def DenyChange(
+        self,
+        request: _agent_pb2.DenyChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.DenyChangeResponse, _abc.Awaitable[_agent_pb2.DenyChangeResponse]]:
+        """Refuses a pending preview: it can no longer be applied."""
 
 def add_AgentLocalServiceServicer_to_server(servicer: AgentLocalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from rmaint.v1 import agent_pb2 as _agent_pb2
 from rmaint.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -33,7 +34,9 @@ class EnrollRequest(_message.Message):
     csr_pem: _builtins.bytes
     """PEM certificate signing request made on the enrolling host; the key never leaves it."""
     agent_address: _builtins.str
-    """For agents: the address their mTLS server listens on (host:port)."""
+    """For agents: the address their mTLS server listens on (host:port); empty for an agent
+    in dial-out mode, which the controller reaches only over the stream it opens.
+    """
     def __init__(
         self,
         *,
@@ -308,7 +311,7 @@ class Agent(_message.Message):
     customer_id: _builtins.str
     """Customer it belongs to."""
     address: _builtins.str
-    """Address of its mTLS server."""
+    """Address of its mTLS server; empty for an agent in dial-out mode."""
     enrolled_at: _builtins.int
     """Unix seconds of enrollment."""
     last_seen: _builtins.int
@@ -904,6 +907,64 @@ class CloseSessionResponse(_message.Message):
 Global___CloseSessionResponse: _TypeAlias = CloseSessionResponse  # noqa: Y015
 
 @_typing.final
+class GetRecordingRequest(_message.Message):
+    """Request of RecordsService.GetRecording."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """Session id."""
+    index: _builtins.int
+    """Which of the session's recordings, oldest first from 0; negative counts from the last
+    (-1, the default when unset is 0: the first).
+    """
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRecordingRequest: _TypeAlias = GetRecordingRequest  # noqa: Y015
+
+@_typing.final
+class RecordingChunk(_message.Message):
+    """One chunk of a recording; the chunks in order are the asciicast v2 file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """At most 1 MiB of the file."""
+    sha256: _builtins.str
+    """SHA-256 (hex) of the whole file, as referenced from the session log; in every chunk."""
+    count: _builtins.int
+    """How many recordings the session has."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        sha256: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "data", b"data", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingChunk: _TypeAlias = RecordingChunk  # noqa: Y015
+
+@_typing.final
 class ListCasesRequest(_message.Message):
     """Request of RecordsService.ListCases."""
 
@@ -1296,6 +1357,153 @@ class ConsentLogResponse(_message.Message):
 Global___ConsentLogResponse: _TypeAlias = ConsentLogResponse  # noqa: Y015
 
 @_typing.final
+class GetLogKeyRequest(_message.Message):
+    """Request of AuditService.GetLogKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLogKeyRequest: _TypeAlias = GetLogKeyRequest  # noqa: Y015
+
+@_typing.final
+class GetLogKeyResponse(_message.Message):
+    """Response of AuditService.GetLogKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFIER_KEY_FIELD_NUMBER: _builtins.int
+    verifier_key: _builtins.str
+    """The log's Ed25519 verifier key, "<name>+<key id hex>+<base64 key>" (C2SP signed-note);
+    its name is the log's origin.
+    """
+    def __init__(
+        self,
+        *,
+        verifier_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["verifier_key", b"verifier_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLogKeyResponse: _TypeAlias = GetLogKeyResponse  # noqa: Y015
+
+@_typing.final
+class GetCheckpointRequest(_message.Message):
+    """Request of AuditService.GetCheckpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointRequest: _TypeAlias = GetCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class GetCheckpointResponse(_message.Message):
+    """Response of AuditService.GetCheckpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    checkpoint: _builtins.bytes
+    """The latest checkpoint as a C2SP signed note (origin, tree size, root hash, signatures)."""
+    def __init__(
+        self,
+        *,
+        checkpoint: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointResponse: _TypeAlias = GetCheckpointResponse  # noqa: Y015
+
+@_typing.final
+class GetEvidenceRequest(_message.Message):
+    """Request of AuditService.GetEvidence: exactly one scope."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    FULL_FIELD_NUMBER: _builtins.int
+    EVENT_INDEX_FIELD_NUMBER: _builtins.int
+    SINCE_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """Every record of this case (consent and sessions)."""
+    session_id: _builtins.str
+    """Every record of this session."""
+    full: _builtins.bool
+    """Every record of the log."""
+    event_index: _builtins.int
+    """The one record at this leaf index."""
+    since_checkpoint: _builtins.bytes
+    """A signed checkpoint the caller kept earlier; when set, the evidence also proves that the
+    log only grew since (RFC 9162 consistency proof).
+    """
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        full: _builtins.bool = ...,
+        event_index: _builtins.int = ...,
+        since_checkpoint: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "event_index", b"event_index", "full", b"full", "scope", b"scope", "session_id", b"session_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "event_index", b"event_index", "full", b"full", "scope", b"scope", "session_id", b"session_id", "since_checkpoint", b"since_checkpoint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_scope: _TypeAlias = _typing.Literal["case_id", "session_id", "full", "event_index"]  # noqa: Y015
+    _WhichOneofArgType_scope: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_scope) -> _WhichOneofReturnType_scope | None: ...
+
+Global___GetEvidenceRequest: _TypeAlias = GetEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class GetEvidenceResponse(_message.Message):
+    """Response of AuditService.GetEvidence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    evidence: _builtins.bytes
+    """The evidence file: UTF-8 JSON, format "rmaint-audit-evidence/1" (records with inclusion
+    proofs, the latest checkpoint, consistency proofs, the envelopes the records' digests
+    name, referenced blob hashes); the same bytes "rmctl audit export" writes.
+    """
+    def __init__(
+        self,
+        *,
+        evidence: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEvidenceResponse: _TypeAlias = GetEvidenceResponse  # noqa: Y015
+
+@_typing.final
 class FetchRequestsRequest(_message.Message):
     """Request of AgentReportService.FetchRequests."""
 
@@ -1311,6 +1519,156 @@ class FetchRequestsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchRequestsRequest: _TypeAlias = FetchRequestsRequest  # noqa: Y015
+
+@_typing.final
+class GetCustomerArchiveRequest(_message.Message):
+    """Request of RecordsService.GetCustomerArchive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """Customer id."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomerArchiveRequest: _TypeAlias = GetCustomerArchiveRequest  # noqa: Y015
+
+@_typing.final
+class ArchivedSystem(_message.Message):
+    """One of the customer's systems: the agent, what it runs on and whether it is online."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_FIELD_NUMBER: _builtins.int
+    INVENTORY_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    LAST_INSPECTION_FIELD_NUMBER: _builtins.int
+    LAST_INSPECTION_RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    online: _builtins.bool
+    """Whether a heartbeat arrived within the controller's online window."""
+    last_inspection_received_at: _builtins.float
+    """Unix seconds the controller received that run; zero if none."""
+    @_builtins.property
+    def agent(self) -> Global___Agent:
+        """The agent as enrolled."""
+
+    @_builtins.property
+    def inventory(self) -> Global___AgentInventory:
+        """Its last reported inventory; unset if it never reported one."""
+
+    @_builtins.property
+    def last_inspection(self) -> Global___InspectionRun:
+        """Its last inspection run; unset if it never reported one."""
+
+    def __init__(
+        self,
+        *,
+        agent: Global___Agent | None = ...,
+        inventory: Global___AgentInventory | None = ...,
+        online: _builtins.bool = ...,
+        last_inspection: Global___InspectionRun | None = ...,
+        last_inspection_received_at: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "inventory", b"inventory", "last_inspection", b"last_inspection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "inventory", b"inventory", "last_inspection", b"last_inspection", "last_inspection_received_at", b"last_inspection_received_at", "online", b"online"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivedSystem: _TypeAlias = ArchivedSystem  # noqa: Y015
+
+@_typing.final
+class ArchivedCase(_message.Message):
+    """A case of the customer and how it was handled."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    OPERATIONS_FIELD_NUMBER: _builtins.int
+    OPENED_BY_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    sessions: _builtins.int
+    """Remote sessions held for it."""
+    operations: _builtins.int
+    """Operations run in those sessions."""
+    opened_by: _builtins.str
+    """Who opened it: a person, or "inspection" for a case an inspection finding opened."""
+    @_builtins.property
+    def case(self) -> Global___Case:
+        """The case (its resolution is the closing note)."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Notes added to it, oldest first (e.g. when an inspection finding cleared)."""
+
+    def __init__(
+        self,
+        *,
+        case: Global___Case | None = ...,
+        sessions: _builtins.int = ...,
+        operations: _builtins.int = ...,
+        opened_by: _builtins.str = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "notes", b"notes", "opened_by", b"opened_by", "operations", b"operations", "sessions", b"sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivedCase: _TypeAlias = ArchivedCase  # noqa: Y015
+
+@_typing.final
+class GetCustomerArchiveResponse(_message.Message):
+    """Response of RecordsService.GetCustomerArchive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    SYSTEMS_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def customer(self) -> Global___Customer:
+        """The customer and its contract."""
+
+    @_builtins.property
+    def systems(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArchivedSystem]:
+        """Its systems, by agent id."""
+
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArchivedCase]:
+        """Its cases, newest first."""
+
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Session]:
+        """Remote sessions held on its systems, newest first."""
+
+    def __init__(
+        self,
+        *,
+        customer: Global___Customer | None = ...,
+        systems: _abc.Iterable[Global___ArchivedSystem] | None = ...,
+        cases: _abc.Iterable[Global___ArchivedCase] | None = ...,
+        sessions: _abc.Iterable[Global___Session] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "customer", b"customer", "sessions", b"sessions", "systems", b"systems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomerArchiveResponse: _TypeAlias = GetCustomerArchiveResponse  # noqa: Y015
 
 @_typing.final
 class FetchRequestsResponse(_message.Message):
@@ -1405,25 +1763,214 @@ class HeartbeatRequest(_message.Message):
 
     ADDRESS_FIELD_NUMBER: _builtins.int
     APPROVER_KEYS_FIELD_NUMBER: _builtins.int
+    INVENTORY_FIELD_NUMBER: _builtins.int
     address: _builtins.str
     """Address of the agent's mTLS server."""
     @_builtins.property
     def approver_keys(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
         """Approver public keys pinned on the agent: key id to raw Ed25519 public key."""
 
+    @_builtins.property
+    def inventory(self) -> Global___AgentInventory:
+        """What the agent runs on; unset from agents that do not report it."""
+
     def __init__(
         self,
         *,
         address: _builtins.str = ...,
         approver_keys: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
+        inventory: Global___AgentInventory | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["inventory", b"inventory"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "approver_keys", b"approver_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "approver_keys", b"approver_keys", "inventory", b"inventory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
+
+@_typing.final
+class AgentInventory(_message.Message):
+    """An agent's host and software, as the agent reports it with its heartbeat."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    OS_FIELD_NUMBER: _builtins.int
+    MACHINE_FIELD_NUMBER: _builtins.int
+    CPU_COUNT_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    BOOT_TIME_FIELD_NUMBER: _builtins.int
+    hostname: _builtins.str
+    """Host name."""
+    os: _builtins.str
+    """Operating system and release, e.g. "Linux-6.1.0-x86_64-with-glibc2.36"."""
+    machine: _builtins.str
+    """Machine architecture, e.g. "x86_64"."""
+    cpu_count: _builtins.int
+    """Logical CPUs."""
+    memory_bytes: _builtins.int
+    """Physical memory in bytes."""
+    agent_version: _builtins.str
+    """Version of the agent software."""
+    boot_time: _builtins.float
+    """Unix seconds the host booted."""
+    def __init__(
+        self,
+        *,
+        hostname: _builtins.str = ...,
+        os: _builtins.str = ...,
+        machine: _builtins.str = ...,
+        cpu_count: _builtins.int = ...,
+        memory_bytes: _builtins.int = ...,
+        agent_version: _builtins.str = ...,
+        boot_time: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "boot_time", b"boot_time", "cpu_count", b"cpu_count", "hostname", b"hostname", "machine", b"machine", "memory_bytes", b"memory_bytes", "os", b"os"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentInventory: _TypeAlias = AgentInventory  # noqa: Y015
+
+@_typing.final
+class InspectionFinding(_message.Message):
+    """One finding of an inspection run: a threshold the host breaches, or a check that failed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Stable key: check and subject, e.g. "disk.use:/var", "service.running:nginx.service"."""
+    severity: _builtins.str
+    """"warning" (threshold breached), "unknown" (cannot be checked here) or "error" (the
+    check failed to run).
+    """
+    value: _builtins.float
+    """The measured value; unset when there is none (a service not running, an error)."""
+    threshold: _builtins.float
+    """The threshold the value breaches; unset when there is none."""
+    message: _builtins.str
+    """One line for people, redacted on the agent."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        severity: _builtins.str = ...,
+        value: _builtins.float | None = ...,
+        threshold: _builtins.float | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "_value", b"_value", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "_value", b"_value", "key", b"key", "message", b"message", "severity", b"severity", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
+    _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
+    _WhichOneofReturnType__value: _TypeAlias = _typing.Literal["value"]  # noqa: Y015
+    _WhichOneofArgType__value: _TypeAlias = _typing.Literal["_value", b"_value"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__threshold) -> _WhichOneofReturnType__threshold | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__value) -> _WhichOneofReturnType__value | None: ...
+
+Global___InspectionFinding: _TypeAlias = InspectionFinding  # noqa: Y015
+
+@_typing.final
+class InspectionRun(_message.Message):
+    """One run of an agent's inspection profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    """Id the agent gave the run; a run reported twice is stored once."""
+    started_at: _builtins.float
+    """Agent clock, unix seconds (fractional), when the run started."""
+    finished_at: _builtins.float
+    """Agent clock, unix seconds (fractional), when the run finished."""
+    @_builtins.property
+    def completed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The checks that ran to the end (e.g. "disk", "memory"): findings of these checks
+        that are absent from this run have cleared.
+        """
+
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___InspectionFinding]:
+        """What the run found; empty when all is well."""
+
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        started_at: _builtins.float = ...,
+        finished_at: _builtins.float = ...,
+        completed: _abc.Iterable[_builtins.str] | None = ...,
+        findings: _abc.Iterable[Global___InspectionFinding] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "findings", b"findings", "finished_at", b"finished_at", "run_id", b"run_id", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectionRun: _TypeAlias = InspectionRun  # noqa: Y015
+
+@_typing.final
+class ReportInspectionRequest(_message.Message):
+    """Request of AgentReportService.ReportInspection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___InspectionRun:
+        """The run; the agent is the caller's certificate identity."""
+
+    def __init__(
+        self,
+        *,
+        run: Global___InspectionRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportInspectionRequest: _TypeAlias = ReportInspectionRequest  # noqa: Y015
+
+@_typing.final
+class ReportInspectionResponse(_message.Message):
+    """Response of AgentReportService.ReportInspection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_TIME_FIELD_NUMBER: _builtins.int
+    server_time: _builtins.float
+    """Controller time, unix seconds (fractional); the agent measures its clock offset by it."""
+    def __init__(
+        self,
+        *,
+        server_time: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportInspectionResponse: _TypeAlias = ReportInspectionResponse  # noqa: Y015
 
 @_typing.final
 class HeartbeatResponse(_message.Message):
@@ -1446,3 +1993,131 @@ class HeartbeatResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015
+
+@_typing.final
+class CallStatus(_message.Message):
+    """A gRPC status carried inside a Connect stream, for one call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """The gRPC status code (google.rpc.Code numbering), never OK."""
+    message: _builtins.str
+    """The status message, as uniform as the direct transport's ("permission denied", ...)."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallStatus: _TypeAlias = CallStatus  # noqa: Y015
+
+@_typing.final
+class AgentFrame(_message.Message):
+    """Agent to controller on AgentReportService.Connect: the answer to one operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.int
+    """The call id of the ControllerFrame this answers; only ids sent on this stream and not
+    yet answered are accepted.
+    """
+    @_builtins.property
+    def response(self) -> _agent_pb2.ExecuteResponse:
+        """The operation ran (or was refused with a receipt): the same response as Execute."""
+
+    @_builtins.property
+    def status(self) -> Global___CallStatus:
+        """The operation ended with this status instead, as Execute would have."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.int = ...,
+        response: _agent_pb2.ExecuteResponse | None = ...,
+        status: Global___CallStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "response", b"response", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "call_id", b"call_id", "response", b"response", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_answer: _TypeAlias = _typing.Literal["response", "status"]  # noqa: Y015
+    _WhichOneofArgType_answer: _TypeAlias = _typing.Literal["answer", b"answer"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_answer) -> _WhichOneofReturnType_answer | None: ...
+
+Global___AgentFrame: _TypeAlias = AgentFrame  # noqa: Y015
+
+@_typing.final
+class ControllerFrame(_message.Message):
+    """Controller to agent on AgentReportService.Connect."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    EXECUTE_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
+    CANCEL_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.int
+    """Identifies the call on this stream; the agent's answer carries it back."""
+    @_builtins.property
+    def execute(self) -> _agent_pb2.ExecuteRequest:
+        """An operation to run, exactly as AgentService.Execute receives it."""
+
+    @_builtins.property
+    def refused(self) -> Global___CallStatus:
+        """The controller refused the agent's frame with this call id (malformed, unknown or
+        already answered call id); the stream stays open.
+        """
+
+    @_builtins.property
+    def cancel(self) -> Global___CallCancel:
+        """The controller gave up on this call (the engineer cancelled it, or its deadline
+        passed): the agent cancels the operation, as a cancelled Execute would, and sends
+        no answer.
+        """
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.int = ...,
+        execute: _agent_pb2.ExecuteRequest | None = ...,
+        refused: Global___CallStatus | None = ...,
+        cancel: Global___CallCancel | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "cancel", b"cancel", "execute", b"execute", "refused", b"refused"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "call_id", b"call_id", "cancel", b"cancel", "execute", b"execute", "refused", b"refused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["execute", "refused", "cancel"]  # noqa: Y015
+    _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
+
+Global___ControllerFrame: _TypeAlias = ControllerFrame  # noqa: Y015
+
+@_typing.final
+class CallCancel(_message.Message):
+    """ControllerFrame.cancel: no fields; the frame's call id names the call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallCancel: _TypeAlias = CallCancel  # noqa: Y015

@@ -764,6 +764,16 @@ class RecordsServiceStub:
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.ConsentLogRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.ConsentLogResponse.FromString,
                 _registered_method=True)
+        self.GetCustomerArchive = channel.unary_unary(
+                '/rmaint.v1.RecordsService/GetCustomerArchive',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.GetCustomerArchiveRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.GetCustomerArchiveResponse.FromString,
+                _registered_method=True)
+        self.GetRecording = channel.unary_stream(
+                '/rmaint.v1.RecordsService/GetRecording',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.GetRecordingRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.RecordingChunk.FromString,
+                _registered_method=True)
 
 
 class RecordsServiceServicer:
@@ -805,6 +815,20 @@ class RecordsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCustomerArchive(self, request, context):
+        """One customer's archive: systems, cases and how they were handled, last inspections.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecording(self, request, context):
+        """A recorded interactive login of a session (asciicast v2), in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecordsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -832,6 +856,16 @@ def add_RecordsServiceServicer_to_server(servicer, server):
                     servicer.ConsentLog,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.ConsentLogRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.ConsentLogResponse.SerializeToString,
+            ),
+            'GetCustomerArchive': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomerArchive,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetCustomerArchiveRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.GetCustomerArchiveResponse.SerializeToString,
+            ),
+            'GetRecording': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetRecording,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetRecordingRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.RecordingChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -980,6 +1014,230 @@ class RecordsService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def GetCustomerArchive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.RecordsService/GetCustomerArchive',
+            rmaint_dot_v1_dot_controller__pb2.GetCustomerArchiveRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.GetCustomerArchiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rmaint.v1.RecordsService/GetRecording',
+            rmaint_dot_v1_dot_controller__pb2.GetRecordingRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.RecordingChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AuditServiceStub:
+    """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
+    verified on the caller's side against the log's public key the caller pinned, never
+    against anything this service says about itself.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetLogKey = channel.unary_unary(
+                '/rmaint.v1.AuditService/GetLogKey',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.GetLogKeyRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.GetLogKeyResponse.FromString,
+                _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/rmaint.v1.AuditService/GetCheckpoint',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetEvidence = channel.unary_unary(
+                '/rmaint.v1.AuditService/GetEvidence',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
+    verified on the caller's side against the log's public key the caller pinned, never
+    against anything this service says about itself.
+    """
+
+    def GetLogKey(self, request, context):
+        """The log's public key, for an auditor to pin on first use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """The latest signed checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvidence(self, request, context):
+        """Records of a case, a session, one event or the whole log, with their proofs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetLogKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLogKey,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetLogKeyRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.GetLogKeyResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'GetEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvidence,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'rmaint.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('rmaint.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
+    verified on the caller's side against the log's public key the caller pinned, never
+    against anything this service says about itself.
+    """
+
+    @staticmethod
+    def GetLogKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AuditService/GetLogKey',
+            rmaint_dot_v1_dot_controller__pb2.GetLogKeyRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.GetLogKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AuditService/GetCheckpoint',
+            rmaint_dot_v1_dot_controller__pb2.GetCheckpointRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AuditService/GetEvidence',
+            rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AgentReportServiceStub:
     """Called by agents on the controller.
@@ -1005,6 +1263,16 @@ class AgentReportServiceStub:
                 '/rmaint.v1.AgentReportService/Heartbeat',
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.ReportInspection = channel.unary_unary(
+                '/rmaint.v1.AgentReportService/ReportInspection',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionResponse.FromString,
+                _registered_method=True)
+        self.Connect = channel.stream_stream(
+                '/rmaint.v1.AgentReportService/Connect',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.AgentFrame.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.ControllerFrame.FromString,
                 _registered_method=True)
 
 
@@ -1033,6 +1301,22 @@ class AgentReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportInspection(self, request, context):
+        """The findings of one run of the inspection profile the customer enabled on the agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Connect(self, request_iterator, context):
+        """Dial-out mode: the agent holds this stream open; the controller sends operations down
+        it and the agent answers each one, tagged with its call id. The agent is the caller's
+        certificate identity; a newer stream of the same agent replaces an older one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1050,6 +1334,16 @@ def add_AgentReportServiceServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.HeartbeatRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'ReportInspection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportInspection,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionResponse.SerializeToString,
+            ),
+            'Connect': grpc.stream_stream_rpc_method_handler(
+                    servicer.Connect,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.AgentFrame.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.ControllerFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1134,6 +1428,60 @@ class AgentReportService:
             '/rmaint.v1.AgentReportService/Heartbeat',
             rmaint_dot_v1_dot_controller__pb2.HeartbeatRequest.SerializeToString,
             rmaint_dot_v1_dot_controller__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportInspection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentReportService/ReportInspection',
+            rmaint_dot_v1_dot_controller__pb2.ReportInspectionRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.ReportInspectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Connect(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rmaint.v1.AgentReportService/Connect',
+            rmaint_dot_v1_dot_controller__pb2.AgentFrame.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.ControllerFrame.FromString,
             options,
             channel_credentials,
             insecure,

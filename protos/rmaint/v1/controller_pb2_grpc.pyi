@@ -282,6 +282,10 @@ class RecordsServiceStub:
     """One session with its events."""
     ConsentLog: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ConsentLogRequest, _controller_pb2.ConsentLogResponse]
     """The consent log."""
+    GetCustomerArchive: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetCustomerArchiveRequest, _controller_pb2.GetCustomerArchiveResponse]
+    """One customer's archive: systems, cases and how they were handled, last inspections."""
+    GetRecording: _grpc.UnaryStreamMultiCallable[_controller_pb2.GetRecordingRequest, _controller_pb2.RecordingChunk]
+    """A recorded interactive login of a session (asciicast v2), in chunks."""
 
 @_typing.type_check_only
 class RecordsServiceAsyncStub(RecordsServiceStub):
@@ -298,6 +302,10 @@ class RecordsServiceAsyncStub(RecordsServiceStub):
     """One session with its events."""
     ConsentLog: _aio.UnaryUnaryMultiCallable[_controller_pb2.ConsentLogRequest, _controller_pb2.ConsentLogResponse]  # type: ignore[assignment]
     """The consent log."""
+    GetCustomerArchive: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetCustomerArchiveRequest, _controller_pb2.GetCustomerArchiveResponse]  # type: ignore[assignment]
+    """One customer's archive: systems, cases and how they were handled, last inspections."""
+    GetRecording: _aio.UnaryStreamMultiCallable[_controller_pb2.GetRecordingRequest, _controller_pb2.RecordingChunk]  # type: ignore[assignment]
+    """A recorded interactive login of a session (asciicast v2), in chunks."""
 
 class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read-only records for the admin, engineers and auditors."""
@@ -342,7 +350,87 @@ class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_controller_pb2.ConsentLogResponse, _abc.Awaitable[_controller_pb2.ConsentLogResponse]]:
         """The consent log."""
 
+    @_abc_1.abstractmethod
+    def GetCustomerArchive(
+        self,
+        request: _controller_pb2.GetCustomerArchiveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.GetCustomerArchiveResponse, _abc.Awaitable[_controller_pb2.GetCustomerArchiveResponse]]:
+        """One customer's archive: systems, cases and how they were handled, last inspections."""
+
+    @_abc_1.abstractmethod
+    def GetRecording(
+        self,
+        request: _controller_pb2.GetRecordingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_controller_pb2.RecordingChunk], _abc.AsyncIterator[_controller_pb2.RecordingChunk]]:
+        """A recorded interactive login of a session (asciicast v2), in chunks."""
+
 def add_RecordsServiceServicer_to_server(servicer: RecordsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AuditServiceStub:
+    """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
+    verified on the caller's side against the log's public key the caller pinned, never
+    against anything this service says about itself.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
+    GetLogKey: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetLogKeyRequest, _controller_pb2.GetLogKeyResponse]
+    """The log's public key, for an auditor to pin on first use."""
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetCheckpointRequest, _controller_pb2.GetCheckpointResponse]
+    """The latest signed checkpoint."""
+    GetEvidence: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.GetEvidenceResponse]
+    """Records of a case, a session, one event or the whole log, with their proofs."""
+
+@_typing.type_check_only
+class AuditServiceAsyncStub(AuditServiceStub):
+    """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
+    verified on the caller's side against the log's public key the caller pinned, never
+    against anything this service says about itself.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetLogKey: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetLogKeyRequest, _controller_pb2.GetLogKeyResponse]  # type: ignore[assignment]
+    """The log's public key, for an auditor to pin on first use."""
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetCheckpointRequest, _controller_pb2.GetCheckpointResponse]  # type: ignore[assignment]
+    """The latest signed checkpoint."""
+    GetEvidence: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.GetEvidenceResponse]  # type: ignore[assignment]
+    """Records of a case, a session, one event or the whole log, with their proofs."""
+
+class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
+    verified on the caller's side against the log's public key the caller pinned, never
+    against anything this service says about itself.
+    """
+
+    @_abc_1.abstractmethod
+    def GetLogKey(
+        self,
+        request: _controller_pb2.GetLogKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.GetLogKeyResponse, _abc.Awaitable[_controller_pb2.GetLogKeyResponse]]:
+        """The log's public key, for an auditor to pin on first use."""
+
+    @_abc_1.abstractmethod
+    def GetCheckpoint(
+        self,
+        request: _controller_pb2.GetCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.GetCheckpointResponse, _abc.Awaitable[_controller_pb2.GetCheckpointResponse]]:
+        """The latest signed checkpoint."""
+
+    @_abc_1.abstractmethod
+    def GetEvidence(
+        self,
+        request: _controller_pb2.GetEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.GetEvidenceResponse, _abc.Awaitable[_controller_pb2.GetEvidenceResponse]]:
+        """Records of a case, a session, one event or the whole log, with their proofs."""
+
+def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class AgentReportServiceStub:
     """Called by agents on the controller."""
@@ -357,6 +445,13 @@ class AgentReportServiceStub:
     """A signed consent decision (grant, denial or revocation) made on the customer side."""
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_controller_pb2.HeartbeatRequest, _controller_pb2.HeartbeatResponse]
     """Liveness and the agent's pinned approver keys."""
+    ReportInspection: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ReportInspectionRequest, _controller_pb2.ReportInspectionResponse]
+    """The findings of one run of the inspection profile the customer enabled on the agent."""
+    Connect: _grpc.StreamStreamMultiCallable[_controller_pb2.AgentFrame, _controller_pb2.ControllerFrame]
+    """Dial-out mode: the agent holds this stream open; the controller sends operations down
+    it and the agent answers each one, tagged with its call id. The agent is the caller's
+    certificate identity; a newer stream of the same agent replaces an older one.
+    """
 
 @_typing.type_check_only
 class AgentReportServiceAsyncStub(AgentReportServiceStub):
@@ -369,6 +464,13 @@ class AgentReportServiceAsyncStub(AgentReportServiceStub):
     """A signed consent decision (grant, denial or revocation) made on the customer side."""
     Heartbeat: _aio.UnaryUnaryMultiCallable[_controller_pb2.HeartbeatRequest, _controller_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """Liveness and the agent's pinned approver keys."""
+    ReportInspection: _aio.UnaryUnaryMultiCallable[_controller_pb2.ReportInspectionRequest, _controller_pb2.ReportInspectionResponse]  # type: ignore[assignment]
+    """The findings of one run of the inspection profile the customer enabled on the agent."""
+    Connect: _aio.StreamStreamMultiCallable[_controller_pb2.AgentFrame, _controller_pb2.ControllerFrame]  # type: ignore[assignment]
+    """Dial-out mode: the agent holds this stream open; the controller sends operations down
+    it and the agent answers each one, tagged with its call id. The agent is the caller's
+    certificate identity; a newer stream of the same agent replaces an older one.
+    """
 
 class AgentReportServiceServicer(metaclass=_abc_1.ABCMeta):
     """Called by agents on the controller."""
@@ -396,5 +498,24 @@ class AgentReportServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.HeartbeatResponse, _abc.Awaitable[_controller_pb2.HeartbeatResponse]]:
         """Liveness and the agent's pinned approver keys."""
+
+    @_abc_1.abstractmethod
+    def ReportInspection(
+        self,
+        request: _controller_pb2.ReportInspectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.ReportInspectionResponse, _abc.Awaitable[_controller_pb2.ReportInspectionResponse]]:
+        """The findings of one run of the inspection profile the customer enabled on the agent."""
+
+    @_abc_1.abstractmethod
+    def Connect(
+        self,
+        request_iterator: _MaybeAsyncIterator[_controller_pb2.AgentFrame],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_controller_pb2.ControllerFrame], _abc.AsyncIterator[_controller_pb2.ControllerFrame]]:
+        """Dial-out mode: the agent holds this stream open; the controller sends operations down
+        it and the agent answers each one, tagged with its call id. The agent is the caller's
+        certificate identity; a newer stream of the same agent replaces an older one.
+        """
 
 def add_AgentReportServiceServicer_to_server(servicer: AgentReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,6 +4,12 @@ Every deployment is ``demo.deployment.Deployment``: a real ``rmctl serve`` and a
 ``rmagent run`` (separate processes, real mutual TLS, real SQLite), customer acme with a
 contract, agent web-1 with approver carol, engineer alice, auditor bob.
 
+The modules in :data:`BOTH_MODES` run twice (parameter ``e2e_mode``): with the agent in
+direct mode, and in dial-out mode, where the controller relays every operation over the
+stream the agent opened (``still_serving`` checks the agent answered there). The dial-out
+deployment's agent also keeps its mTLS port (agent mode "both") so that the tests acting
+as a hostile controller can still reach it; ``test_dialout`` covers pure dial-out agents.
+
     deployment               one deployment for the whole e2e package; tests share it without
                              disturbing each other (each works on its own case, request,
                              grant or session)
@@ -51,6 +57,9 @@ ENGINEER = "alice"
 APPROVER = "carol"
 REFUSED = "permission denied"
 RPC_TIMEOUT = 30.0
+BOTH_MODES = frozenset({"test_happy_path", "test_grants", "test_revocation", "test_robustness"})
+# e2e_mode -> the agent's mode in agent.toml
+_AGENT_MODES = {"direct": "direct", "dial-out": "both"}
 
 # What each party holds: (home attribute, key file, certificate file).
 _IDENTITIES = {
@@ -147,6 +156,7 @@ class E2E:
 
     def __init__(self, d: Deployment) -> None:
         self.d = d
+        self.dial_out = d.mode != "direct"
         self.controller_log = StructuredLog(d.controller_home / "controller.log")
         self.agent_daemon_log = StructuredLog(d.agent_home / "agent.log")
 
@@ -386,21 +396,38 @@ class E2E:
                     health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING, target
         envelope = self.session_operation(granted)
+        mark = self.agent_daemon_log.mark()
         reply = self.run_through_controller(envelope)
         assert json.loads(reply.result_json)["hostname"]
         assert reply.event_id > 0
         self.check_receipt(envelope, reply)
+        if self.dial_out:  # relayed over the agent's own stream, not by dialling it
+            assert self.agent_daemon_log.wait_for(
+                mark, lambda r: r.get("event") == "dialout.answered") is not None
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def start_deployment(root: Path) -> E2E:
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Both agent modes for the modules in BOTH_MODES; the others use the fixture below."""
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "e2e_mode" in metafunc.fixturenames and module in BOTH_MODES:
+        metafunc.parametrize("e2e_mode", list(_AGENT_MODES), scope="package")
+
+
+@pytest.fixture(scope="package")
+def e2e_mode() -> str:
+    """The deployment's mode where a module is not run in both: direct."""
+    return "direct"
+
+
+def start_deployment(root: Path, mode: str = "direct") -> E2E:
     """A started deployment under ``root``: the steps of ``Deployment.standard_setup``, with
     the independent ones (agent, engineer, auditor) run side by side. Nothing is left
-    running if set-up fails."""
-    d = Deployment(root)
+    running if set-up fails. ``mode`` is the agent's mode in agent.toml."""
+    d = Deployment(root, mode=mode)
     try:
         d.initialise()
         d.start_controller()
@@ -424,8 +451,8 @@ def start_deployment(root: Path) -> E2E:
 
 
 @pytest.fixture(scope="package")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    e2e = start_deployment(tmp_path_factory.mktemp("e2e"))
+def deployment(tmp_path_factory: pytest.TempPathFactory, e2e_mode: str) -> Iterator[E2E]:
+    e2e = start_deployment(tmp_path_factory.mktemp("e2e"), _AGENT_MODES[e2e_mode])
     try:
         yield e2e
     finally:
@@ -433,11 +460,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
 
 
 @pytest.fixture(scope="module")
-def deployment_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], E2E]]:
+def deployment_factory(tmp_path_factory: pytest.TempPathFactory,
+                       e2e_mode: str) -> Iterator[Callable[..., E2E]]:
+    """``make(mode=None)``: a fresh deployment, its agent in ``mode`` (default: the
+    module's ``e2e_mode``)."""
     made: list[E2E] = []
 
-    def make() -> E2E:
-        e2e = start_deployment(tmp_path_factory.mktemp("fresh"))
+    def make(mode: str | None = None) -> E2E:
+        e2e = start_deployment(tmp_path_factory.mktemp("fresh"), mode or _AGENT_MODES[e2e_mode])
         made.append(e2e)
         return e2e
 

@@ -157,7 +157,7 @@ def test_agent_refuses_oversized_messages(fresh: tuple[E2E, Granted]) -> None:
 
 
 @pytest.mark.parametrize("method", ["/rmaint.v1.NoSuchService/Call",
-                                    "/rmaint.v1.AgentService/Shell",
+                                    "/rmaint.v1.AgentService/Upload",
                                     "/rmaint.v1.AgentLocalService/Approve"])
 def test_agent_refuses_unknown_rpcs(fresh: tuple[E2E, Granted], method: str) -> None:
     e2e, granted = fresh

@@ -11,6 +11,8 @@ COMMANDS = [
     [], ["enroll"], ["run"], ["approver"], ["approver", "init"], ["approver", "list"],
     ["requests"], ["approve"], ["deny"], ["revoke"], ["grants"], ["status"], ["log"],
     ["engineers"], ["engineers", "list"], ["engineers", "forget"],
+    ["changes"], ["approve-change"], ["deny-change"],
+    ["sessions"], ["watch"], ["kill"], ["verify-log"],
 ]
 
 

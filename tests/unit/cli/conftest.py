@@ -97,6 +97,25 @@ class FakeChannel:
             return response_deserializer(answer.SerializeToString())
         return call
 
+    def unary_stream(self, method: str, request_serializer: Callable[[Any], bytes],
+                     response_deserializer: Callable[[bytes], Any], **_: Any) -> Any:
+        """Streams what ``handlers[name](request)`` returns: a list of messages."""
+        name = method.rsplit("/", 1)[1]
+
+        async def call(request: Any, timeout: float | None = None) -> Any:
+            assert timeout is not None, "every call carries a deadline"
+            request_serializer(request)
+            self.calls.append((name, request))
+            handler = self.handlers.get(name)
+            if handler is None:
+                raise rpc_error(grpc.StatusCode.UNIMPLEMENTED, f"no fake for {name}")
+            answer = handler(request)
+            if isinstance(answer, Exception):
+                raise answer
+            for message in answer:
+                yield response_deserializer(message.SerializeToString())
+        return call
+
     async def close(self) -> None:
         self.closed = True
 

@@ -18,16 +18,24 @@ from controller.cli._app import GROUPS
 
 EXPECTED = {
     "init", "serve", "login",
-    "customer add", "customer list", "agent add", "agent list",
+    "customer add", "customer list", "customer show", "agent add", "agent list",
+    "agent install",
     "engineer add", "engineer list", "auditor add",
     "case open", "case list", "case show", "case close",
     "access request", "access list",
-    "session open", "session list", "session show", "session close",
+    "session open", "session list", "session show", "session close", "session replay",
+    "ssh", "gateway-key",
     "diag system", "diag disks", "diag processes",
     "diag cpu", "diag memory", "diag network", "diag process", "diag services", "diag clock",
     "diag database", "diag connect tcp", "diag connect dns", "diag connect http", "diag connect tls",
     "logs tail", "logs search", "files stat", "files hash",
+    "data describe", "data query", "data preview", "data apply", "data undo",
+    "config preview", "config apply", "config undo",
+    "service status", "service preview", "service apply",
+    "device list", "device exec",
     "consent log",
+    "audit verify", "audit export", "audit verify-bundle", "audit prove", "audit report",
+    "audit checkpoint",
 }
 
 

@@ -1,0 +1,188 @@
+"""One login through the gateway: authorize, open the agent's shell, pump bytes, record.
+
+Refusals all look the same to the SSH client ("permission denied" on stderr, exit
+status 1); the reason goes to the controller's log (event ``gateway.refused``). The
+gateway itself checks that the client's key is an enrolled engineer's and, once the
+agent accepted the ticket, that the session it names is open, the engineer's and on that
+agent. The agent checks the rest (see :mod:`agent.shell.service`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+import asyncssh
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from controller.gateway.asciicast import Header, Recorder
+from controller.gateway.link import LinkRefused, ShellLink
+from controller.gateway.recording import Finished, store_recording
+from controller.logs import log_event
+from controller.services._common import Deps
+from controller.store import directory, sessions
+from permissions import key_id
+from pki.tls import TlsFiles
+from rmaint.v1 import agent_pb2 as pb
+
+REFUSED = b"permission denied\r\n"
+_USER = re.compile(r"^(?P<agent>[A-Za-z0-9][A-Za-z0-9._-]{0,62})\+(?P<ticket>[0-9a-f]{32})$")
+READ_SIZE = 65536
+
+
+class Refusal(Exception):
+    """Why a login is refused (for the log only)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Login:
+    """What the SSH layer learned: the username and the authenticated public key."""
+
+    username: str
+    key: asyncssh.SSHKey
+    peer: str
+
+
+def ssh_key_id(key: asyncssh.SSHKey) -> str:
+    """The rmaint key id of an SSH public key (as enrollment computes it)."""
+    public = load_der_public_key(key.export_public_key("pkcs8-der"))
+    return key_id(public)  # type: ignore[arg-type]  # an engineer key is EC, others fail below
+
+
+class GatewaySession:
+    def __init__(self, deps: Deps, files: TlsFiles) -> None:
+        self._deps = deps
+        self._files = files
+
+    async def run(self, process: asyncssh.SSHServerProcess[bytes], login: Login) -> None:
+        try:
+            link, opened, agent_id = await self._authorize(process, login)
+        except Refusal as exc:
+            log_event("gateway.refused", logging.WARNING, reason=exc.reason, detail=exc.detail,
+                      username=login.username[:80], peer=login.peer)
+            process.stderr.write(REFUSED)
+            process.exit(1)
+            return
+        log_event("gateway.shell.started", session_id=opened.session_id,
+                  shell_id=opened.shell_id, agent_id=agent_id, engineer=opened.engineer)
+        await self._pump(process, link, opened, agent_id)
+
+    async def _authorize(self, process: asyncssh.SSHServerProcess[bytes],
+                         login: Login) -> tuple[ShellLink, pb.ShellOpened, str]:
+        match = _USER.match(login.username)
+        if match is None:
+            raise Refusal("bad-username", "expected <agent-id>+<ticket>")
+        try:
+            kid = ssh_key_id(login.key)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise Refusal("key-unusable", str(exc)) from exc
+        engineer = await self._engineer(kid)
+        agent_id = match["agent"]
+        agent = await self._deps.store.read(directory.get_agent, agent_id)
+        if agent is None or not agent.address:
+            raise Refusal("agent-unreachable", agent_id)
+        cols, rows, *_ = process.term_size
+        request = pb.ShellOpen(ticket=match["ticket"], engineer_key_id=kid,
+                               term=process.term_type or "",
+                               window=pb.ShellWindow(cols=cols or 80, rows=rows or 24))
+        try:
+            link, opened = await ShellLink.open(self._files, self._deps.trust_domain, agent_id,
+                                                agent.address, request)
+        except LinkRefused as exc:
+            raise Refusal("agent-refused", str(exc)) from exc
+        try:
+            await self._check_session(opened, engineer, agent_id)
+        except Refusal:
+            await link.close()
+            raise
+        return link, opened, agent_id
+
+    async def _engineer(self, kid: str) -> str:
+        principals = await self._deps.store.read(directory.list_principals)
+        found = [p.name for p in principals if p.role == "engineer" and p.key_fingerprint == kid]
+        if not found:
+            raise Refusal("key-not-enrolled", kid)
+        return found[0]
+
+    async def _check_session(self, opened: pb.ShellOpened, engineer: str, agent_id: str) -> None:
+        session = await self._deps.store.read(sessions.get_session, opened.session_id)
+        if session is None or not session.is_open:
+            raise Refusal("session-not-open", opened.session_id)
+        if session.engineer != engineer or session.agent_id != agent_id \
+                or opened.engineer != engineer:
+            raise Refusal("session-mismatch", f"{opened.session_id} is {session.engineer}'s "
+                          f"on {session.agent_id}")
+
+    async def _pump(self, process: asyncssh.SSHServerProcess[bytes], link: ShellLink,
+                    opened: pb.ShellOpened, agent_id: str) -> None:
+        cols, rows, *_ = process.term_size
+        started_wall, started = self._deps.clock(), time.monotonic()
+        recorder = Recorder(Header(cols or 80, rows or 24, int(started_wall),
+                                   process.term_type or ""), started)
+        inbound = asyncio.create_task(_forward_input(process, link, recorder))
+        digest = hashlib.sha256()
+        ended = pb.ShellExit(status=255, reason="disconnected")
+        try:
+            ended = await _forward_output(process, link, recorder, digest)
+        finally:
+            inbound.cancel()
+            await link.close()
+        finished = Finished(opened.session_id, opened.seq, opened.engineer, agent_id,
+                            opened.shell_id, started_wall, (time.monotonic() - started) * 1000,
+                            ended.status, ended.reason, digest.hexdigest(), ended.output_sha256)
+        await self._save(recorder, finished)  # stored before the client learns the end
+        process.exit(ended.status)
+
+    async def _save(self, recorder: Recorder, finished: Finished) -> None:
+        try:
+            digest = await self._deps.store.write(store_recording, recorder.dumps(), finished,
+                                                  self._deps.clock())
+        except Exception as exc:  # the shell is over; the loss must be loud in the log
+            log_event("gateway.recording.lost", logging.ERROR, session_id=finished.session_id,
+                      shell_id=finished.shell_id, error=repr(exc))
+            return
+        log_event("gateway.shell.ended", session_id=finished.session_id,
+                  shell_id=finished.shell_id, reason=finished.reason, status=finished.status,
+                  recording_sha256=digest,
+                  output_matches=finished.output_sha256 == finished.agent_output_sha256)
+
+
+async def _forward_input(process: asyncssh.SSHServerProcess[bytes], link: ShellLink,
+                         recorder: Recorder) -> None:
+    while True:
+        try:
+            data = await process.stdin.read(READ_SIZE)
+        except asyncssh.TerminalSizeChanged as change:
+            recorder.resize(change.width, change.height, time.monotonic())
+            await link.send(pb.ShellClientMessage(
+                resize=pb.ShellWindow(cols=change.width, rows=change.height)))
+            continue
+        except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+            continue
+        if not data:
+            await link.send(pb.ShellClientMessage(eof=True))
+            return
+        await link.send(pb.ShellClientMessage(stdin=data))
+
+
+async def _forward_output(process: asyncssh.SSHServerProcess[bytes], link: ShellLink,
+                          recorder: Recorder, digest: hashlib._Hash) -> pb.ShellExit:
+    while (message := await link.receive()) is not None:
+        kind = message.WhichOneof("kind")
+        if kind == "stdout":
+            recorder.output(message.stdout, time.monotonic())
+            digest.update(message.stdout)
+            process.stdout.write(message.stdout)
+            await process.stdout.drain()
+        elif kind == "exit":
+            return message.exit
+    return pb.ShellExit(status=255, reason="disconnected")
