@@ -21,6 +21,7 @@ from agent.changes import ChangeStore, StoredPreview
 from agent.data.ops import preview_rows
 from agent.errors import BadInput, ConsentRejected, NotFound
 from agent.rpc import envelope_field, translated
+from agent.state import StateStore
 from agent.trust import PinnedTrust
 from permissions import ChangeConsentInvalid, ChangeContext, verify_change_consent
 from rmaint.v1 import agent_pb2 as pb
@@ -30,6 +31,7 @@ _log = logging.getLogger("agent.local")
 
 class ChangeLocalMethods:
     _changes: ChangeStore | None
+    _state: StateStore
     _trust: PinnedTrust
     _clock: Callable[[], float]
 
@@ -62,6 +64,8 @@ class ChangeLocalMethods:
         if not await asyncio.to_thread(store.add_consent, consent.consent_id, digest,
                                        envelope, now):
             raise ConsentRejected(f"consent id {consent.consent_id} is already in use")
+        # For the controller's consent log, as grants are: sent by the sync loop.
+        await asyncio.to_thread(self._state.queue_report, "change-consent", envelope, now)
         _log.info("change consent stored", extra={"fields": {
             "digest": digest, "consent_id": consent.consent_id,
             "approver_key_id": consent.approver_key_id, "not_after": consent.not_after}})

@@ -232,6 +232,11 @@ class StateStore:
             conn.execute(f"DELETE FROM engineer_keys WHERE {where}", args)  # noqa: S608
         return [PinnedKey(*row) for row in rows]
 
+    def queue_report(self, kind: str, envelope: Envelope, now: float) -> None:
+        """Queue a signed statement for the controller's consent log (e.g. a change consent)."""
+        with self._db.transaction() as conn:
+            _queue(conn, kind, envelope, now)
+
     def store_denial(self, envelope: Envelope, denial: Denial, now: float) -> None:
         """Mark the request denied and queue the signed denial for the controller.
 

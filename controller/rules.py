@@ -48,13 +48,15 @@ def check_signed_by_caller(statement: AccessRequest, caller_name: str, caller_ke
 
 
 def check_case_for(case: Case | None, case_id: str, engineer: str) -> Case:
-    """The case exists, is open and is assigned to ``engineer``."""
-    if case is None:
-        raise FailedPrecondition(f"unknown case {case_id}")
+    """The case exists, is assigned to ``engineer`` and is open.
+
+    An unknown case and another engineer's case get the same answer, so that an engineer
+    cannot probe which case ids exist.
+    """
+    if case is None or case.assignee != engineer:
+        raise FailedPrecondition(f"case {case_id} is unknown or not assigned to you")
     if case.status != "open":
         raise FailedPrecondition(f"case {case_id} is closed")
-    if case.assignee != engineer:
-        raise FailedPrecondition(f"case {case_id} is not assigned to you")
     return case
 
 

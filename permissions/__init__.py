@@ -11,6 +11,7 @@ from permissions.changes import (
     ChangeConsentInvalid,
     ChangeContext,
     consent_to_change,
+    open_change_consent,
     verify_change_consent,
 )
 from permissions.consent import (
@@ -103,10 +104,12 @@ __all__ = [
     "deny",
     "digest",
     "encode_key",
-    "evaluate", "evaluate_verified",
+    "evaluate",
+    "evaluate_verified",
     "format_duration",
     "key_id",
     "load_public_key",
+    "open_change_consent",
     "pae",
     "parse_duration",
     "parse_scopes",

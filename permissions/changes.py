@@ -93,12 +93,13 @@ def consent_to_change(
     return sign(CHANGE_CONSENT, consent.to_payload(), key)
 
 
-def verify_change_consent(envelope: Envelope, approver_keys: Mapping[str, PublicKey],
-                          context: ChangeContext, *, now: int) -> ChangeConsent:
-    """The consent, if a pinned key signed it for exactly ``context`` and ``now`` is in its window.
+def open_change_consent(envelope: Envelope,
+                        approver_keys: Mapping[str, PublicKey]) -> ChangeConsent:
+    """The consent, if well formed and signed by the key it names among ``approver_keys``.
 
-    Raises ChangeConsentInvalid (its ``reason`` one of ``malformed``, ``bad-signature``,
-    ``wrong-signer``, ``wrong-<field>``, ``not-yet-valid``, ``expired``); deny by default.
+    Checks nothing about the change or the time: that is :func:`verify_change_consent`'s
+    (the agent's) job; a recorder of consents (the controller) needs only this.
+    Raises ChangeConsentInvalid (``malformed``, ``bad-signature``, ``wrong-signer``).
     """
     try:
         payload, signer = verify_signer(envelope, CHANGE_CONSENT, approver_keys)
@@ -109,6 +110,17 @@ def verify_change_consent(envelope: Envelope, approver_keys: Mapping[str, Public
         raise ChangeConsentInvalid("bad-signature") from exc
     if consent.approver_key_id != signer:
         raise ChangeConsentInvalid("wrong-signer")
+    return consent
+
+
+def verify_change_consent(envelope: Envelope, approver_keys: Mapping[str, PublicKey],
+                          context: ChangeContext, *, now: int) -> ChangeConsent:
+    """The consent, if a pinned key signed it for exactly ``context`` and ``now`` is in its window.
+
+    Raises ChangeConsentInvalid (its ``reason`` one of ``malformed``, ``bad-signature``,
+    ``wrong-signer``, ``wrong-<field>``, ``not-yet-valid``, ``expired``); deny by default.
+    """
+    consent = open_change_consent(envelope, approver_keys)
     for name in ("change_digest", "agent_id", "case_id", "grant_id", "engineer_key_id"):
         if getattr(consent, name) != getattr(context, name):
             raise ChangeConsentInvalid(f"wrong-{name.replace('_', '-')}")

@@ -32,7 +32,8 @@ from controller.audit.errors import BadRecord
 
 VERSION = 1
 CONSENT_KINDS = frozenset(f"consent.{k}" for k in
-                          ("requested", "approved", "denied", "revoked", "expired"))
+                          ("requested", "approved", "denied", "revoked", "expired",
+                           "change-approved"))
 OPENED, OPERATION, OUTCOME, CLOSED = ("session.opened", "session.operation",
                                       "session.outcome", "session.closed")
 SESSION_KINDS = frozenset((OPENED, OPERATION, OUTCOME, CLOSED))

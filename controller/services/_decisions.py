@@ -1,4 +1,5 @@
-"""Recording the customer's signed decisions (grant, denial, revocation) as an agent reports them.
+"""Recording the customer's signed decisions (grant, denial, revocation, consent to a change)
+as an agent reports them.
 
 Each function runs inside one transaction and is idempotent: reporting the same decision
 again changes nothing, so agents may retry until they see an acknowledgement.
@@ -12,9 +13,10 @@ from controller import rules
 from controller.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from controller.store import grants, requests, sessions
 from controller.store.records import ConsentEntry, GrantRecord, RequestRecord
-from permissions import Denial, Envelope, Grant, Revocation
+from permissions import ChangeConsent, Denial, Envelope, Grant, Revocation
 
 APPROVED, DENIED, REVOKED, EXPIRED = "approved", "denied", "revoked", "expired"
+CHANGE_APPROVED = "change-approved"
 
 
 def record_decision(conn: Connection, agent_id: str, decision: Grant | Denial | Revocation,
@@ -27,6 +29,34 @@ def record_decision(conn: Connection, agent_id: str, decision: Grant | Denial | 
     if isinstance(decision, Denial):
         return _denial(conn, decision, envelope, now)
     return _revocation(conn, decision, envelope, now)
+
+
+def record_change_consent(conn: Connection, agent_id: str, consent: ChangeConsent,
+                          envelope: Envelope, now: float) -> str:
+    """Record the customer's consent to one previewed change under a recorded grant.
+
+    The controller cannot check the change itself (the preview stays on the agent): the
+    entry says which digest the customer signed, under which grant, case and engineer key.
+    """
+    if consent.agent_id != agent_id:
+        raise PermissionDenied(f"agent {agent_id} reported a change consent for "
+                               f"{consent.agent_id}")
+    grant = grants.get_grant(conn, consent.grant_id)
+    if grant is None:
+        raise NotFound(f"unknown grant {consent.grant_id}")
+    _owned_by(grant.agent_id, agent_id, f"grant {grant.grant_id}")
+    if (grant.case_id, grant.engineer_key_id) != (consent.case_id, consent.engineer_key_id):
+        raise InvalidArgument(f"the change consent does not match grant {grant.grant_id}")
+    if any(e.kind == CHANGE_APPROVED and e.envelope is not None
+           and e.envelope.payload == envelope.payload
+           for e in requests.consent_entries(conn, case_id=grant.case_id, agent_id=agent_id)):
+        return "repeated change consent"
+    request = requests.get_request(conn, grant.request_id)
+    assert request is not None, "grants reference their request"
+    _log(conn, now, CHANGE_APPROVED, request, grant.grant_id, consent.approver_key_id,
+         f"consent to change {consent.change_digest} until {consent.not_after}",
+         grant.scopes, envelope)
+    return "change consent recorded"
 
 
 def _owned_by(owner: str, agent_id: str, what: str) -> None:

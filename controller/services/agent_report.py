@@ -18,16 +18,19 @@ from controller.logs import log_event
 from controller.rules import REQUEST_TTL
 from controller.services import _common, archive, inspection
 from controller.services._common import Deps, caller_as
-from controller.services._decisions import record_decision
+from controller.services._decisions import record_change_consent, record_decision
 from controller.store import directory, requests
 from controller.store.records import AgentRecord
 from permissions import (
+    CHANGE_CONSENT,
     BadSignature,
+    ChangeConsentInvalid,
     Envelope,
     MalformedStatement,
     PublicKey,
     key_id,
     load_public_key,
+    open_change_consent,
     verify_decision,
 )
 from rmaint.envelopes import to_wire
@@ -133,6 +136,13 @@ def _report(conn: Connection, agent_id: str, envelope: Envelope, now: float) -> 
         kid: load_public_key(raw)
         for kid, raw in directory.get_approver_keys(conn, agent_id).items()
     }
+    if envelope.payload_type == CHANGE_CONSENT:
+        try:
+            consent = open_change_consent(envelope, keys)
+        except ChangeConsentInvalid as exc:
+            raise PermissionDenied(f"agent {agent_id} reported a change consent that does not "
+                                   f"verify: {exc.reason}") from exc
+        return record_change_consent(conn, agent_id, consent, envelope, now)
     try:
         decision = verify_decision(envelope, keys)
     except BadSignature as exc:

@@ -1288,7 +1288,9 @@ class ConsentEntry(_message.Message):
     at: _builtins.int
     """Unix seconds."""
     kind: _builtins.str
-    """"requested", "approved", "denied", "revoked" or "expired"."""
+    """"requested", "approved", "denied", "revoked", "expired" or "change-approved" (the
+    customer's signed consent to one previewed change; reason names its digest).
+    """
     request_id: _builtins.str
     """Access request id."""
     grant_id: _builtins.str

@@ -50,7 +50,7 @@ def refusable(deployment: E2E, tmp_path_factory: pytest.TempPathFactory) -> dict
                      "--listen", f"127.0.0.1:{free_port()}")
     return {
         "case-closed": Refusable(closed, AGENT_ID, f"case {closed} is closed"),
-        "not-assigned": Refusable(others, AGENT_ID, f"case {others} is not assigned to you"),
+        "not-assigned": Refusable(others, AGENT_ID, f"case {others} is unknown or not assigned to you"),
         "other-customer": Refusable(globex, AGENT_ID,
                                     f"agent {AGENT_ID} is not an agent of customer globex"),
         "outside-contract": Refusable(initech, "old-1", OUTSIDE),

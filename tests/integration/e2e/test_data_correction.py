@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from demo.correction import SOURCES
+from demo.deployment import wait_until
 from tests.integration.e2e.conftest import E2E, one_error_line
 
 SECRET = "ada-private-91c2@example.test"  # noqa: S105 - a masked test value
@@ -37,20 +39,7 @@ def _rows(path: Path) -> list[Any]:
 
 
 def _sources(path: Path) -> str:
-    return f"""[[data.sources]]
-name = "shop"
-engine = "sqlite"
-path = "{path}"
-
-[[data.sources.tables]]
-name = "customers"
-columns = ["id", "name", "email"]
-masked = ["email"]
-
-[[data.sources.tables]]
-name = "orders"
-columns = ["id", "customer_id", "status", "total"]
-"""
+    return SOURCES.format(path=path)  # the demo's allowlist of the same sample database
 
 
 def _consent_and_apply(e2e: E2E, digest: str) -> dict[str, Any]:
@@ -70,7 +59,7 @@ def test_preview_consent_apply_undo(deployment_factory: Callable[..., E2E]) -> N
     _shop(db)
     original = _rows(db)
     d.enable_data(_sources(db))
-    e2e.grant_session(scopes=("data.read", "data.write"))
+    granted = e2e.grant_session(scopes=("data.read", "data.write"))
 
     schema = d.json(d.engineer("data", "describe", "shop", "--json"))
     assert [t["name"] for t in schema["tables"]] == ["customers", "orders"]
@@ -97,6 +86,17 @@ def test_preview_consent_apply_undo(deployment_factory: Callable[..., E2E]) -> N
     assert undo["undo_of"] == digest and undo["counts"]["deletes"] == 1
     _consent_and_apply(e2e, undo["digest"])
     assert _rows(db) == original
+
+    # Both consents reach the controller's consent log, signed as the customer signed them.
+    def change_consents() -> list[dict[str, Any]]:
+        log = d.json(d.auditor("consent", "log", "--case", granted.case_id, "--json"))
+        return [c for c in log if c["kind"] == "change-approved"]
+    wait_until(lambda: len(change_consents()) == 2, "the change consents to be reported")
+    signed = [c["envelope"]["statement"]["change_digest"] for c in change_consents()]
+    assert signed == [digest, undo["digest"]]
+    assert {c["grant_id"] for c in change_consents()} == {granted.grant_id}
+    verified = d.auditor("audit", "verify", "--case", granted.case_id, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr  # in the signed log too
 
     for path in d.controller_home.rglob("*"):
         if path.is_file():

@@ -80,20 +80,25 @@ class FakeChannel:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     closed: bool = False
 
+    def _answer(self, name: str, request: Any, request_serializer: Callable[[Any], bytes],
+                timeout: float | None) -> Any:
+        assert timeout is not None, "every call carries a deadline"
+        request_serializer(request)
+        self.calls.append((name, request))
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise rpc_error(grpc.StatusCode.UNIMPLEMENTED, f"no fake for {name}")
+        answer = handler(request)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
     def unary_unary(self, method: str, request_serializer: Callable[[Any], bytes],
                     response_deserializer: Callable[[bytes], Any], **_: Any) -> Any:
         name = method.rsplit("/", 1)[1]
 
         async def call(request: Any, timeout: float | None = None) -> Any:
-            assert timeout is not None, "every call carries a deadline"
-            request_serializer(request)
-            self.calls.append((name, request))
-            handler = self.handlers.get(name)
-            if handler is None:
-                raise rpc_error(grpc.StatusCode.UNIMPLEMENTED, f"no fake for {name}")
-            answer = handler(request)
-            if isinstance(answer, Exception):
-                raise answer
+            answer = self._answer(name, request, request_serializer, timeout)
             return response_deserializer(answer.SerializeToString())
         return call
 
@@ -103,16 +108,7 @@ class FakeChannel:
         name = method.rsplit("/", 1)[1]
 
         async def call(request: Any, timeout: float | None = None) -> Any:
-            assert timeout is not None, "every call carries a deadline"
-            request_serializer(request)
-            self.calls.append((name, request))
-            handler = self.handlers.get(name)
-            if handler is None:
-                raise rpc_error(grpc.StatusCode.UNIMPLEMENTED, f"no fake for {name}")
-            answer = handler(request)
-            if isinstance(answer, Exception):
-                raise answer
-            for message in answer:
+            for message in self._answer(name, request, request_serializer, timeout):
                 yield response_deserializer(message.SerializeToString())
         return call
 

@@ -98,3 +98,17 @@ def test_verdict_depends_on_time_only_through_the_window(now: int) -> None:
         assert not inside
     else:
         assert inside
+
+
+def test_opening_a_consent_checks_only_its_signature_and_shape() -> None:
+    """What the controller checks before recording a consent: a pinned key signed it."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    context = p.ChangeContext(change_digest="sha256:" + "ab" * 32, agent_id="web-1",
+                              case_id="C-1", grant_id="G-1", engineer_key_id="sha256:" + "cd" * 32)
+    envelope = p.consent_to_change(context, key, consent_id="K-1", now=1_800_000_000)
+    keys = {p.key_id(key.public_key()): key.public_key()}
+    assert p.open_change_consent(envelope, keys).change_digest == context.change_digest
+    other = ed25519.Ed25519PrivateKey.generate().public_key()
+    with pytest.raises(p.ChangeConsentInvalid) as refused:
+        p.open_change_consent(envelope, {p.key_id(other): other})
+    assert refused.value.reason == "bad-signature"
