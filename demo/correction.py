@@ -58,11 +58,13 @@ def _consent_and_apply(d: Deployment, digest: str) -> None:
     d.engineer("data", "apply", digest)
 
 
-def correction(d: Deployment, step: Callable[[str], None]) -> None:
+def correction(d: Deployment, step: Callable[[str], None]) -> str:
+    """Run the correction; the id of its case."""
     step("The customer lists a business database for correction (email masked) in agent.toml")
     d.enable_data(SOURCES.format(path=make_shop(d)))
     case_id = d.open_case("order 1002 has a wrong status; order 1003 was never entered")
-    grant_id = d.grant_access(case_id, scopes=("data.read", "data.write"))
+    grant_id = d.grant_access(case_id, scopes=("data.read", "data.write"),
+                              reason="correct order 1002 and enter order 1003")
     d.engineer("session", "open", "--case", case_id, "--agent", "web-1", "--grant", grant_id)
     step("The engineer looks at the data: structured queries only, masked columns masked")
     d.engineer("data", "describe", "shop")
@@ -78,3 +80,5 @@ def correction(d: Deployment, step: Callable[[str], None]) -> None:
     undo = _digest(d.engineer("data", "undo", digest).stdout)
     _consent_and_apply(d, undo)
     d.engineer("data", "query", "shop", "orders")
+    d.engineer("session", "close")
+    return case_id

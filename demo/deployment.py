@@ -250,9 +250,10 @@ class Deployment:
         return str(self.json(done)["case_id"])
 
     def grant_access(self, case_id: str, scopes: Sequence[str] = ("diag.read",),
-                     duration: str = "2h") -> str:
+                     duration: str = "2h",
+                     reason: str = "customer reports slow responses") -> str:
         args = ["access", "request", "--case", case_id, "--agent", "web-1", "--for", duration,
-                "--reason", "customer reports slow responses", "--json"]
+                "--reason", reason, "--json"]
         for scope in scopes:
             args += ["--scope", scope]
         request_id = str(self.json(self.engineer(*args))["request_id"])

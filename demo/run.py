@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from demo.correction import correction
-from demo.deployment import Deployment, StepFailed
+from demo.deployment import Deployment, StepFailed, wait_until
 
 STATE = Path(__file__).resolve().parents[1] / "demo-state"
 
@@ -68,14 +68,22 @@ def run(d: Deployment) -> None:
     print(denied.stderr.strip())
     if denied.returncode == 0:
         raise StepFailed("a call after revocation was not denied")
-    correction(d, step)
+    corrected = correction(d, step)
     step("The session log, as an auditor sees it")
     sessions = d.json(d.auditor("session", "list", "--case", case_id, "--json"))
     d.auditor("session", "show", sessions[0]["session_id"])
-    step("The consent log")
+    step("The consent log: access, and the customer's signed consent to each change")
     d.auditor("consent", "log", "--case", case_id)
+    d.echo = False  # the agent reports consents in the background: wait for both, quietly
+    wait_until(lambda: sum(e["kind"] == "change-approved" for e in d.json(d.auditor(
+        "consent", "log", "--case", corrected, "--json"))) == 2, "the change consents")
+    d.echo = True
+    d.auditor("consent", "log", "--case", corrected)
+    step("The auditor verifies the controller's tamper-evident log; the customer the agent's")
+    d.auditor("audit", "verify", "--case", corrected)
+    d.rmagent("verify-log")
     step("The agent's own log of every attempt")
-    d.rmagent("log")
+    d.rmagent("log", "--limit", "8")
 
 
 if __name__ == "__main__":
