@@ -28,9 +28,14 @@ from agent.errors import InvalidParams
 
 Params = Mapping[str, Any]
 Runner = Callable[[], Awaitable[dict[str, Any]]]
+# A streaming operation hands each part of its output to ``Emit`` as it is ready (a watch
+# sample, a chunk of an archive; at most PART_LIMIT bytes each) and returns its summary.
+Emit = Callable[[bytes], Awaitable[None]]
+StreamRunner = Callable[[Emit], Awaitable[dict[str, Any]]]
 Q = TypeVar("Q")
 KIB = 1024
 MIB = 1024 * KIB
+PART_LIMIT = 1 * MIB
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,10 @@ class OperationSpec:
     Operations that must know whom they run for (writes: previews are stored under their
     grant, case and engineer key) set ``prepare_in_context`` instead; the dispatcher calls
     :meth:`runner`, which picks the right one.
+
+    Streaming operations (a watch, a support bundle) set ``prepare_stream``: their output
+    is a sequence of parts sent as they come, ``output_limit`` bounds all parts together
+    and ``deadline`` the whole run; the receipt binds the SHA-256 of the parts in order.
     """
 
     name: str
@@ -49,6 +58,11 @@ class OperationSpec:
     output_limit: int
     prepare: Callable[[Params], Runner]
     prepare_in_context: Callable[[Params, OperationContext], Runner] | None = None
+    prepare_stream: Callable[[Params, OperationContext], StreamRunner] | None = None
+
+    @property
+    def streams(self) -> bool:
+        return self.prepare_stream is not None
 
     def runner(self, params: Params, context: OperationContext) -> Runner:
         if self.prepare_in_context is not None:
