@@ -73,6 +73,11 @@ class KeyChanged(ConsentRejected):
     """The grant names a key other than those the customer accepted for its engineer."""
 
 
+class KeyConflict(KeyChanged):
+    """No key is accepted for the engineer yet, and pending requests in that name carry
+    different keys."""
+
+
 @dataclass(frozen=True)
 class PinnedKey:
     """An engineer key the customer accepted: which approval pinned it, when, and by whom."""
@@ -331,7 +336,27 @@ def _pin(conn: sqlite3.Connection, grant: Grant, now: float, *, accept_new_key: 
             f"{describe_change(grant.engineer, grant.engineer_key_id, pinned)}; "
             "the customer must accept the new key explicitly (rmagent approve "
             "--accept-new-key)")
+    if not pinned and not accept_new_key:
+        _refuse_rival_keys(conn, grant, now)
     _insert_pin(conn, grant, now, approver=approver)
+
+
+def _refuse_rival_keys(conn: sqlite3.Connection, grant: Grant, now: float) -> None:
+    """KeyConflict when another pending request in the same engineer's name carries
+    another key: approving the first would pin whichever key it carries."""
+    rows = conn.execute(
+        "SELECT envelope, status, received_at FROM requests "
+        "WHERE engineer = ? AND status = 'pending' AND request_id != ? AND received_at + ? > ?",
+        (grant.engineer, grant.request_id, REQUEST_TTL, now)).fetchall()
+    rivals = sorted({r.request.engineer_key_id for r in map(_request, rows)}
+                    - {grant.engineer_key_id})
+    if rivals:
+        raise KeyConflict(
+            f"request {grant.request_id} not approved: KEY CONFLICT: no key is pinned for "
+            f"{grant.engineer!r} yet and other pending requests in that name are signed by "
+            f"{', '.join(rivals)}, not {grant.engineer_key_id}; check with {grant.engineer} "
+            "by another channel which key is theirs, deny the others, and approve with "
+            "--accept-new-key")
 
 
 def _insert_pin(conn: sqlite3.Connection, grant: Grant, now: float, *, approver: str) -> None:

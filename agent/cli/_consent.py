@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -73,8 +74,23 @@ def requests(ctx: typer.Context, show_all: AllOption = False,
     for item in items:
         if item.key_changed and item.status == "pending":
             _print_key_change(item)
+    for engineer, keys in rival_keys(items).items():
+        console().print(
+            f"KEY CONFLICT: no key is pinned for {engineer!r} yet and pending requests in that "
+            f"name are signed by {len(keys)} different keys ({', '.join(keys)}): check with "
+            f"{engineer} by another channel which key is theirs and deny the others; approving "
+            "one needs --accept-new-key", style="bold red", soft_wrap=True)
     if not show_all:
         console().print("decide with 'rmagent approve <request>' or 'rmagent deny <request>'")
+
+
+def rival_keys(items: Sequence[ReceivedRequest]) -> dict[str, list[str]]:
+    """Engineer names with no pinned key whose pending requests carry different keys."""
+    keys: dict[str, set[str]] = {}
+    for item in items:
+        if item.status == "pending" and not item.pinned_keys:
+            keys.setdefault(item.request.engineer, set()).add(item.request.engineer_key_id)
+    return {name: sorted(found) for name, found in sorted(keys.items()) if len(found) > 1}
 
 
 def _print_key_change(item: ReceivedRequest) -> None:

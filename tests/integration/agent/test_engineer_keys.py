@@ -141,3 +141,30 @@ async def test_rmagent_flags_refuses_and_accepts_a_changed_key(
     forgot = await rmagent("engineers", "forget", "alice")
     assert forgot.exit_code == 0, forgot.output
     assert "no engineer key is pinned" in (await rmagent("engineers")).stdout
+
+
+async def test_rmagent_flags_and_refuses_rival_keys_before_any_is_pinned(
+        deployment: Deployment, start_agent: StartAgent) -> None:
+    await start_agent()
+    runner = CliRunner(env={"COLUMNS": "200"})
+
+    async def rmagent(*args: str) -> Result:
+        return await asyncio.to_thread(runner.invoke, app,
+                                       ["--home", str(deployment.home), *args])
+
+    assert (await rmagent("approver", "init", "--name", "ops")).exit_code == 0
+    first, forged = deployment.request("R-1"), filed_by_another_key("R-2")
+    deployment.receive(first)
+    deployment.receive(forged)
+    table = await rmagent("requests")
+    assert table.exit_code == 0, table.output
+    assert "KEY CONFLICT: no key is pinned for 'alice'" in table.stdout
+    assert key_of(first) in table.stdout and key_of(forged) in table.stdout
+    refused = await rmagent("approve", "R-2", "--yes", "--approver", "ops")
+    assert refused.exit_code == 1 and "KEY CONFLICT" in refused.stderr
+    assert json.loads((await rmagent("engineers", "--json")).stdout)["engineers"] == []
+    denied = await rmagent("deny", "R-2", "--reason", "not alice's key", "--approver", "ops")
+    assert denied.exit_code == 0, denied.output
+    assert "KEY CONFLICT" not in (await rmagent("requests")).stdout
+    approved = await rmagent("approve", "R-1", "--yes", "--approver", "ops")
+    assert approved.exit_code == 0, approved.output

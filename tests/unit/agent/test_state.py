@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 import permissions as p
 from agent import config as c
 from agent.errors import ConsentRejected
-from agent.state import REQUEST_TTL, KeyChanged, PinnedKey, StateStore, key_changed
+from agent.state import REQUEST_TTL, KeyChanged, KeyConflict, PinnedKey, StateStore, key_changed
 from agent.trust import PinnedTrust
 from tests.unit.agent.conftest import World
 
@@ -136,6 +136,38 @@ def test_the_first_approval_pins_the_engineer_key(tmp_path: Path) -> None:
         assert not key_changed(request, state.engineer_keys("alice"))
         assert state.store_grant(grant_envelope, grant, 1010)
         assert len(state.engineer_keys()) == 1
+    finally:
+        state.close()
+
+
+def test_rival_keys_for_an_unpinned_engineer_are_refused_unless_accepted(tmp_path: Path) -> None:
+    world = World()
+    state = StateStore(tmp_path / "state.db")
+    try:
+        # Two pending requests in alice's name, no key pinned yet, signed by different keys:
+        # approving either would pin whichever key it carries.
+        state.add_request(world.request_envelope, world.request, 950)
+        other = ec.generate_private_key(ec.SECP256R1())
+        envelope, request, grant_envelope, grant = _request_by(world, other, "R-2", "G-2")
+        state.add_request(envelope, request, 960)
+        with pytest.raises(KeyConflict, match="KEY CONFLICT") as refused:
+            state.store_grant(grant_envelope, grant, 1000)
+        assert world.request.engineer_key_id in str(refused.value)
+        assert state.engineer_keys() == [] and state.get_grant("G-2") is None
+        assert state.get_request("R-2").status == "pending"  # type: ignore[union-attr]
+        # Once the customer denies the rival, or accepts the key explicitly, it goes through.
+        assert state.store_grant(grant_envelope, grant, 1000, accept_new_key=True)
+        assert [k.key_id for k in state.engineer_keys()] == [request.engineer_key_id]
+        # A rival that expired unanswered does not block: it can no longer be approved.
+        world2 = World()
+        state2 = StateStore(tmp_path / "state2.db")
+        try:
+            state2.add_request(world2.request_envelope, world2.request, 0)
+            e2, r2, g2e, g2 = _request_by(world2, other, "R-2", "G-2")
+            state2.add_request(e2, r2, 960)
+            assert state2.store_grant(g2e, g2, REQUEST_TTL + 1)
+        finally:
+            state2.close()
     finally:
         state.close()
 
