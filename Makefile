@@ -44,7 +44,7 @@ check-protos: $(STAMP)
 	@echo "generated protobuf code is fresh"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check agent controller permissions pki tlog tests bench demo
+	$(VENV)/bin/ruff check agent controller permissions pki tlog tests bench demo protos/rmaint/*.py
 	$(VENV)/bin/mypy agent controller permissions pki tlog
 
 bench: $(STAMP)

@@ -13,18 +13,17 @@ connection), and each method's guarded handler is built once.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from agent.errors import REFUSED_TEXT
 from pki.identity import ROLES, Identity
 from pki.tls import peer_identity
+from rmaint import handlers
 
 UNAUTHENTICATED_TEXT = "unauthenticated"
 LOCAL: Final = "local"
@@ -39,7 +38,9 @@ _LOCAL = "/rmaint.v1.AgentLocalService/"
 
 TABLE: Mapping[str, Rule] = {
     "/rmaint.v1.AgentService/Execute": CONTROLLER,
+    "/rmaint.v1.AgentService/ExecuteStream": CONTROLLER,
     "/rmaint.v1.AgentService/Shell": CONTROLLER,
+    "/rmaint.v1.AgentService/ApplyLocks": CONTROLLER,
     _HEALTH + "Check": ANY_PEER,
     _HEALTH + "Watch": ANY_PEER,
     _HEALTH + "List": ANY_PEER,
@@ -134,7 +135,7 @@ class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is u
         cached = self._guarded.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        guarded = _wrap(handler, self._guard(method, rule))
+        guarded = handlers.guarded(handler, self._guard(method, rule))
         self._guarded[method] = (handler, guarded)
         return guarded
 
@@ -168,51 +169,3 @@ def _refusing_handler(method: str) -> grpc.RpcMethodHandler:
                                                "method not in the authorization table"))
         return b""
     return grpc.unary_unary_rpc_method_handler(refuse)
-
-
-def _wrap(handler: grpc.RpcMethodHandler,
-          guard: Callable[[Any], Awaitable[None]]) -> grpc.RpcMethodHandler:
-    """The same handler with ``guard(context)`` awaited before its behaviour.
-
-    Unary requests are decoded after the guard, so unauthorized callers never make the
-    server parse anything, and undecodable bytes become INVALID_ARGUMENT.
-    """
-    kinds = {"unary_unary": grpc.unary_unary_rpc_method_handler,
-             "unary_stream": grpc.unary_stream_rpc_method_handler,
-             "stream_unary": grpc.stream_unary_rpc_method_handler,
-             "stream_stream": grpc.stream_stream_rpc_method_handler}
-    for attribute, make in kinds.items():
-        behaviour = getattr(handler, attribute)
-        if behaviour is None:
-            continue
-        if attribute.startswith("unary_"):
-            return make(_guarded(behaviour, guard, handler.request_deserializer),
-                        request_deserializer=None,
-                        response_serializer=handler.response_serializer)
-        return make(_guarded(behaviour, guard, None),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
-    raise TypeError("handler without behaviour")
-
-
-def _guarded(behaviour: Callable[..., Any], guard: Callable[[Any], Awaitable[None]],
-             decode: Callable[[bytes], Any] | None) -> Callable[..., Any]:
-    async def admit(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await guard(context)
-        if decode is None:
-            return request
-        try:
-            return decode(request)
-        except DecodeError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "malformed request: not a valid protobuf message")
-
-    if inspect.isasyncgenfunction(behaviour):
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for response in behaviour(await admit(request, context), context):
-                yield response
-        return stream
-
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await behaviour(await admit(request, context), context)
-    return call

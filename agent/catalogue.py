@@ -19,9 +19,21 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from agent.bundle.operation import BundleSettings, bundle_spec
 from agent.context import OperationContext
 from agent.data.ops import DataOperations
-from agent.diag import connect, database, files, logs, logsearch, network, processes, services, system
+from agent.diag import (
+    connect,
+    database,
+    files,
+    logs,
+    logsearch,
+    network,
+    processes,
+    services,
+    system,
+    watch,
+)
 from agent.diag.params import ParamReader
 from agent.diag.policy import DiagConfig
 from agent.errors import InvalidParams
@@ -36,6 +48,7 @@ Q = TypeVar("Q")
 KIB = 1024
 MIB = 1024 * KIB
 PART_LIMIT = 1 * MIB
+WATCH_OUTPUT_LIMIT = 64 * MIB  # all samples of one diag.watch together
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,22 @@ def in_context(name: str, scope: str, writes: bool,
                          prepare)
 
 
+def streaming(name: str, scope: str,
+              prepare: Callable[[Params, OperationContext], StreamRunner], *,
+              deadline: float, output_limit: int) -> OperationSpec:
+    """A streaming operation (see ``prepare_stream``); it runs only through the dispatcher's
+    ``execute_stream``."""
+    return OperationSpec(name, scope, False, deadline, output_limit, _needs_context(name),
+                         prepare_stream=prepare)
+
+
+def _watch(diag: DiagConfig) -> Callable[[Params, OperationContext], StreamRunner]:
+    def prepare(params: Params, context: OperationContext) -> StreamRunner:
+        query = watch.parse_watch(params, diag)
+        return lambda emit: watch.watch(query, emit)
+    return prepare
+
+
 def _data(name: str, scope: str, writes: bool,
           prepare: Callable[[Params, OperationContext], Runner]) -> OperationSpec:
     return in_context(name, scope, writes, prepare)
@@ -121,11 +150,14 @@ def _read(name: str, deadline: float, limit: int,
 
 
 def build_catalogue(diag: DiagConfig, data: DataOperations | None = None,
-                    more: tuple[OperationSpec, ...] = ()) -> dict[str, OperationSpec]:
+                    more: tuple[OperationSpec, ...] = (),
+                    bundle: BundleSettings | None = None) -> dict[str, OperationSpec]:
     """Every operation, with the allowlists of ``diag`` bound into those that use them.
 
     The ``data.*`` operations are offered when ``data`` (the customer's data sources with
     the change store) is given; ``more`` adds operations bound elsewhere (``shell.open``).
+    ``bundle`` is where ``bundle.create`` stages its archive (the agent's home) and its
+    ``[bundle]`` limit; by default the system's temporary directory and 64 MiB.
     """
     specs = (
         _read("diag.system", 10.0, 64 * KIB, _no_params("diag.system", system.system)),
@@ -143,6 +175,8 @@ def build_catalogue(diag: DiagConfig, data: DataOperations | None = None,
               _bind(partial(connect.parse_connect, diag=diag), connect.connect)),
         _read("diag.database", 20.0, 256 * KIB,
               _bind(partial(database.parse_database, diag=diag), database.database)),
+        streaming("diag.watch", "diag.read", _watch(diag), deadline=watch.MAX_FOR + 120.0,
+                  output_limit=WATCH_OUTPUT_LIMIT),
         OperationSpec("logs.tail", "diag.logs", False, 20.0, MIB,
                       _bind(partial(logs.parse_tail, diag=diag), logs.tail)),
         OperationSpec("logs.search", "diag.logs", False, 25.0, MIB,
@@ -153,7 +187,8 @@ def build_catalogue(diag: DiagConfig, data: DataOperations | None = None,
                       _bind(partial(files.parse_file, "files.hash", diag=diag), files.hash_file)),
     )
     extra = data_specs(data) if data is not None else ()
-    return {spec.name: spec for spec in (*specs, *extra, *more)}
+    bundled = bundle_spec(diag, specs, bundle or BundleSettings())
+    return {spec.name: spec for spec in (*specs, bundled, *extra, *more)}
 
 
 CATALOGUE: dict[str, OperationSpec] = build_catalogue(DiagConfig())

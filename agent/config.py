@@ -31,6 +31,8 @@ Layout (relative names resolve against the home)::
              :mod:`agent.servicectl.policy`)
     [[devices]] (optional; agentless devices reached over SSH, see
              :mod:`agent.devices.policy`)
+    [bundle] max_bytes (optional; the size limit of support bundles, see
+             :mod:`agent.bundle.policy`)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent import params as params_policy
 from agent import servicectl as services_policy
+from agent.bundle import policy as bundle_policy
 from agent.data import policy as data_policy
 from agent.data.policy import DataConfig
 from agent.devices import policy as devices_policy
@@ -134,6 +137,7 @@ class AgentConfig:
     services: services_policy.ServicesConfig = field(
         default_factory=services_policy.ServicesConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
+    bundle: bundle_policy.BundleConfig = field(default_factory=bundle_policy.BundleConfig)
     mode: str = "direct"
 
     @property
@@ -393,6 +397,8 @@ _SECTIONS: dict[str, _Section] = {
                          services_policy.ServicesConfigInvalid),
     "devices": _Section("devices", devices_policy.parse, devices_policy.to_toml, [],
                         devices_policy.DeviceConfigInvalid),
+    "bundle": _Section("bundle", bundle_policy.parse, bundle_policy.to_toml, {},
+                       bundle_policy.BundleConfigInvalid),
 }
 
 

@@ -25,10 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent import config as agent_config
 from agent import jsonlog, params
+from agent.bundle.operation import BundleSettings
 from agent.catalogue import OperationSpec, build_catalogue
 from agent.change_consent import ChangeGate
 from agent.changes import CHANGES_NAME, ChangeStore
-from agent.checkpoints import start_checkpoints
+from agent.checkpoints import signer_for, start_checkpoints
 from agent.config import AgentConfig, AgentPaths
 from agent.data.ops import DataOperations
 from agent.data.undo import resolve_applying
@@ -38,14 +39,18 @@ from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
 from agent.inspect.runner import start_inspection
 from agent.local_service import LocalServicer
+from agent.locks import LockKeeper, LockPuller
 from agent.log import OperationLog
 from agent.param_ops import PARAMS_BACKUPS, ParamOperations
-from agent.server import execute, start_local_server, start_network_server
+from agent.renewal import Renewer
+from agent.server import execute, execute_stream, start_local_server, start_network_server
 from agent.service_ops import ServiceOperations
+from agent.shell.reverse import ReverseShells
 from agent.shell.service import ShellService
 from agent.state import StateStore
 from agent.sync import SyncLoop
 from agent.trust import PinnedTrust
+from agent.witness import Witness
 from pki.certs import identity_of
 from pki.files import read_cert, read_ec_key
 from pki.handshakes import HandshakeWatch
@@ -69,6 +74,8 @@ class AgentHandle:
     sync: SyncLoop
     _stack: contextlib.AsyncExitStack
     dialout: DialOut | None = None  # set in dial-out and both modes
+    locks: LockKeeper | None = None  # the controller's locks this agent holds
+    renewer: Renewer | None = None  # renews the certificate at half-life
 
     async def stop(self) -> None:
         """Stop serving, stop syncing, close the databases; safe to call twice."""
@@ -105,14 +112,21 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
                             log=log, catalogue=build_catalogue(
                                 config.diag, data,
                                 more=(*shell.specs(), *_change_specs(home, config, changes,
-                                                                     trust, clock))),
+                                                                     trust, clock)),
+                                bundle=BundleSettings(home, config.bundle.max_bytes, clock)),
                             clock=clock)
     shell.attach(dispatcher)  # a revocation ends the grant's shells
     stack.push_async_callback(dispatcher.close)  # after the servers stop, before the stores
     files = TlsFiles(paths.key, paths.cert, paths.ca)
-    port, address = await _start_direct(stack, config, identity, files, dispatcher, shell)
+    locks = LockKeeper(home, dispatcher)
+    locks.load()  # before anything is served: kept locks are in force from the start
+    port, address = await _start_direct(stack, config, identity, files, dispatcher, shell,
+                                        locks)
+    witness = Witness(paths.log, signer_for(home, identity)[0], clock=clock)
+    stack.callback(witness.close)  # after the sync loop stops
     sync = SyncLoop(controller=config.controller, trust_domain=identity.trust_domain,
-                    files=files, state=state, trust=trust, address=address, clock=clock)
+                    files=files, state=state, trust=trust, address=address, clock=clock,
+                    witness=witness)
     stack.push_async_callback(sync.close)
     local = LocalServicer(agent_id=identity.name, listen=address, controller=config.controller,
                           state=state, dispatcher=dispatcher, trust=trust, sync=sync, clock=clock,
@@ -123,8 +137,29 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
     task = asyncio.create_task(sync.run(), name="rmagent-sync")
     stack.push_async_callback(_cancel, task)
     await start_inspection(stack, home=home, config=config, log=log, files=files, clock=clock)
-    dialout = await _start_dialout(stack, config, identity, files, dispatcher)
-    return AgentHandle(port, address, paths.socket, identity, dispatcher, sync, stack, dialout)
+    if config.dials_out:  # logins reach it through streams it opens, one per ticket
+        reverse = ReverseShells(shell, controller=config.controller,
+                                trust_domain=identity.trust_domain, files=files)
+        stack.push_async_callback(reverse.close)
+    dialout = await _start_dialout(stack, config, identity, files, dispatcher, locks)
+    renewer = _start_upkeep(stack, config, identity, files, key, locks, sync, clock)
+    return AgentHandle(port, address, paths.socket, identity, dispatcher, sync, stack, dialout,
+                       locks, renewer)
+
+
+def _start_upkeep(stack: contextlib.AsyncExitStack, config: AgentConfig, identity: Identity,
+                  files: TlsFiles, key: ec.EllipticCurvePrivateKey, locks: LockKeeper,
+                  sync: SyncLoop, clock: Clock) -> Renewer | None:
+    """Pull the controller's locks and renew the certificate, in the background."""
+    if not config.controller:
+        return None
+    puller = LockPuller(locks, controller=config.controller,
+                        trust_domain=identity.trust_domain, files=files)
+    renewer = Renewer(controller=config.controller, files=files, identity=identity, key=key,
+                      clock=clock, on_renewed=sync.close)  # its next round uses the new cert
+    for work, name in ((puller.run(), "rmagent-locks"), (renewer.run(), "rmagent-renewal")):
+        stack.push_async_callback(_cancel, asyncio.create_task(work, name=name))
+    return renewer
 
 
 async def _start_changes(stack: contextlib.AsyncExitStack, home: Path, config: AgentConfig,
@@ -152,23 +187,27 @@ def _change_specs(home: Path, config: AgentConfig, changes: ChangeStore, trust: 
 
 async def _start_direct(stack: contextlib.AsyncExitStack, config: AgentConfig,
                         identity: Identity, files: TlsFiles,
-                        dispatcher: Dispatcher, shell: ShellService) -> tuple[int, str]:
+                        dispatcher: Dispatcher, shell: ShellService,
+                        locks: LockKeeper | None = None) -> tuple[int, str]:
     """The bound port and address of the mTLS server; (0, "") in dial-out mode."""
     if not config.serves_direct:
         return 0, ""
     network, port = await start_network_server(config.listen, identity.trust_domain, files,
-                                               dispatcher, shell)
+                                               dispatcher, shell, locks)
     stack.push_async_callback(_stop_server, network)
     return port, f"{config.listen.rpartition(':')[0]}:{port}"
 
 
 async def _start_dialout(stack: contextlib.AsyncExitStack, config: AgentConfig,
                          identity: Identity, files: TlsFiles,
-                         dispatcher: Dispatcher) -> DialOut | None:
+                         dispatcher: Dispatcher, locks: LockKeeper | None = None,
+                         ) -> DialOut | None:
     if not config.dials_out:
         return None
     dialout = DialOut(controller=config.controller, trust_domain=identity.trust_domain,
-                      files=files, execute=functools.partial(execute, dispatcher))
+                      files=files, execute=functools.partial(execute, dispatcher),
+                      execute_stream=functools.partial(execute_stream, dispatcher),
+                      apply_locks=locks.apply if locks is not None else None)
     task = asyncio.create_task(dialout.run(), name="rmagent-dialout")
     stack.push_async_callback(_cancel, task)  # before the dispatcher closes
     return dialout

@@ -19,6 +19,12 @@ word). Everything else is checked for every operation by the trust kernel's rule
 the agent's clock: the engineer's signature, agent, revocation, validity window, case,
 scope, sequence number and issue time.
 
+Streaming operations (``spec.streams``) run through :meth:`Dispatcher.execute_stream`
+with the same steps: their parts are handed out as they are made (each at most
+``PART_LIMIT`` bytes, all together at most the operation's ``output_limit``), and the
+result the receipt signs is their summary with the count, size and SHA-256 of the parts.
+Each kind of operation through the other call is refused as invalid parameters.
+
 Raises (see :mod:`agent.errors`): BadInput for a malformed envelope, Refused (with the
 audit reason) for a denial, LogUnavailable when the attempt cannot be recorded (and
 then nothing ran), InvalidParams, OperationFailed, Cancelled; ``revoke`` raises
@@ -34,18 +40,19 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.catalogue import CATALOGUE, OperationSpec
+from agent.catalogue import CATALOGUE, PART_LIMIT, Emit, OperationSpec
 from agent.consent import Revoked, verify_revocation
 from agent.context import OperationContext
 from agent.errors import (
     BadInput,
     Cancelled,
+    InvalidParams,
     LogUnavailable,
     NotFound,
     OperationFailed,
@@ -63,6 +70,7 @@ from permissions import (
     AgentTrust,
     Decision,
     Envelope,
+    Grant,
     MalformedStatement,
     Reason,
     Receipt,
@@ -73,10 +81,13 @@ from permissions import (
     peek,
     sign,
 )
+from permissions.locks import Lock, Subject, covering
 from rmaint.envelopes import from_wire
 from rmaint.v1 import common_pb2
 
 UNKNOWN_GRANT = "grant-unknown"
+LOCKED = "locked"
+LOCKED_RUNNING = "locked while running"
 MALFORMED = str(Reason.MALFORMED)
 SAVE_RETRY_FIRST = 0.1  # seconds before retrying an unsaved revocation; doubles each time
 SAVE_RETRY_MAX = 2.0
@@ -127,6 +138,7 @@ class Dispatcher:
         self._tasks: defaultdict[str, set[asyncio.Task[dict[str, Any]]]] = defaultdict(set)
         self._unsaved: dict[str, _Unsaved] = {}  # revocations in force, not yet stored
         self._revoke_hooks: list[Callable[[str], object]] = []
+        self._locks: tuple[Lock, ...] = ()  # the controller's locks (agent.locks keeps them)
 
     def in_flight(self) -> int:
         """Operations running now."""
@@ -137,9 +149,38 @@ class Dispatcher:
         (interactive shells end through it)."""
         self._revoke_hooks.append(hook)
 
+    def apply_locks(self, locks: Sequence[Lock]) -> int:
+        """Hold ``locks`` from now on: decisions refuse what they cover, and operations and
+        shells under a covered grant end at once (through the revocation hooks; the grant
+        itself is not revoked). Locks only restrict. Returns how many operations it
+        cancelled."""
+        self._locks = tuple(locks)
+        now, cancelled = self._clock(), 0
+        for grant_id, stored in list(self._grants.items()):
+            if self._lock_on(stored.grant, now) is None:
+                continue
+            tasks = self._tasks.pop(grant_id, set())
+            for task in tasks:
+                task.cancel(LOCKED_RUNNING)  # the log's detail (see _cancel_detail)
+            cancelled += len(tasks)
+            for hook in self._revoke_hooks:
+                hook(grant_id)
+        return cancelled
+
+    def _lock_on(self, grant: Grant, now: float) -> Lock | None:
+        """The lock in force that covers ``grant`` (its agent, id, case or engineer key)."""
+        if not self._locks:
+            return None
+        return covering(self._locks, Subject(self._agent_id, grant.grant_id, grant.case_id,
+                                             grant.engineer_key_id), now)
+
     def is_revoked(self, grant_id: str) -> bool:
-        """Whether a revocation of ``grant_id`` is in force (stored or not yet)."""
-        return grant_id in self._revoked
+        """Whether a revocation of ``grant_id`` is in force (stored or not yet), or a lock
+        covers it now (a shell ticket issued before the lock is then refused too)."""
+        if grant_id in self._revoked:
+            return True
+        stored = self._grants.get(grant_id)
+        return stored is not None and self._lock_on(stored.grant, self._clock()) is not None
 
     def unsaved_revocations(self) -> set[str]:
         """Grants revoked in memory whose revocation is not stored yet."""
@@ -147,6 +188,17 @@ class Dispatcher:
 
     async def execute(self, message: common_pb2.Envelope) -> Executed:
         """Decide, record, run, record, sign; see the module docstring for the errors."""
+        return await self._run(*await self._admit(message), None)
+
+    async def execute_stream(self, message: common_pb2.Envelope, send: Emit) -> Executed:
+        """As :meth:`execute`, for a streaming operation: each part of its output goes to
+        ``send`` as it is made; the result is its summary with ``"stream"`` (count, bytes
+        and SHA-256 of the parts in order), which the receipt signs. ``send`` is awaited
+        in the operation's task, so a revocation cancels a part being sent too."""
+        return await self._run(*await self._admit(message), send)
+
+    async def _admit(self, message: common_pb2.Envelope) -> tuple[int, Decision, Attempt]:
+        """Decide and record the attempt; raise unless it is allowed."""
         # One decision at a time: the seq read, the decision and the record of it must
         # not interleave with another operation. The lock is held until the record has
         # committed or failed, even if the caller is cancelled meanwhile.
@@ -167,7 +219,7 @@ class Dispatcher:
             raise BadInput(f"malformed operation envelope: {attempt.detail}")
         if decision is None or attempt.outcome != "allowed":
             raise Refused(attempt.reason, attempt.detail)
-        return await self._run(index, decision, attempt)
+        return index, decision, attempt
 
     async def _abandoned(self, write: asyncio.Future[Recorded]) -> None:
         """The caller went away while its attempt was being recorded: close it in the log."""
@@ -274,6 +326,11 @@ class Dispatcher:
             if not known:
                 last_seq = await self._log.submit(self._log.last_seq, grant_id, session_id)
         decision = self._evaluate(stored.envelope, envelope, last_seq, now)
+        lock = self._lock_on(decision.grant, now) \
+            if decision.allowed and decision.grant is not None else None
+        if lock is not None:
+            return _attempt(envelope, now, "denied", LOCKED,
+                            f"{lock.target} locked ({lock.lock_id})", decision), None
         outcome = "allowed" if decision.allowed else "denied"
         reason = str(decision.reason) if decision.reason is not None else ""
         return _attempt(envelope, now, outcome, reason, decision.detail, decision), decision
@@ -331,7 +388,8 @@ class Dispatcher:
         spec = self._catalogue.get(name)
         return spec.scope if spec is not None else None
 
-    async def _run(self, index: int, decision: Decision, attempt: Attempt) -> Executed:
+    async def _run(self, index: int, decision: Decision, attempt: Attempt,
+                   send: Emit | None) -> Executed:
         assert decision.operation is not None and decision.grant is not None
         op, grant_id = decision.operation, decision.grant.grant_id
         spec = self._catalogue[op.operation]
@@ -340,13 +398,16 @@ class Dispatcher:
             session_id=op.session_id, seq=op.seq, engineer=decision.grant.engineer,
             engineer_key_id=decision.grant.engineer_key_id)
         try:
-            runner = spec.runner(op.params, context)
+            runner = _prepare(spec, op.params, context, send)
         except BadInput as exc:
             await self._result(index, attempt, "invalid", str(exc))
             raise
         if grant_id in self._revoked:  # revoked while this attempt was being recorded
             await self._result(index, attempt, "cancelled", "grant revoked before start")
             raise Cancelled("grant revoked before start")
+        if self._lock_on(decision.grant, self._clock()) is not None:  # locked meanwhile
+            await self._result(index, attempt, "cancelled", "locked before start")
+            raise Cancelled("locked before start")
         # Created and registered with no await in between, so revoke() always sees it.
         task = asyncio.create_task(_bounded(runner, spec.deadline))
         self._tasks[grant_id].add(task)
@@ -366,8 +427,9 @@ class Dispatcher:
             await self._result(index, attempt, "cancelled", "caller cancelled")
             raise
         if task.cancelled():
-            await self._result(index, attempt, "cancelled", "grant revoked while running")
-            raise Cancelled()
+            detail = _cancel_detail(task)
+            await self._result(index, attempt, "cancelled", detail)
+            raise Cancelled(detail)
         error = task.exception()
         if isinstance(error, BadInput | Refused | OperationFailed):
             # Raised on purpose with a message fit for the caller (a refusal shows only
@@ -418,6 +480,61 @@ class Dispatcher:
         result = Result(attempt_id=index, at=self._clock(), outcome=outcome, detail=detail)
         await to_the_end(self._log.submit(self._log.record_result, result))
         _log.info("operation %s", outcome, extra={"fields": _fields(attempt, index, detail)})
+
+
+def _prepare(spec: OperationSpec, params: Mapping[str, Any], context: OperationContext,
+             send: Emit | None) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """What runs the operation: its runner, or for a streaming one (``send`` given) its
+    stream runner counting and hashing the parts; InvalidParams for the wrong call."""
+    if spec.streams != (send is not None):
+        how = "ExecuteStream" if spec.streams else "Execute"
+        raise InvalidParams(f"{spec.name} {'streams' if spec.streams else 'does not stream'} "
+                            f"its output: run it with {how}")
+    if send is None:
+        return spec.runner(params, context)
+    assert spec.prepare_stream is not None
+    stream = spec.prepare_stream(params, context)
+    parts = _Parts(send, spec.output_limit)
+
+    async def run() -> dict[str, Any]:
+        summary = await stream(parts.emit)
+        return {**summary, "stream": parts.summary()}
+    return run
+
+
+class _Parts:
+    """The parts of one streaming operation: checked, counted, hashed, passed on."""
+
+    def __init__(self, send: Emit, limit: int) -> None:
+        self._send = send
+        self._limit = limit
+        self._hash = hashlib.sha256()
+        self.count = 0
+        self.size = 0
+
+    async def emit(self, part: bytes) -> None:
+        if not isinstance(part, bytes | bytearray) or len(part) > PART_LIMIT:
+            raise OperationFailed("operation failed: a part of its output is over "
+                                  f"{PART_LIMIT} bytes or not bytes")
+        if self.size + len(part) > self._limit:
+            raise OperationFailed("operation failed: output over its size limit")
+        self.count += 1
+        self.size += len(part)
+        self._hash.update(part)
+        await self._send(bytes(part))
+
+    def summary(self) -> dict[str, Any]:
+        return {"parts": self.count, "bytes": self.size, "sha256": self._hash.hexdigest()}
+
+
+def _cancel_detail(task: asyncio.Task[Any]) -> str:
+    """Why a cancelled operation ended: a lock (see apply_locks) or its grant's revocation."""
+    try:
+        task.result()
+    except asyncio.CancelledError as exc:
+        if exc.args and exc.args[0] == LOCKED_RUNNING:
+            return LOCKED_RUNNING
+    return "grant revoked while running"
 
 
 async def _bounded(runner: Callable[[], Awaitable[T]], deadline: float) -> T:

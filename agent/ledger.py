@@ -51,7 +51,19 @@ BEGIN SELECT RAISE(ABORT, 'the log tree is append-only'); END;
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY, root BLOB NOT NULL, note BLOB NOT NULL, at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS witness_keys (
+    id INTEGER PRIMARY KEY CHECK (id = 1), vkey TEXT NOT NULL, pinned_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS witness_cosigned (
+    size INTEGER PRIMARY KEY, note BLOB NOT NULL, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS witnessed (
+    size INTEGER PRIMARY KEY, root BLOB NOT NULL, note BLOB NOT NULL, at REAL NOT NULL
+);
 """
+# Mutual witnessing (agent.witness): the controller's log key pinned on first use, this
+# log's checkpoints as the controller cosigned them, and the controller's checkpoints this
+# agent cosigned (the last one is where the next consistency proof starts).
 
 # The columns of a record, in the order selected; "envelope" is replaced by its SHA-256.
 RECORD_COLUMNS = ("id", "at", "kind", "attempt_id", "session_id", "seq", "grant_id", "case_id",
@@ -164,6 +176,16 @@ class Ledger:
 
     def consistency(self, conn: sqlite3.Connection, old: int, new: int) -> tuple[bytes, ...]:
         return consistency_proof_from(_reader(conn), old, new)
+
+    def records(self, conn: sqlite3.Connection, after: int, limit: int) -> list[bytes]:
+        """The canonical records of entries ``after + 1`` … (at most ``limit``), in order."""
+        rows = conn.execute(f"{_SELECT} WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        return [entry_record(row) for row in rows]
+
+    def root_of(self, conn: sqlite3.Connection, size: int) -> bytes:
+        """The root of the first ``size`` entries, recomputed from the entries themselves."""
+        rows = conn.execute(f"{_SELECT} WHERE id <= ? ORDER BY id", (size,))
+        return CompactRange().extend(leaf_hash(entry_record(row)) for row in rows).root()
 
     def verify(self, conn: sqlite3.Connection, verifier: NoteVerifier,
                origin: str) -> Verified:

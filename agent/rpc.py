@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -42,6 +42,20 @@ def translated(method: Handler[S, Q, R]) -> Handler[S, Q, R]:
             await context.abort(code, text)
             raise AssertionError("context.abort returned") from exc
     return handler
+
+
+async def translated_stream(items: AsyncIterator[R], context: grpc.aio.ServicerContext,
+                            method: str) -> AsyncIterator[R]:
+    """``items`` as a server-streaming method sends them; an error aborts the call as
+    :func:`translated` does (messages already sent stay sent)."""
+    try:
+        async for item in items:
+            yield item
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:
+        code, text = failure_status(exc, method)
+        await context.abort(code, text)
 
 
 def failure_status(exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:

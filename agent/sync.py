@@ -3,7 +3,8 @@
 Every round (each ``interval`` seconds, and on demand) sends a Heartbeat with the
 agent's address and pinned approver keys, fetches access requests and keeps those
 signed by the engineer and meant for this agent, then delivers the outbox of consent
-decisions. An unreachable controller is logged and retried with backoff and jitter;
+decisions, and last witnesses the logs with the controller when due (:mod:`agent.witness`).
+An unreachable controller is logged and retried with backoff and jitter;
 it never affects operations, which the agent decides alone.
 
 A request signed by a key other than those the customer accepted for its engineer name
@@ -26,6 +27,7 @@ from agent.errors import AgentError
 from agent.inspect.inventory import inventory
 from agent.state import StateStore, key_changed
 from agent.trust import PinnedTrust
+from agent.witness import Witness, WitnessFailed
 from permissions import Envelope, PermissionsError, verify_access_request
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
@@ -48,7 +50,8 @@ class SyncLoop:
     def __init__(self, *, controller: str, trust_domain: str, files: TlsFiles,
                  state: StateStore, trust: PinnedTrust, address: str,
                  clock: Callable[[], float] = time.time, interval: float = 2.0,
-                 max_backoff: float = 30.0, rpc_timeout: float = 5.0) -> None:
+                 max_backoff: float = 30.0, rpc_timeout: float = 5.0,
+                 witness: Witness | None = None) -> None:
         self._controller = controller
         self._server = Identity(trust_domain, "controller")
         self._files = files
@@ -61,6 +64,7 @@ class SyncLoop:
         self._timeout = rpc_timeout
         self._lock = asyncio.Lock()
         self._channel: grpc.aio.Channel | None = None
+        self._witness = witness  # mutual witnessing of the logs, last in each round
         self.last_error = ""
 
     async def run(self) -> None:
@@ -75,6 +79,18 @@ class SyncLoop:
         """One full round now; "" on success, else why the controller could not be used."""
         async with self._lock:
             return self._note(await self._attempt(self._round))
+
+    async def witness_now(self) -> str:
+        """One witnessing round now, due or not; "" on success, else why it failed."""
+        witness = self._witness
+        if witness is None:
+            return "witnessing is off"
+
+        async def work(stub: Stub) -> None:
+            await witness.round(stub, self._timeout)
+
+        async with self._lock:
+            return self._note(await self._attempt(work))
 
     async def report(self, envelope: Envelope) -> bool:
         """Deliver the outbox now; whether ``envelope`` has been acknowledged."""
@@ -124,6 +140,21 @@ class SyncLoop:
         await self._heartbeat(stub)
         await self._fetch(stub)
         await self._deliver(stub)
+        if self._witness is not None and await self._witness.due():
+            await self._witness_round(self._witness, stub)
+
+    async def _witness_round(self, witness: Witness, stub: Stub) -> None:
+        """A refused exchange is logged (on both sides) and retried next round; it does not
+        hold up the rest of the sync."""
+        try:
+            await witness.round(stub, self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _TRANSIENT:
+                raise
+            _log.error("witnessing refused by the controller", extra={"fields": {
+                "code": exc.code().name, "detail": exc.details()}})
+        except WitnessFailed:
+            pass  # logged where it was found
 
     async def _heartbeat_and_deliver(self, stub: Stub) -> None:
         # The controller checks decisions against the keys the last heartbeat reported.

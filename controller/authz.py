@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from google.protobuf.message import DecodeError
 
 from controller.errors import ControllerError, status_of
 from controller.logs import log_event
 from permissions import key_id
 from pki.identity import Identity
 from pki.tls import peer_identity
+from rmaint import handlers
 
 ANY_ROLE = "*"  # any verified peer of this trust domain
 NO_IDENTITY = "-"  # callable without a client certificate (the enrollment port asks for none)
@@ -50,12 +49,16 @@ ROLES: dict[str, frozenset[str]] = {
     "/rmaint.v1.AdminService/CreateJoinToken": _ADMIN,
     "/rmaint.v1.AdminService/ListAgents": _ADMIN,
     "/rmaint.v1.AdminService/ListPrincipals": _ADMIN,
+    "/rmaint.v1.AdminService/AddLock": _ADMIN,
+    "/rmaint.v1.AdminService/RemoveLock": _ADMIN,
+    "/rmaint.v1.AdminService/ListLocks": _ADMIN,
     "/rmaint.v1.CaseService/OpenCase": _STAFF,
     "/rmaint.v1.CaseService/CloseCase": _STAFF,
     "/rmaint.v1.EngineerService/RequestAccess": _ENGINEER,
     "/rmaint.v1.EngineerService/ListMyRequests": _ENGINEER,
     "/rmaint.v1.EngineerService/OpenSession": _ENGINEER,
     "/rmaint.v1.EngineerService/RunOperation": _ENGINEER,
+    "/rmaint.v1.EngineerService/RunOperationStream": _ENGINEER,
     "/rmaint.v1.EngineerService/CloseSession": _ENGINEER,
     "/rmaint.v1.RecordsService/ListCases": _READERS,
     "/rmaint.v1.RecordsService/GetCase": _READERS,
@@ -64,14 +67,21 @@ ROLES: dict[str, frozenset[str]] = {
     "/rmaint.v1.RecordsService/ConsentLog": _READERS,
     "/rmaint.v1.RecordsService/GetCustomerArchive": _READERS,
     "/rmaint.v1.RecordsService/GetRecording": _READERS,
+    "/rmaint.v1.RecordsService/GetBundle": _READERS,
     "/rmaint.v1.AuditService/GetLogKey": _AUDITORS,
     "/rmaint.v1.AuditService/GetCheckpoint": _AUDITORS,
     "/rmaint.v1.AuditService/GetEvidence": _AUDITORS,
+    "/rmaint.v1.AuditService/Reconcile": _AUDITORS,
     "/rmaint.v1.AgentReportService/FetchRequests": _AGENT,
     "/rmaint.v1.AgentReportService/ReportConsent": _AGENT,
     "/rmaint.v1.AgentReportService/Heartbeat": _AGENT,
     "/rmaint.v1.AgentReportService/ReportInspection": _AGENT,
+    "/rmaint.v1.AgentReportService/Witness": _AGENT,
+    "/rmaint.v1.AgentReportService/CosignCheckpoint": _AGENT,
     "/rmaint.v1.AgentReportService/Connect": _AGENT,
+    "/rmaint.v1.AgentReportService/ShellLink": _AGENT,
+    "/rmaint.v1.AgentReportService/FetchLocks": _AGENT,
+    "/rmaint.v1.RenewalService/RenewCertificate": frozenset({"agent", "engineer"}),
     "/grpc.health.v1.Health/Check": _HEALTH,
     "/grpc.health.v1.Health/Watch": _HEALTH,
     "/grpc.health.v1.Health/List": _HEALTH,
@@ -177,15 +187,6 @@ _CALLERS_KEPT = 4096
 _CALLERS: dict[bytes, Caller] = {}
 
 
-_Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
-_KINDS: tuple[tuple[str, Callable[..., grpc.RpcMethodHandler]], ...] = (
-    ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    ("stream_stream", grpc.stream_stream_rpc_method_handler),
-)
-
-
 class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
     """Checks :data:`ROLES` before every method and translates its domain errors."""
 
@@ -205,7 +206,7 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unt
         if handler is None:
             if method in self._table:
                 return None  # known but not served here: UNIMPLEMENTED
-            return grpc.unary_unary_rpc_method_handler(self._guard(method, _unknown))
+            return self._wrap(method, grpc.unary_unary_rpc_method_handler(_unknown))
         cached = self._guarded.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
@@ -214,48 +215,12 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unt
         return guarded
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        # Unary requests are decoded only after the caller is admitted: an unauthorized
-        # caller never makes the server parse anything, and undecodable bytes become
-        # INVALID_ARGUMENT instead of an error naming internals.
-        for kind, make in _KINDS:
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                unary = kind.startswith("unary_")
-                decode = handler.request_deserializer if unary else None
-                return make(self._guard(method, behavior, decode),
-                            request_deserializer=None if unary else handler.request_deserializer,
-                            response_serializer=handler.response_serializer)
-        return handler
-
-    def _guard(self, method: str, behavior: _Behavior,
-               decode: Callable[[bytes], Any] | None = None) -> _Behavior:
-        async def admit(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def admit(context: grpc.aio.ServicerContext) -> None:
             await self._admit(method, context)
-            if decode is None:
-                return request
-            try:
-                return decode(request)
-            except DecodeError:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    "malformed request: not a valid protobuf message")
 
-        if inspect.isasyncgenfunction(behavior):
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                request = await admit(request, context)
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except Exception as exc:  # the boundary: translated below
-                    await _abort_for(exc, method, context)
-            return stream
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            request = await admit(request, context)
-            try:
-                return await behavior(request, context)
-            except Exception as exc:  # the boundary: translated below
-                await _abort_for(exc, method, context)
-        return unary
+        async def boundary(exc: Exception, context: grpc.aio.ServicerContext) -> None:
+            await _abort_for(exc, method, context)
+        return handlers.guarded(handler, admit, boundary)
 
     async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
         caller = peer_caller(context)

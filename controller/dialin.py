@@ -8,6 +8,10 @@ sent to it, on the stream it was sent on, once. A frame that breaks these rules 
 refused with a ``refused`` frame; the stream stays open. Bytes that are no AgentFrame at
 all end that stream with INVALID_ARGUMENT (gRPC cannot read on past them).
 
+A streaming call (``execute_stream``) is answered by ``part`` frames, handed on in
+order, then by its response or status; a part for a call that is not streaming is
+refused like any other malformed frame.
+
 A call the controller gives up on (deadline, the engineer's call cancelled) is cancelled
 on the agent with a ``cancel`` frame, as gRPC cancels a direct Execute. A call in flight
 when its stream drops ends with UNAVAILABLE "agent offline" and is never re-sent: the
@@ -25,7 +29,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -34,7 +38,7 @@ from sqlalchemy.engine import Connection
 from controller.errors import PermissionDenied
 from controller.logs import log_event
 from controller.presence import PRESENCE_INTERVAL
-from controller.relay import OFFLINE, Relayed
+from controller.relay import OFFLINE, OnPart, Relayed
 from controller.store import Store, directory
 from rmaint.v1 import agent_pb2
 from rmaint.v1 import controller_pb2 as pb
@@ -50,6 +54,8 @@ class Link:
         self.peer = peer
         self._outbox: asyncio.Queue[pb.ControllerFrame | None] = asyncio.Queue()
         self._pending: dict[int, asyncio.Future[Relayed]] = {}
+        # Streaming calls: their parts, then their answer (removed once it came).
+        self._streams: dict[int, asyncio.Queue[bytes | Relayed]] = {}
         self._ids = itertools.count(1)
         self.open = True
         self.undecodable = False  # the agent sent bytes that are no AgentFrame
@@ -72,13 +78,61 @@ class Link:
                 self._outbox.put_nowait(pb.ControllerFrame(call_id=call_id,
                                                            cancel=pb.CallCancel()))
 
+    async def call_stream(self, request: agent_pb2.ExecuteRequest, timeout: float,
+                          on_part: OnPart) -> Relayed:
+        """Send a streaming ``request``, hand its parts to ``on_part`` in order, and return
+        its answer; cancelled on the agent if ``on_part`` raises or ``timeout`` passes."""
+        if not self.open:
+            return Relayed(None, grpc.StatusCode.UNAVAILABLE, OFFLINE)
+        call_id = next(self._ids)
+        items: asyncio.Queue[bytes | Relayed] = asyncio.Queue()
+        self._streams[call_id] = items
+        self._outbox.put_nowait(pb.ControllerFrame(call_id=call_id, execute_stream=request))
+        answered = False
+        try:
+            async with asyncio.timeout(timeout):
+                while not isinstance(item := await items.get(), Relayed):
+                    await on_part(item)
+            answered = True
+            return item
+        except TimeoutError:
+            return Relayed(None, grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+        finally:
+            self._streams.pop(call_id, None)
+            if self.open and not answered:  # given up on
+                self._outbox.put_nowait(pb.ControllerFrame(call_id=call_id,
+                                                           cancel=pb.CallCancel()))
+
+    def _answer_stream(self, frame: pb.AgentFrame,
+                       items: asyncio.Queue[bytes | Relayed]) -> pb.CallStatus | None:
+        kind = frame.WhichOneof("answer")
+        if kind == "part":
+            items.put_nowait(frame.part)
+        elif kind == "response":
+            del self._streams[frame.call_id]
+            items.put_nowait(Relayed(frame.response))
+        elif kind == "status" and frame.status.code in _CODES:
+            del self._streams[frame.call_id]
+            items.put_nowait(Relayed(None, _CODES[frame.status.code], frame.status.message))
+        else:
+            problem = "no answer" if kind is None else f"status code {frame.status.code}"
+            return _refusal(grpc.StatusCode.INVALID_ARGUMENT, f"malformed frame: {problem}",
+                            self, frame, problem)
+        return None
+
     def answer(self, frame: pb.AgentFrame) -> pb.CallStatus | None:
         """Resolve the call ``frame`` answers; the refusal to send back if it cannot."""
+        items = self._streams.get(frame.call_id)
+        if items is not None:
+            return self._answer_stream(frame, items)
         answer = self._pending.get(frame.call_id)
         if answer is None or answer.done():
             return _refusal(grpc.StatusCode.PERMISSION_DENIED, "permission denied",
                             self, frame, f"call id {frame.call_id} is not awaiting an answer")
         kind = frame.WhichOneof("answer")
+        if kind == "part":
+            return _refusal(grpc.StatusCode.INVALID_ARGUMENT, "malformed frame: a part "
+                            "answers no streaming call", self, frame, "part for a unary call")
         if kind == "response":
             answer.set_result(Relayed(frame.response))
         elif kind == "status" and frame.status.code in _CODES:
@@ -89,13 +143,18 @@ class Link:
                             self, frame, problem)
         return None
 
+    def push(self, frame: pb.ControllerFrame) -> None:
+        """Send a frame that answers no call (the agent's lock set)."""
+        if self.open:
+            self._outbox.put_nowait(frame)
+
     def refuse(self, call_id: int, status: pb.CallStatus) -> None:
         self._outbox.put_nowait(pb.ControllerFrame(call_id=call_id, refused=status))
 
     @property
     def idle(self) -> bool:
         """Whether no call waits for an answer."""
-        return not self._pending
+        return not self._pending and not self._streams
 
     async def outgoing(self) -> AsyncIterator[pb.ControllerFrame]:
         """The frames to write to the stream, until :meth:`close`."""
@@ -109,6 +168,9 @@ class Link:
         for answer in self._pending.values():
             if not answer.done():
                 answer.set_result(Relayed(None, grpc.StatusCode.UNAVAILABLE, OFFLINE))
+        for items in self._streams.values():
+            items.put_nowait(Relayed(None, grpc.StatusCode.UNAVAILABLE, OFFLINE))
+        self._streams.clear()
 
 
 def _refusal(code: grpc.StatusCode, message: str, link: Link, frame: pb.AgentFrame,
@@ -131,6 +193,9 @@ class DialIn:
         self._wake = asyncio.Event()
         self._presence: asyncio.Task[None] | None = None
         self._draining = False
+        # The first frame of each stream (its lock set); raises PermissionDenied for an
+        # agent that may not connect (controller.locks sets it).
+        self.greeting: Callable[[str], Awaitable[pb.ControllerFrame | None]] | None = None
 
     def connected(self) -> list[str]:
         """Ids of the agents holding a stream now."""
@@ -142,6 +207,12 @@ class DialIn:
         link = self._links.get(agent_id)
         return None if link is None else await link.call(request, timeout)
 
+    async def call_stream(self, agent_id: str, request: agent_pb2.ExecuteRequest,
+                          timeout: float, on_part: OnPart) -> Relayed | None:
+        """Relay a streaming call over the agent's stream; None if it holds none."""
+        link = self._links.get(agent_id)
+        return None if link is None else await link.call_stream(request, timeout, on_part)
+
     async def serve(self, agent_id: str, frames: AsyncIterator[pb.AgentFrame],
                     context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ControllerFrame]:
         """Hold one agent's Connect stream until either side ends it, yielding the frames
@@ -149,8 +220,11 @@ class DialIn:
         if self._draining:  # held now, the stream would only delay the server's stop
             await context.abort(grpc.StatusCode.UNAVAILABLE, "controller stopping")
         await self._store.read(_enrolled, agent_id)
+        first = await self.greeting(agent_id) if self.greeting is not None else None
         link = Link(agent_id, context.peer())
         self._attach(link)
+        if first is not None:
+            link.push(first)
         await context.send_initial_metadata(())  # tells the agent it is connected
         reader = asyncio.create_task(_read(link, frames))
         try:
@@ -162,6 +236,19 @@ class DialIn:
         if link.undecodable:  # gRPC cannot read past such bytes: end with a clear status
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "malformed frame: not a valid protobuf message")
+
+    def send(self, agent_id: str, frame: pb.ControllerFrame) -> bool:
+        """Push ``frame`` down the agent's stream; whether it holds one."""
+        link = self._links.get(agent_id)
+        if link is not None:
+            link.push(frame)
+        return link is not None
+
+    def disconnect(self, agent_id: str) -> None:
+        """End the agent's stream (frames already queued are sent first)."""
+        link = self._links.get(agent_id)
+        if link is not None:
+            link.close()
 
     def _attach(self, link: Link) -> None:
         previous = self._links.get(link.agent_id)

@@ -6,12 +6,14 @@ reports UNAVAILABLE "agent offline". In direct mode the controller authenticates
 its own certificate and checks the agent's DNS SAN ``<agent-id>.agent.<trust-domain>``
 (``pki.tls.secure_channel``), so an address taken over by another host is refused by
 TLS. A channel is replaced when the agent reports a new address.
+:meth:`Relay.execute_stream` does the same for streaming operations, part by part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,11 @@ if TYPE_CHECKING:
     from controller.dialin import DialIn
 
 EXECUTE_DEADLINE = 30.0
+# A streaming operation runs as long as it says (a watch up to 24 h); this only bounds a
+# call whose agent stopped answering altogether.
+STREAM_DEADLINE = 24 * 3600.0 + 600.0
 OFFLINE = "agent offline"
+OnPart = Callable[[bytes], Awaitable[None]]
 
 
 class Outcome(enum.StrEnum):
@@ -89,6 +95,31 @@ class Relay:
         except grpc.aio.AioRpcError as exc:
             return Relayed(None, exc.code(), exc.details() or "")
         return Relayed(response)
+
+    async def execute_stream(self, agent_id: str, address: str,
+                             request: agent_pb2.ExecuteRequest, on_part: OnPart) -> Relayed:
+        """Relay one streaming ExecuteRequest, handing each output part to ``on_part`` as
+        it arrives; the final answer or status as :meth:`execute` reports it. An error
+        raised by ``on_part`` cancels the call on the agent and propagates."""
+        if self.dialin is not None:
+            relayed = await self.dialin.call_stream(agent_id, request, STREAM_DEADLINE,
+                                                    on_part)
+            if relayed is not None:
+                return relayed
+        if not address:
+            return Relayed(None, grpc.StatusCode.UNAVAILABLE, OFFLINE)
+        stub = await self._stub(agent_id, address)
+        call = stub.ExecuteStream(request, timeout=STREAM_DEADLINE)
+        try:
+            async for part in call:
+                if part.WhichOneof("kind") == "done":
+                    return Relayed(part.done)
+                await on_part(part.data)
+        except grpc.aio.AioRpcError as exc:
+            return Relayed(None, exc.code(), exc.details() or "")
+        finally:
+            call.cancel()  # nothing once the call ended; else the agent stops the operation
+        return Relayed(None, grpc.StatusCode.INTERNAL, "the agent's stream ended without a result")
 
     async def _stub(self, agent_id: str, address: str) -> agent_pb2_grpc.AgentServiceStub:
         cached = self._channels.get(agent_id)

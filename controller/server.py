@@ -27,6 +27,7 @@ from controller.ca import Authority
 from controller.config import ControllerConfig, load_config
 from controller.dialin import DialIn
 from controller.errors import ConfigError
+from controller.locks import LockBroker
 from controller.logs import LogSinks, log_event
 from controller.relay import Relay
 from controller.services import register_api, register_enrollment
@@ -126,8 +127,10 @@ async def _start(config: ControllerConfig, stack: contextlib.AsyncExitStack,
     port = _bind(api, str(config.listen), _read(lambda: server_credentials(tls), files.key))
     enroll_port = _bind(enroll, str(config.enroll_listen), _read(
         lambda: server_credentials(tls, require_client_cert=False), files.key))
+    broker = LockBroker(store, clock, tls, config.trust_domain, dialin)
+    stack.push_async_callback(broker.stop)
     deps = Deps(store, clock, config.trust_domain, authority, relay,
-                config.public_address(port), config.enroll_address(enroll_port))
+                config.public_address(port), config.enroll_address(enroll_port), broker)
     api_services = register_api(api, deps) + register_audit(api, deps, checkpointer.key)
     healths = [await _add_health(api, api_services, reflect=True),
                await _add_health(enroll, register_enrollment(enroll, deps), reflect=False)]

@@ -9,6 +9,7 @@ import typer
 
 from agent.cli import _changes, _consent, _decide, _engineers, _ledger, _setup, _shell, _status
 from agent.cli._common import DEFAULT_HOME, Options
+from agent.cli._locks import locks as _locks_command
 
 app = typer.Typer(
     name="rmagent", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -43,6 +44,7 @@ app.command("approve-change")(_changes.approve_change)
 app.command("deny-change")(_changes.deny_change)
 app.add_typer(_engineers.engineers_app, name="engineers")
 app.command("status")(_status.status)
+app.command("locks")(_locks_command)
 app.command("log")(_status.log)
 app.command("verify-log")(_ledger.verify_log)
 app.command("sessions")(_shell.sessions)

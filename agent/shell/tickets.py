@@ -9,6 +9,7 @@ outcome, so a ticket seen once can never be used again.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.shell.errors import TicketRefused
@@ -40,6 +41,9 @@ class TicketStore:
 
     def __init__(self) -> None:
         self._tickets: dict[str, _Ticket] = {}
+        # Called with each new ticket and its expiry (a dial-out agent opens its shell
+        # stream to the controller for it: agent.shell.reverse).
+        self.on_issue: list[Callable[[str, float], object]] = []
 
     def issue(self, binding: Binding, *, ttl: float, now: float) -> tuple[str, float]:
         """A new ticket id for ``binding`` and when it expires (``ttl`` capped at MAX_TTL)."""
@@ -49,6 +53,8 @@ class TicketStore:
         ticket = secrets.token_hex(16)
         expires_at = now + min(max(ttl, 1.0), MAX_TTL)
         self._tickets[ticket] = _Ticket(binding, expires_at)
+        for hook in self.on_issue:
+            hook(ticket, expires_at)
         return ticket, expires_at
 
     def redeem(self, ticket: str, engineer_key_id: str, *, now: float) -> Binding:

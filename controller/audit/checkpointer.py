@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,13 @@ from controller.store.auditlog import StoredCheckpoint
 
 INTERVAL = 1.0
 IDLE_INTERVAL = 60.0
+# The log signer of each open store, for the services that cosign with it (witnessing).
+_SIGNERS: weakref.WeakKeyDictionary[Store, tlog.NoteSigner] = weakref.WeakKeyDictionary()
+
+
+def log_signer(store: Store) -> tlog.NoteSigner | None:
+    """The log key :func:`start_log` loaded for ``store``; None before it ran."""
+    return _SIGNERS.get(store)
 
 
 class Checkpointer:
@@ -96,6 +104,7 @@ async def start_log(store: Store, home: Path, trust_domain: str,
     size = await store.read(check_not_rolled_back, signer.verifier, kept)
     log_event("audit.log_opened", size=size, key=signer.verifier.vkey())
     checkpointer = Checkpointer(store, signer, home, clock)
+    _SIGNERS[store] = signer
     await checkpointer.checkpoint()
     checkpointer.start()
     return checkpointer

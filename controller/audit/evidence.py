@@ -9,6 +9,9 @@ event's proof::
     checkpoint    the latest signed checkpoint (signed-note text) the proofs lead to
     records       [{"index", "record" (base64 canonical bytes), "proof" [base64 hashes]}]
     consistency   [{"checkpoint" (an older signed note), "proof" [base64]}], each to checkpoint
+    cosigned      [{"checkpoint", "proof"}]: checkpoints of this log with agents' cosignatures
+                  (each agent's latest, as a signed note with the agent's signature line added),
+                  each with the consistency proof to checkpoint; absent in older files
     envelopes     {sha256 hex: stored envelope text} for the digests the records carry
     blobs         [sha256 hex] of large contents the records reference (by hash only)
 
@@ -55,6 +58,7 @@ class Evidence:
     consistency: tuple[Consistency, ...] = ()
     envelopes: dict[str, str] = field(default_factory=dict)
     blobs: tuple[str, ...] = ()
+    cosigned: tuple[Consistency, ...] = ()
 
 
 def to_json(evidence: Evidence) -> bytes:
@@ -66,6 +70,8 @@ def to_json(evidence: Evidence) -> bytes:
         "consistency": [{"checkpoint": c.checkpoint.decode(),
                          "proof": [_b64(p) for p in c.proof]} for c in evidence.consistency],
         "envelopes": evidence.envelopes, "blobs": list(evidence.blobs),
+        "cosigned": [{"checkpoint": c.checkpoint.decode(),
+                      "proof": [_b64(p) for p in c.proof]} for c in evidence.cosigned],
     }
     return json.dumps(obj, sort_keys=True, indent=1).encode() + b"\n"
 
@@ -93,12 +99,15 @@ def _evidence(obj: Any) -> Evidence:
     consistency = tuple(Consistency(_str(c["checkpoint"]).encode(),
                                     tuple(_unb64(p) for p in c["proof"]))
                         for c in obj["consistency"])
+    cosigned = tuple(Consistency(_str(c["checkpoint"]).encode(),
+                                 tuple(_unb64(p) for p in c["proof"]))
+                     for c in obj.get("cosigned", []))
     envelopes = obj["envelopes"]
     if not isinstance(envelopes, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in envelopes.items()):
         raise BadEvidence("envelopes map hex digests to envelope text")
     return Evidence(_str(obj["origin"]), scope, _str(obj["checkpoint"]).encode(), records,
-                    consistency, envelopes, tuple(_str(b) for b in obj["blobs"]))
+                    consistency, envelopes, tuple(_str(b) for b in obj["blobs"]), cosigned)
 
 
 def _b64(data: bytes) -> str:

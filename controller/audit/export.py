@@ -15,7 +15,7 @@ import tlog
 from controller.audit.evidence import Consistency, Evidence, ProvenRecord
 from controller.audit.records import decode, sha256_hex
 from controller.errors import FailedPrecondition, InvalidArgument, NotFound
-from controller.store import auditlog
+from controller.store import auditlog, witness
 from controller.store.auditlog import Leaf, StoredCheckpoint
 from controller.store.schema import audit_checkpoints, consent_log, session_events
 
@@ -39,8 +39,22 @@ def collect(conn: Connection, scope: dict[str, Any], *, since: bytes | None = No
     consistency = tuple(Consistency(note, _proof(conn, size, latest.size))
                         for note, size in olders)
     origin = tlog.parse_checkpoint(_body(latest.note)).origin
+    cosigned = tuple(Consistency(note, _proof(conn, size, latest.size))
+                     for size, note in _cosigned(conn, scope, leaves, latest.size))
     return Evidence(origin, scope, latest.note, records, consistency,
-                    _envelopes(conn, leaves), _blobs(leaves))
+                    _envelopes(conn, leaves), _blobs(leaves), cosigned)
+
+
+def _cosigned(conn: Connection, scope: dict[str, Any], leaves: list[Leaf],
+              size: int) -> list[tuple[int, bytes]]:
+    """The latest cosigned checkpoint (up to ``size``) of each agent the records name; of
+    every agent for the full log."""
+    agents = {str(decode(leaf.record).details.get("agent")) for leaf in leaves}
+    latest: dict[str, tuple[int, bytes]] = {}
+    for cosigned_size, agent_id, note in witness.cosignatures(conn, at_most=size):
+        if scope.get("full") or agent_id in agents:
+            latest[agent_id] = (cosigned_size, note)
+    return [latest[agent_id] for agent_id in sorted(latest)]
 
 
 def _size_of(note: bytes) -> int:

@@ -4,8 +4,8 @@ A record is UTF-8 JSON with sorted keys and no insignificant whitespace, so its 
 leaf hash) follow from its fields alone::
 
     v        1, the record format
-    kind     "consent.<requested|approved|denied|revoked|expired>" or
-             "session.<opened|operation|outcome|closed>"
+    kind     "consent.<requested|approved|denied|revoked|expired>",
+             "session.<opened|operation|outcome|closed>" or "witness.<key-pinned|refused>"
     at       the controller's time of the event, unix seconds
     case     the case it belongs to
     session  the session id, or null for consent events
@@ -37,6 +37,10 @@ CONSENT_KINDS = frozenset(f"consent.{k}" for k in
 OPENED, OPERATION, OUTCOME, CLOSED = ("session.opened", "session.operation",
                                       "session.outcome", "session.closed")
 SESSION_KINDS = frozenset((OPENED, OPERATION, OUTCOME, CLOSED))
+# Mutual witnessing: an agent's log key pinned on first use, an exchange refused.
+WITNESS_KINDS = frozenset(("witness.key-pinned", "witness.refused"))
+# The service company's own acts on access: locks made and removed, certificates renewed.
+ADMIN_KINDS = frozenset(("lock.added", "lock.removed", "certificate.renewed"))
 _FIELDS = frozenset(("v", "kind", "at", "case", "session", "actor", "details", "digests",
                      "prev", "cosig"))
 
@@ -109,7 +113,7 @@ def _link(value: object) -> Link | None:
 
 
 def _check(event: Event, prev: Link | None) -> None:
-    if event.kind not in CONSENT_KINDS | SESSION_KINDS:
+    if event.kind not in CONSENT_KINDS | SESSION_KINDS | WITNESS_KINDS | ADMIN_KINDS:
         raise BadRecord(f"unknown kind {event.kind!r}")
     if not isinstance(event.at, int | float) or isinstance(event.at, bool) \
             or not math.isfinite(event.at):

@@ -3,12 +3,15 @@
 Checks, in order: the checkpoint's signature and origin; every record's canonical form and
 its inclusion at its index in the signed tree; that the full log's records are all there;
 each session's chain (see :mod:`controller.audit.chains`); every older checkpoint's
-consistency with the newer one; the envelopes against the digests the records carry.
+consistency with the newer one; the envelopes against the digests the records carry; and,
+for each agent log key the auditor pinned, a cosignature by it on a checkpoint the
+evidence's checkpoint extends.
 The report lists every fault found, in leaf order; the first one pinpoints where to look.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tlog
@@ -41,10 +44,13 @@ class Report:
     consistency: int
     envelopes: int
     faults: tuple[Fault, ...]
+    cosigned_by: tuple[str, ...] = ()  # the pinned agent keys whose cosignatures verified
 
 
-def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier) -> Report:
-    """Check ``evidence`` trusting only ``key``; never raises for bad evidence."""
+def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier,
+                    agent_keys: Sequence[tlog.NoteVerifier] = ()) -> Report:
+    """Check ``evidence`` trusting only ``key`` (and ``agent_keys`` for cosignatures);
+    never raises for bad evidence."""
     try:
         signed = tlog.open_checkpoint(evidence.checkpoint, [key], origin=key.name).checkpoint
     except tlog.TlogError as exc:
@@ -62,9 +68,48 @@ def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier) -> Report:
         faults.extend(Fault(f.index, f.kind, f.what, f.severity) for f in chains.faults)
     faults.extend(_consistency(evidence, signed, key))
     faults.extend(_envelopes(evidence, [e for _, _, e in events]))
+    cosigned_by = _cosignatures(evidence, signed, key, agent_keys, faults)
     faults.sort(key=lambda f: (f.index is None, f.index or 0))
     return Report(_status(faults), signed.size, signed.root_hash, len(events), sessions,
-                  still_open, len(evidence.consistency), len(evidence.envelopes), tuple(faults))
+                  still_open, len(evidence.consistency), len(evidence.envelopes), tuple(faults),
+                  cosigned_by)
+
+
+def _cosignatures(evidence: Evidence, signed: tlog.Checkpoint, key: tlog.NoteVerifier,
+                  agent_keys: Sequence[tlog.NoteVerifier], faults: list[Fault]) -> tuple[str, ...]:
+    """Which pinned agent keys cosigned a checkpoint this log's checkpoint extends.
+
+    Only pinned keys count: a signature line by any other key is ignored, whatever it
+    claims. Each cosigned checkpoint must itself be signed by the log key and proven
+    consistent with the evidence's checkpoint.
+    """
+    found: set[str] = set()
+    for item in evidence.cosigned:
+        try:
+            old = tlog.open_checkpoint(item.checkpoint, [key], origin=key.name).checkpoint
+            tlog.verify_extends(old, signed, item.proof)
+        except tlog.TlogError as exc:
+            faults.append(Fault(None, "cosignature", f"a cosigned checkpoint is not this "
+                                f"log's, or not consistent with its checkpoint: {exc}"))
+            continue
+        for agent in agent_keys:
+            if agent.public_key == key.public_key:
+                continue  # the log's own signature is no witness's (reported below)
+            try:
+                tlog.open_note(item.checkpoint, [agent])
+            except tlog.UnverifiedNote:
+                continue  # not cosigned by this agent
+            except tlog.TlogError as exc:
+                faults.append(Fault(None, "cosignature", f"the cosignature by {agent.name} on "
+                                    f"the checkpoint of size {old.size} does not verify "
+                                    f"(forged or altered): {exc}"))
+                continue
+            found.add(agent.vkey())
+    for agent in agent_keys:
+        if agent.vkey() not in found:
+            faults.append(Fault(None, "cosignature", f"no valid cosignature by the pinned "
+                                f"agent key {agent.name}", INCOMPLETE))
+    return tuple(sorted(found))
 
 
 def _status(faults: list[Fault]) -> str:

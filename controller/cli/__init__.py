@@ -7,6 +7,7 @@ order ``rmctl --help`` lists them, and each group's module is imported on first 
 
 from controller.cli import host as _host  # noqa: F401 -- registers "rmctl init" and "serve"
 from controller.cli import login as _login  # noqa: F401 -- registers "rmctl login"
+from controller.cli import renew as _renew  # noqa: F401 -- registers "rmctl renew"
 from controller.cli import shell as _shell  # noqa: F401 -- registers "rmctl ssh", "gateway-key"
 from controller.cli._app import app, main
 

@@ -79,11 +79,13 @@ GROUPS: dict[str, LazyGroup] = {name: LazyGroup(f"controller.cli.{module}", attr
     ("diag", "diag", "diag_app", "Diagnostics (scope diag.read) in the current session."),
     ("logs", "logs", "logs_app", "Tail and search of logs (scope diag.logs)."),
     ("files", "files", "files_app", "Status and hash of files (scope diag.files)."),
+    ("bundle", "bundle", "bundle_app", "Support bundles attached to cases (scope diag.read)."),
     ("data", "data", "data_app", "Data correction (scopes data.read, data.write)."),
     ("device", "device", "device_app", "Agentless devices behind an agent (scope device.exec)."),
     ("config", "config", "config_app", "Parameter changes (scope config.write)."),
     ("service", "service", "service_app", "Service control (scope service.control)."),
     ("consent", "access", "consent_app", "The consent log."),
+    ("lock", "lock", "lock_app", "Locks on agents, engineer keys, grants and cases."),
     ("audit", "audit", "audit_app", "Verify the controller's tamper-evident log; evidence."),
 )}
 

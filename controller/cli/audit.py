@@ -1,12 +1,14 @@
 """The auditor's tools: verify the controller's log, export and check evidence offline.
 
 Exit status of verify and verify-bundle: 0 verified, 1 integrity failure, 2 incomplete,
-3 usage error. Evidence is always checked here, against the pinned log key (see
+3 usage error; of reconcile: 0 consistent, 1 differences, 2 incomplete, 3 usage error.
+Evidence is always checked here, against the pinned log key (see
 :mod:`controller.client.audit`), never trusted from the controller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -77,6 +79,7 @@ def _show(opts: Options, evidence: Evidence, report: Report) -> typer.Exit:
                        "root": report.root_hash.hex(), "records": report.records,
                        "sessions": report.sessions, "open_sessions": list(report.open_sessions),
                        "consistency_proofs": report.consistency,
+                       "cosigned_by": list(report.cosigned_by),
                        "faults": [f.__dict__ for f in report.faults]})
     else:
         out.fields([("Status", report.status), ("Scope", _scope_text(evidence.scope)),
@@ -84,6 +87,7 @@ def _show(opts: Options, evidence: Evidence, report: Report) -> typer.Exit:
                     ("Records", report.records), ("Sessions", report.sessions),
                     ("Open sessions", ", ".join(report.open_sessions) or "-"),
                     ("Consistency proofs", report.consistency),
+                    ("Cosigned by", ", ".join(report.cosigned_by) or "-"),
                     ("Envelopes", report.envelopes)])
         for fault in report.faults[:20]:
             where = "-" if fault.index is None else f"leaf {fault.index}"
@@ -95,12 +99,13 @@ def _scope_text(scope: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in scope.items())
 
 
-def _check(data: bytes, key: tlog.NoteVerifier) -> tuple[Evidence, Report]:
+def _check(data: bytes, key: tlog.NoteVerifier,
+           agent_keys: Sequence[tlog.NoteVerifier] = ()) -> tuple[Evidence, Report]:
     from controller.audit.errors import BadEvidence
     from controller.client.audit import check
 
     try:
-        return check(data, key)
+        return check(data, key, agent_keys)
     except BadEvidence as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT["failed"]) from exc
@@ -130,15 +135,64 @@ def audit_verify_bundle(
     opts: Options,
     file: Annotated[Path, typer.Argument(help="An evidence bundle or proof file.")],
     key: KeyOpt = None,
+    agent_key: Annotated[list[Path] | None, typer.Option(
+        "--agent-key", help="An agent's log verifier key file (repeatable; from the customer, "
+        "e.g. rmagent verify-log --json): require and check its cosignature.")] = None,
 ) -> None:
-    """Check an evidence bundle offline, trusting only the pinned log key."""
-    from controller.client.audit import read_pin
+    """Check an evidence bundle offline, trusting only the pinned log key and the agent
+    log keys given (never the controller's record of them)."""
+    from controller.client.audit import read_agent_keys, read_pin
 
     pinned = read_pin(opts.home, key)
     if pinned is None:
         raise _usage(f"no log key pinned in {opts.home}: give --key <log.vkey>")
-    evidence, report = _check(_read(file), pinned)
+    agents = read_agent_keys(agent_key or [])
+    evidence, report = _check(_read(file), pinned, agents)
     raise _show(opts, evidence, report)
+
+
+@command(audit_app, "reconcile")
+def audit_reconcile(
+    opts: Options,
+    agent: Annotated[str, typer.Option("--agent", help="The agent whose log to compare.")],
+) -> None:
+    """Compare an agent's witnessed log with the controller's events for it: events missing
+    or different on either side (exit 0 consistent, 1 differences, 2 incomplete)."""
+    from controller.client.audit import reconcile
+
+    found = with_client(opts, lambda client: reconcile(client, agent))
+    raise _show_reconciliation(opts, agent, found)
+
+
+RECONCILE_EXIT = {"consistent": 0, "different": 1, "incomplete": 2}
+
+
+def _show_reconciliation(opts: Options, agent: str, found: Any) -> typer.Exit:
+    differences = [{"kind": d.kind, "session": d.session_id, "seq": d.seq,
+                    "agent_index": d.agent_index, "event_id": d.event_id, "detail": d.detail}
+                   for d in found.differences]
+    if opts.json:
+        out.emit_json({"agent": agent, "status": found.status,
+                       "mirrored_size": found.mirrored_size,
+                       "cosigned_size": found.cosigned_size,
+                       "witnessed_at": found.witnessed_at or None,
+                       "agent_log_key": found.agent_log_key or None,
+                       "last_refusal": found.last_refusal or None,
+                       "agent_operations": found.agent_operations,
+                       "controller_operations": found.controller_operations,
+                       "pending": found.pending, "differences": differences})
+    else:
+        out.fields([("Agent", agent), ("Status", found.status),
+                    ("Mirrored", f"{found.mirrored_size} entries (cosigned size "
+                     f"{found.cosigned_size})"),
+                    ("Agent log key", found.agent_log_key or "-"),
+                    ("Operations", f"agent {found.agent_operations}, controller "
+                     f"{found.controller_operations}, pending {found.pending}"),
+                    ("Last refusal", found.last_refusal or "-")])
+        out.table("Differences", ("Kind", "Session", "Seq", "Agent entry", "Event", "Detail"),
+                  [(d["kind"], d["session"], d["seq"], d["agent_index"] or "-",
+                    d["event_id"] or "-", d["detail"]) for d in differences])
+    return typer.Exit(RECONCILE_EXIT.get(found.status, USAGE))
 
 
 @command(audit_app, "export")

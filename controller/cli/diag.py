@@ -187,3 +187,34 @@ def connect_tls(
     if server_name:
         params["server_name"] = server_name
     _run(opts, "diag.connect", params, render.render_connect, (session, case, agent))
+
+
+WATCH_METRICS = ("cpu", "memory", "load", "disk", "network", "processes")
+
+
+@command(diag_app, "watch")
+def diag_watch(
+    opts: Options,
+    metrics: Annotated[str, typer.Option(
+        help=f"Comma-separated metrics to sample: {', '.join(WATCH_METRICS)}.")]
+        = "cpu,memory,load",
+    every: Annotated[int, typer.Option(min=1, max=3600, help="Seconds between samples.")] = 5,
+    duration: Annotated[int, typer.Option(
+        "--for", min=1, max=86400, help="Seconds to watch (at least --every).")] = 60,
+    top: Annotated[int, typer.Option(
+        min=1, max=50, help="Processes per sample (metric processes).")] = 5,
+    session: SessionOpt = "", case: CaseOpt = "", agent: AgentOpt = "",
+) -> None:
+    """Sample metrics on the agent every N seconds for M seconds: a live table, or with
+    --json one JSON line per sample as it arrives; the receipt binds every sample."""
+    from controller.cli._watch import watch
+
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in WATCH_METRICS]
+    if not chosen or unknown or len(set(chosen)) != len(chosen):
+        raise typer.BadParameter(f"give distinct metrics of {', '.join(WATCH_METRICS)}",
+                                 param_hint="--metrics")
+    if duration < every:
+        raise typer.BadParameter("must be at least --every", param_hint="--for")
+    params = {"metrics": chosen, "every": every, "for": duration, "top": top}
+    watch(opts, params, (session, case, agent))

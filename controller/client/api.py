@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -28,6 +28,8 @@ DEFAULT_TIMEOUT = 15.0
 RECORDING_TIMEOUT = 120.0
 # The controller gives the agent 30 s; diag.processes may sample for up to 10 s of that.
 OPERATION_TIMEOUT = 45.0
+# A streaming operation lasts as long as it says (a watch up to 24 h), plus the relay's slack.
+STREAM_TIMEOUT = 24 * 3600.0 + 900.0
 
 R = TypeVar("R")
 
@@ -43,6 +45,7 @@ class ControllerClient:
         self._engineer = controller_pb2_grpc.EngineerServiceStub(channel)
         self._records = controller_pb2_grpc.RecordsServiceStub(channel)
         self._audit = controller_pb2_grpc.AuditServiceStub(channel)
+        self._renew_first: ClientConfig | None = None  # renewed on entry when past half-life
 
     @classmethod
     def open(cls, config: ClientConfig, *, now: float | None = None) -> ControllerClient:
@@ -54,12 +57,18 @@ class ControllerClient:
                                      Identity(config.trust_domain, "controller"))
         except OSError as exc:
             raise ConfigError(f"cannot read the identity files in {config.home}: {exc}") from exc
-        return cls(channel, address=config.controller)
+        client = cls(channel, address=config.controller)
+        client._renew_first = config
+        return client
 
     async def close(self) -> None:
         await self._channel.close()
 
     async def __aenter__(self) -> ControllerClient:
+        if self._renew_first is not None:
+            from controller.client.renew import renew_if_due
+
+            await renew_if_due(self._renew_first)
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -105,6 +114,25 @@ class ControllerClient:
                                  name="ListPrincipals")
         return list(reply.principals)
 
+    async def add_lock(self, target: str, reason: str, duration_seconds: int = 0,
+                       ) -> pb.LockRecord:
+        request = pb.AddLockRequest(target=target, reason=reason,
+                                    duration_seconds=duration_seconds)
+        reply: pb.AddLockResponse = await self._call(self._admin.AddLock, request,
+                                                     name="AddLock")
+        return reply.lock
+
+    async def remove_lock(self, lock_id: str) -> pb.LockRecord:
+        reply: pb.RemoveLockResponse = await self._call(
+            self._admin.RemoveLock, pb.RemoveLockRequest(lock_id=lock_id), name="RemoveLock")
+        return reply.lock
+
+    async def list_locks(self, include_inactive: bool = False) -> list[pb.LockRecord]:
+        reply: pb.ListLocksResponse = await self._call(
+            self._admin.ListLocks, pb.ListLocksRequest(include_inactive=include_inactive),
+            name="ListLocks")
+        return list(reply.locks)
+
     # CaseService
 
     async def open_case(self, customer_id: str, title: str, assignee: str = "") -> pb.Case:
@@ -141,6 +169,14 @@ class ControllerClient:
         request = agent_pb2.ExecuteRequest(operation=to_wire(operation))
         return await self._call(self._engineer.RunOperation, request, name="RunOperation",
                                 timeout=OPERATION_TIMEOUT)
+
+    async def run_operation_stream(self, operation: Envelope,
+                                   ) -> AsyncIterator[agent_pb2.StreamPart]:
+        """The parts of a streaming operation as they come, its answer (``done``) last."""
+        request = agent_pb2.ExecuteRequest(operation=to_wire(operation))
+        async for part in self._stream(self._engineer.RunOperationStream, request,
+                                       name="RunOperationStream", timeout=STREAM_TIMEOUT):
+            yield part
 
     async def close_session(self, session_id: str) -> pb.Session:
         reply: pb.CloseSessionResponse = await self._call(self._engineer.CloseSession,
@@ -185,6 +221,26 @@ class ControllerClient:
         if hashlib.sha256(cast).hexdigest() != digest:
             raise BadAnswer("the recording received does not match its SHA-256")
         return cast
+
+    async def bundle_chunks(self, case_id: str, sha256: str = "",
+                            ) -> AsyncIterator[pb.BundleChunk]:
+        """A case's support bundle in chunks, unchecked (the caller hashes what it keeps)."""
+        request = pb.GetBundleRequest(case_id=case_id, sha256=sha256)
+        async for chunk in self._stream(self._records.GetBundle, request, name="GetBundle",
+                                        timeout=RECORDING_TIMEOUT):
+            yield chunk
+
+    async def _stream(self, method: Callable[..., Any], request: Any, *, name: str,
+                      timeout: float) -> AsyncIterator[Any]:
+        call = method(request, timeout=timeout)
+        try:
+            async for item in call:
+                yield item
+        except grpc.aio.AioRpcError as exc:
+            raise translate(Call(exc.code().name, exc.details() or "", name,
+                                 self.address)) from exc
+        finally:
+            call.cancel()  # nothing once it ended; else the server stops sending
 
     async def customer_archive(self, customer_id: str) -> pb.GetCustomerArchiveResponse:
         return await self._call(self._records.GetCustomerArchive,

@@ -7,6 +7,7 @@ says so, so it can be compared with the deployment's ``log.vkey``), or given exp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,10 +69,34 @@ def evidence_request(*, case: str = "", session: str = "", event: int | None = N
     return pb.GetEvidenceRequest(full=True, since_checkpoint=since)
 
 
-def check(data: bytes, key: tlog.NoteVerifier) -> tuple[Evidence, Report]:
+def check(data: bytes, key: tlog.NoteVerifier,
+          agent_keys: Sequence[tlog.NoteVerifier] = ()) -> tuple[Evidence, Report]:
     """Parse and verify evidence bytes (BadEvidence if they do not parse)."""
     evidence = from_json(data)
-    return evidence, verify_evidence(evidence, key)
+    return evidence, verify_evidence(evidence, key, agent_keys)
+
+
+def read_agent_keys(paths: Sequence[Path]) -> list[tlog.NoteVerifier]:
+    """Agents' log keys from files the auditor holds (``rmagent verify-log --json`` gives
+    ``log_key``). Never the controller's record of them: offline checks trust only pins."""
+    keys = []
+    for path in paths:
+        try:
+            keys.append(read_vkey(path.read_text()))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the agent log key {path}: {exc}") from exc
+        except tlog.TlogError as exc:
+            raise ConfigError(f"{path} is not an agent log verifier key: {exc}") from exc
+    return keys
+
+
+async def reconcile(client: ControllerClient, agent_id: str) -> pb.ReconcileResponse:
+    """The controller's comparison of an agent's witnessed log with its own events."""
+    # The client's audit stub and error translation (see ControllerClient._call).
+    reply: pb.ReconcileResponse = await client._call(
+        client._audit.Reconcile, pb.ReconcileRequest(agent_id=agent_id),
+        name="Reconcile", timeout=120.0)
+    return reply
 
 
 def checkpoint_size(note: bytes, key: tlog.NoteVerifier) -> tlog.Checkpoint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,33 @@ class EngineerWorkflow:
                                   params=params, now=self._now())
         reply = await self.client.run_operation(envelope)
         return check_answer(envelope, reply, state=state, seq=seq, operation=operation)
+
+
+    async def run_stream(self, state: SessionState, operation: str, params: dict[str, Any],
+                         on_part: Callable[[bytes], Awaitable[None]]) -> OperationResult:
+        """Sign and run one streaming operation, handing each part to ``on_part`` as it
+        comes; the result once the receipt checks and its ``stream`` names exactly the
+        parts received (count, size, SHA-256)."""
+        state, seq = self.store.reserve_seq(state.session_id)
+        envelope = sign_operation(self._key, state, seq=seq, operation=operation,
+                                  params=params, now=self._now())
+        received = hashlib.sha256()
+        count = size = 0
+        done: agent_pb2.ExecuteResponse | None = None
+        async for part in self.client.run_operation_stream(envelope):
+            if part.WhichOneof("kind") == "done":
+                done = part.done
+                break
+            count, size = count + 1, size + len(part.data)
+            received.update(part.data)
+            await on_part(part.data)
+        if done is None:
+            raise BadAnswer("the stream ended without the agent's result")
+        result = check_answer(envelope, done, state=state, seq=seq, operation=operation)
+        stream = result.result.get("stream") if isinstance(result.result, dict) else None
+        if stream != {"parts": count, "bytes": size, "sha256": received.hexdigest()}:
+            raise BadAnswer("the parts received do not match the agent's receipt-signed result")
+        return result
 
 
 def check_answer(envelope: permissions.Envelope, reply: agent_pb2.ExecuteResponse, *,

@@ -1,13 +1,15 @@
 """The gateway's stream to an agent (direct mode): ``AgentService.Shell`` over mutual TLS.
 
 Only the controller's certificate can call it, and the agent's certificate is checked for
-its DNS name, as :mod:`controller.relay` does. The stream is the narrow seam a dial-out
-transport can replace: :class:`ShellLink` is all the gateway uses of it.
+its DNS name, as :mod:`controller.relay` does. :class:`Link` is all the gateway uses of a
+stream: :class:`ShellLink` here, or the stream a dial-out agent opened
+(:mod:`controller.gateway.reverse`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import grpc
 
@@ -25,6 +27,17 @@ class LinkRefused(Exception):
     def __init__(self, code: grpc.StatusCode, detail: str) -> None:
         super().__init__(f"{code.name}: {detail}")
         self.code = code
+
+
+class Link(Protocol):
+    """One open shell stream to an agent, after its ``opened`` message."""
+
+    async def send(self, message: pb.ShellClientMessage) -> None: ...
+
+    async def receive(self) -> pb.ShellServerMessage | None:
+        """The next message; None when the stream has ended."""
+
+    async def close(self) -> None: ...
 
 
 class ShellLink:

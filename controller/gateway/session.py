@@ -20,7 +20,7 @@ import asyncssh
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from controller.gateway.asciicast import Header, Recorder
-from controller.gateway.link import LinkRefused, ShellLink
+from controller.gateway.link import Link, LinkRefused, ShellLink
 from controller.gateway.recording import Finished, store_recording
 from controller.logs import log_event
 from controller.services._common import Deps
@@ -77,7 +77,7 @@ class GatewaySession:
         await self._pump(process, link, opened, agent_id)
 
     async def _authorize(self, process: asyncssh.SSHServerProcess[bytes],
-                         login: Login) -> tuple[ShellLink, pb.ShellOpened, str]:
+                         login: Login) -> tuple[Link, pb.ShellOpened, str]:
         match = _USER.match(login.username)
         if match is None:
             raise Refusal("bad-username", "expected <agent-id>+<ticket>")
@@ -88,15 +88,21 @@ class GatewaySession:
         engineer = await self._engineer(kid)
         agent_id = match["agent"]
         agent = await self._deps.store.read(directory.get_agent, agent_id)
-        if agent is None or not agent.address:
+        dialin = self._deps.relay.dialin
+        dialed_out = dialin is not None and agent_id in dialin.connected()
+        if agent is None or not (agent.address or dialed_out):
             raise Refusal("agent-unreachable", agent_id)
         cols, rows, *_ = process.term_size
         request = pb.ShellOpen(ticket=match["ticket"], engineer_key_id=kid,
                                term=process.term_type or "",
                                window=pb.ShellWindow(cols=cols or 80, rows=rows or 24))
+        link: Link
         try:
-            link, opened = await ShellLink.open(self._files, self._deps.trust_domain, agent_id,
-                                                agent.address, request)
+            if dialed_out:  # as operations go: down the agent's own connection when it holds one
+                link, opened = await self._deps.reverse_shells.claim(agent_id, request)
+            else:
+                link, opened = await ShellLink.open(self._files, self._deps.trust_domain,
+                                                    agent_id, agent.address, request)
         except LinkRefused as exc:
             raise Refusal("agent-refused", str(exc)) from exc
         try:
@@ -122,7 +128,7 @@ class GatewaySession:
             raise Refusal("session-mismatch", f"{opened.session_id} is {session.engineer}'s "
                           f"on {session.agent_id}")
 
-    async def _pump(self, process: asyncssh.SSHServerProcess[bytes], link: ShellLink,
+    async def _pump(self, process: asyncssh.SSHServerProcess[bytes], link: Link,
                     opened: pb.ShellOpened, agent_id: str) -> None:
         cols, rows, *_ = process.term_size
         started_wall, started = self._deps.clock(), time.monotonic()
@@ -156,7 +162,7 @@ class GatewaySession:
                   output_matches=finished.output_sha256 == finished.agent_output_sha256)
 
 
-async def _forward_input(process: asyncssh.SSHServerProcess[bytes], link: ShellLink,
+async def _forward_input(process: asyncssh.SSHServerProcess[bytes], link: Link,
                          recorder: Recorder) -> None:
     while True:
         try:
@@ -174,7 +180,7 @@ async def _forward_input(process: asyncssh.SSHServerProcess[bytes], link: ShellL
         await link.send(pb.ShellClientMessage(stdin=data))
 
 
-async def _forward_output(process: asyncssh.SSHServerProcess[bytes], link: ShellLink,
+async def _forward_output(process: asyncssh.SSHServerProcess[bytes], link: Link,
                           recorder: Recorder, digest: hashlib._Hash) -> pb.ShellExit:
     while (message := await link.receive()) is not None:
         kind = message.WhichOneof("kind")

@@ -6,6 +6,8 @@
     engineer       EngineerService        engineer (RunOperation in _operations)
     records        RecordsService         admin, engineer, auditor
     agent_report   AgentReportService     agent (consent decisions in _decisions)
+    renewal        RenewalService         agent, engineer (certificate renewal)
+    locks          AdminService's locks and AgentReportService.FetchLocks
 
 Services raise :mod:`controller.errors` exceptions; the interceptor in
 :mod:`controller.authz` checks roles before and translates errors after.
@@ -22,6 +24,7 @@ from controller.services.cases import CaseService
 from controller.services.engineer import EngineerService
 from controller.services.enrollment import EnrollmentService
 from controller.services.records import RecordsService
+from controller.services.renewal import RenewalService
 from rmaint.v1 import controller_pb2, controller_pb2_grpc
 
 _SERVICES = controller_pb2.DESCRIPTOR.services_by_name
@@ -35,9 +38,10 @@ def register_api(server: grpc.aio.Server, deps: Deps) -> list[str]:
     controller_pb2_grpc.add_RecordsServiceServicer_to_server(RecordsService(deps), server)
     controller_pb2_grpc.add_AgentReportServiceServicer_to_server(
         AgentReportService(deps), server)
+    controller_pb2_grpc.add_RenewalServiceServicer_to_server(RenewalService(deps), server)
     return [_SERVICES[name].full_name for name in (
         "AdminService", "CaseService", "EngineerService", "RecordsService",
-        "AgentReportService")]
+        "AgentReportService", "RenewalService")]
 
 
 def register_enrollment(server: grpc.aio.Server, deps: Deps) -> list[str]:

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from controller.authz import Caller, current_caller
 from controller.ca import Authority
 from controller.config import Address
 from controller.errors import ConfigError, InvalidArgument, PermissionDenied
+from controller.gateway.reverse import ReverseShells
 from controller.relay import Relay
 from controller.store import Store
 from permissions import Envelope, MalformedStatement
 from pki.identity import IdentityError, check_name
 from rmaint.envelopes import from_wire
 from rmaint.v1 import common_pb2
+
+if TYPE_CHECKING:
+    from controller.locks import LockBroker
 
 MAX_TEXT = 2000
 
@@ -35,6 +40,9 @@ class Deps:
     relay: Relay
     controller_address: str  # the mutual-TLS API, as clients should dial it
     enroll_address: str  # the enrollment port, as join tokens name it
+    locks: LockBroker | None = None  # pushes lock changes to agents (None: nobody to push to)
+    # Shell streams of dial-out agents waiting for their login (controller.gateway.reverse).
+    reverse_shells: ReverseShells = field(default_factory=ReverseShells)
 
 
 def caller_as(role: str) -> Caller:

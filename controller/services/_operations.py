@@ -33,6 +33,7 @@ from controller.logs import log_event
 from controller.relay import Outcome, Relayed
 from controller.services import _common
 from controller.services._common import Deps
+from controller.services.locks import refuse_locked
 from controller.store import sessions
 from controller.store.records import SessionEvent
 from permissions import (
@@ -50,6 +51,7 @@ from permissions import (
     load_public_key,
     verify,
 )
+from permissions.locks import Subject
 from rmaint.envelopes import from_wire
 from rmaint.v1 import agent_pb2
 
@@ -115,6 +117,8 @@ def _record_attempt(conn: Connection, caller: Caller, op: Operation, envelope: E
                                                   session.grant_id):
         raise InvalidArgument(f"the operation names another agent, case or grant than "
                               f"session {session.session_id}")
+    refuse_locked(conn, Subject(agent_id=op.agent_id, grant_id=op.grant_id, case_id=op.case_id,
+                                engineer_key_id=caller.key_id), now, "operation")
     event_id = sessions.add_event(conn, SessionEvent(
         event_id=None, session_id=op.session_id, seq=op.seq, engineer=caller.name,
         operation=op.operation, params_json=json.dumps(op.params, sort_keys=True),

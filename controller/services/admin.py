@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from controller.errors import InvalidArgument, NotFound
 from controller.logs import log_event
 from controller.services import _common, _convert
+from controller.services import locks as _locks
 from controller.services._common import Deps
 from controller.store import directory, tokens
 from controller.store.records import Customer, JoinTokenRecord
@@ -64,6 +65,23 @@ class AdminService(controller_pb2_grpc.AdminServiceServicer):
                              context: grpc.aio.ServicerContext) -> pb.ListPrincipalsResponse:
         found = await self._deps.store.read(directory.list_principals)
         return pb.ListPrincipalsResponse(principals=[_convert.principal(p) for p in found])
+
+
+    async def AddLock(self, request: pb.AddLockRequest,
+                      context: grpc.aio.ServicerContext) -> pb.AddLockResponse:
+        by = _common.caller_as("admin").name
+        return pb.AddLockResponse(lock=await _locks.add_lock(self._deps, by, request))
+
+    async def RemoveLock(self, request: pb.RemoveLockRequest,
+                         context: grpc.aio.ServicerContext) -> pb.RemoveLockResponse:
+        by = _common.caller_as("admin").name
+        return pb.RemoveLockResponse(
+            lock=await _locks.remove_lock(self._deps, by, request.lock_id))
+
+    async def ListLocks(self, request: pb.ListLocksRequest,
+                        context: grpc.aio.ServicerContext) -> pb.ListLocksResponse:
+        found = await _locks.list_locks(self._deps, request.include_inactive)
+        return pb.ListLocksResponse(locks=found)
 
 
 def _customer(message: pb.Customer, now: float) -> Customer:

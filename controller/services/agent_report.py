@@ -7,6 +7,7 @@ agent pins those keys locally: the controller cannot add one).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 
 import grpc
@@ -14,9 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy.engine import Connection
 
 from controller.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from controller.gateway.reverse import SHELL_TICKET_HEADER
 from controller.logs import log_event
 from controller.rules import REQUEST_TTL
-from controller.services import _common, archive, inspection
+from controller.services import _common, archive, inspection, witness
+from controller.services import locks as _locks
 from controller.services._common import Deps, caller_as
 from controller.services._decisions import record_change_consent, record_decision
 from controller.store import directory, requests
@@ -34,8 +37,10 @@ from permissions import (
     verify_decision,
 )
 from rmaint.envelopes import to_wire
+from rmaint.v1 import agent_pb2, controller_pb2_grpc
 from rmaint.v1 import controller_pb2 as pb
-from rmaint.v1 import controller_pb2_grpc
+
+_TICKET = re.compile(r"[0-9a-f]{32}")
 
 MAX_APPROVER_KEYS = 32
 
@@ -81,6 +86,16 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
                   opened=list(recorded.opened), cleared=list(recorded.cleared))
         return pb.ReportInspectionResponse(server_time=self._deps.clock())
 
+    async def Witness(self, request: pb.WitnessRequest,
+                      context: grpc.aio.ServicerContext) -> pb.WitnessResponse:
+        """Check, mirror and cosign the agent's log (see :mod:`controller.services.witness`)."""
+        return await witness.serve_witness(self._deps, caller_as("agent").name, request)
+
+    async def CosignCheckpoint(self, request: pb.CosignCheckpointRequest,
+                               context: grpc.aio.ServicerContext
+                               ) -> pb.CosignCheckpointResponse:
+        return await witness.serve_cosign(self._deps, caller_as("agent").name, request)
+
     async def Connect(self, request_iterator: AsyncIterator[pb.AgentFrame],
                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ControllerFrame]:
         """Dial-out mode: hold the agent's stream (see :mod:`controller.dialin`)."""
@@ -89,6 +104,25 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
             raise FailedPrecondition("this controller does not serve dial-out agents")
         async for frame in self._deps.relay.dialin.serve(agent_id, request_iterator, context):
             yield frame
+
+    async def ShellLink(self, request_iterator: AsyncIterator[agent_pb2.ShellServerMessage],
+                        context: grpc.aio.ServicerContext,
+                        ) -> AsyncIterator[agent_pb2.ShellClientMessage]:
+        """Dial-out mode: a shell stream waiting for its login (controller.gateway.reverse)."""
+        agent_id = caller_as("agent").name
+        metadata = dict(context.invocation_metadata() or ())
+        ticket = metadata.get(SHELL_TICKET_HEADER, "")
+        if not isinstance(ticket, str) or not _TICKET.fullmatch(ticket):
+            raise InvalidArgument(f"{SHELL_TICKET_HEADER} must be a shell ticket (32 hex)")
+        async for message in self._deps.reverse_shells.serve(agent_id, ticket,
+                                                             request_iterator):
+            yield message
+
+    async def FetchLocks(self, request: pb.FetchLocksRequest,
+                         context: grpc.aio.ServicerContext) -> agent_pb2.LockSet:
+        """The locks in force for the calling agent (also for a locked one: they only
+        restrict)."""
+        return await _locks.fetch_locks(self._deps, caller_as("agent").name)
 
 
 def approver_keys(reported: Mapping[str, bytes]) -> dict[str, bytes]:

@@ -13,6 +13,7 @@ import grpc
 import tlog
 from controller.audit.evidence import to_json
 from controller.audit.export import collect
+from controller.audit.reconcile import reconcile
 from controller.errors import FailedPrecondition, InvalidArgument
 from controller.services import _common
 from controller.services._common import Deps
@@ -47,6 +48,21 @@ class AuditService(controller_pb2_grpc.AuditServiceServicer):
         since = request.since_checkpoint or None
         evidence = await self._deps.store.read(collect, scope, since=since)
         return pb.GetEvidenceResponse(evidence=to_json(evidence))
+
+    async def Reconcile(self, request: pb.ReconcileRequest,
+                        context: grpc.aio.ServicerContext) -> pb.ReconcileResponse:
+        """An agent's witnessed log against the controller's events for it."""
+        agent_id = _common.name(request.agent_id, "agent_id")
+        found = await self._deps.store.read(reconcile, agent_id)
+        return pb.ReconcileResponse(
+            status=found.status, mirrored_size=found.mirrored_size,
+            cosigned_size=found.cosigned_size, witnessed_at=found.witnessed_at,
+            agent_log_key=found.agent_log_key, last_refusal=found.last_refusal,
+            agent_operations=found.agent_operations,
+            controller_operations=found.controller_operations, pending=found.pending,
+            differences=[pb.ReconcileDifference(
+                kind=d.kind, session_id=d.session_id, seq=d.seq, agent_index=d.agent_index,
+                event_id=d.event_id, detail=d.detail) for d in found.differences])
 
 
 def _scope(request: pb.GetEvidenceRequest) -> dict[str, Any]:

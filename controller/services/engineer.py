@@ -7,6 +7,7 @@ key is the one in the caller's certificate, so nobody files in another engineer'
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 
 import grpc
 from sqlalchemy.engine import Connection
@@ -18,6 +19,8 @@ from controller.logs import log_event
 from controller.services import _common, _convert
 from controller.services._common import Deps, caller_as
 from controller.services._operations import run_operation
+from controller.services._streams import run_operation_stream
+from controller.services.locks import refuse_locked
 from controller.store import cases, directory, grants, requests, sessions
 from controller.store.records import ConsentEntry, GrantRecord, RequestRecord, Session
 from permissions import (
@@ -27,6 +30,7 @@ from permissions import (
     MalformedStatement,
     verify_access_request,
 )
+from permissions.locks import Subject
 from rmaint.v1 import agent_pb2, controller_pb2_grpc
 from rmaint.v1 import controller_pb2 as pb
 
@@ -72,6 +76,12 @@ class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
                            context: grpc.aio.ServicerContext) -> agent_pb2.ExecuteResponse:
         return await run_operation(self._deps, caller_as("engineer"), request)
 
+    async def RunOperationStream(self, request: agent_pb2.ExecuteRequest,
+                                 context: grpc.aio.ServicerContext,
+                                 ) -> AsyncIterator[agent_pb2.StreamPart]:
+        async for part in run_operation_stream(self._deps, caller_as("engineer"), request):
+            yield part
+
     async def CloseSession(self, request: pb.CloseSessionRequest,
                            context: grpc.aio.ServicerContext) -> pb.CloseSessionResponse:
         caller = caller_as("engineer")
@@ -98,6 +108,8 @@ def _file_request(conn: Connection, statement: AccessRequest, envelope: Envelope
     rules.check_request_target(case, directory.get_agent(conn, statement.agent_id),
                                statement.agent_id,
                                directory.get_customer(conn, case.customer_id), now)
+    refuse_locked(conn, Subject(agent_id=statement.agent_id, case_id=statement.case_id,
+                                engineer_key_id=statement.engineer_key_id), now, "access request")
     record = RequestRecord(
         request_id=statement.request_id, case_id=statement.case_id,
         agent_id=statement.agent_id, engineer=statement.engineer,
@@ -130,6 +142,8 @@ def _open_session(conn: Connection, caller: Caller, case_id: str, agent_id: str,
         grant_id = found.grant_id
     grant = rules.check_grant_usable(found, grant_id, case_id=case_id, agent_id=agent_id,
                                      engineer_key_id=caller.key_id, now=now)
+    refuse_locked(conn, Subject(agent_id=agent_id, grant_id=grant.grant_id, case_id=case_id,
+                                engineer_key_id=caller.key_id), now, "session")
     session = Session(session_id=f"S-{secrets.token_hex(6)}", engineer=caller.name,
                       case_id=case_id, agent_id=agent_id, grant_id=grant.grant_id,
                       started_at=now, ended_at=None, end_reason=None)

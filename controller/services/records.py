@@ -12,7 +12,7 @@ from controller.errors import NotFound
 from controller.gateway.recording import recording_of
 from controller.services import _common, _convert, archive
 from controller.services._common import Deps
-from controller.store import cases, requests, sessions
+from controller.store import bundles, cases, requests, sessions
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
 
@@ -75,6 +75,28 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
                                     count=len(found))
 
 
+    async def GetBundle(self, request: pb.GetBundleRequest,
+                        context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BundleChunk]:
+        case_id = _common.text(request.case_id, "case_id", limit=64)
+        sha256 = _common.text(request.sha256, "sha256", required=False, limit=64).lower()
+        found = await self._deps.store.read(bundles.get_bundle, case_id, sha256)
+        if found is None:
+            raise NotFound(f"case {case_id} has no bundle" + (f" {sha256}" if sha256 else ""))
+        bundle, data = found
+        if data is None:
+            raise NotFound("the bundle is no longer stored (removed under retention)")
+        described = bundle_message(bundle)
+        for start in range(0, max(len(data), 1), RECORDING_CHUNK):
+            yield pb.BundleChunk(data=data[start:start + RECORDING_CHUNK], bundle=described)
+
+
+def bundle_message(bundle: bundles.Bundle) -> pb.Bundle:
+    return pb.Bundle(sha256=bundle.sha256, size=bundle.size, case_id=bundle.case_id,
+                     session_id=bundle.session_id, event_id=bundle.event_id,
+                     agent_id=bundle.agent_id, created_at=bundle.created_at,
+                     stored=bundle.stored)
+
+
 def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:
     case = cases.get_case(conn, case_id)
     if case is None:
@@ -85,6 +107,7 @@ def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:
                   sessions.list_sessions(conn, case_id=case_id, newest_first=False)],
         requests=[_convert.request(r) for r in
                   requests.list_requests(conn, case_id=case_id, newest_first=False)],
+        bundles=[bundle_message(b) for b in bundles.list_bundles(conn, case_id)],
     )
 
 

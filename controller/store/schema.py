@@ -268,6 +268,55 @@ audit_checkpoints = sa.Table(
     sa.Column("signed_at", TIME, nullable=False),
 )
 
+# Mutual witnessing (see controller.audit.witness). Per agent: its pinned log key, how much
+# of its log the controller mirrors (with the compact range of that prefix, so appends need
+# no re-read), the last agent checkpoint it cosigned, and the last refusal. The mirrored
+# entries are the agent's canonical records; the cosignatures are agents' on the
+# controller's own checkpoints (the note with the agent's signature line added).
+witness_state = sa.Table(
+    "witness_state", metadata,
+    sa.Column("agent_id", NAME, sa.ForeignKey("agents.agent_id"), primary_key=True),
+    sa.Column("log_key", sa.Text, nullable=False),
+    sa.Column("pinned_at", TIME, nullable=False),
+    sa.Column("mirrored_size", sa.BigInteger, nullable=False),
+    sa.Column("compact_range", sa.LargeBinary, nullable=False),
+    sa.Column("cosigned_size", sa.BigInteger, nullable=False),
+    sa.Column("cosigned_root", sa.LargeBinary(32), nullable=False),
+    sa.Column("checkpoint", sa.Text, nullable=True),
+    sa.Column("witnessed_at", TIME, nullable=True),
+    sa.Column("last_refusal", sa.Text, nullable=False),
+    sa.Column("refused_at", TIME, nullable=True),
+)
+
+witness_entries = sa.Table(
+    "witness_entries", metadata,
+    sa.Column("agent_id", NAME, primary_key=True),
+    sa.Column("entry_index", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("record", sa.LargeBinary, nullable=False),
+    sa.Column("session_id", NAME, nullable=True),
+)
+
+audit_cosignatures = sa.Table(
+    "audit_cosignatures", metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("witness", NAME, primary_key=True),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("signed_at", TIME, nullable=False),
+)
+
+# Support bundles attached to cases: the bytes are in ``blobs`` under ``sha256`` (no
+# foreign key: a blob may be removed under retention while the attachment stays on record).
+case_bundles = sa.Table(
+    "case_bundles", metadata,
+    sa.Column("case_id", NAME, sa.ForeignKey("cases.case_id"), primary_key=True),
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("session_id", NAME, sa.ForeignKey("sessions.session_id"), nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("agent_id", NAME, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+)
+
 # Large contents (outputs, bundles, recordings) by SHA-256; records hold the hash only, so
 # removing a blob under retention leaves the log intact.
 blobs = sa.Table(
@@ -276,4 +325,18 @@ blobs = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("stored_at", TIME, nullable=False),
+)
+
+# Locks: the service company's own stop on an agent, engineer key, grant or case. Rows are
+# never deleted: removing a lock sets removed_at, so the records keep who locked what.
+locks = sa.Table(
+    "locks", metadata,
+    sa.Column("lock_id", sa.String(32), primary_key=True),
+    sa.Column("target", sa.String(200), nullable=False, index=True),
+    sa.Column("reason", sa.String(2000), nullable=False),
+    sa.Column("created_by", NAME, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Column("expires_at", TIME, nullable=True),
+    sa.Column("removed_at", TIME, nullable=True),
+    sa.Column("removed_by", NAME, nullable=True),
 )

@@ -20,6 +20,104 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class Lock(_message.Message):
+    """A lock: the service company's own stop on an agent, an engineer key, a grant or a case.
+    Locks only ever restrict: removing one never allows what consent did not.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCK_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    lock_id: _builtins.str
+    """Identifies the lock, "L-<hex>"."""
+    target: _builtins.str
+    """What it locks: "agent:<id>", "engineer-key:sha256:<hex>", "grant:<id>" or "case:<id>"."""
+    reason: _builtins.str
+    """Why, in the words of whoever locked it."""
+    created_by: _builtins.str
+    """Who locked it (the admin's identity name)."""
+    created_at: _builtins.float
+    """When, unix seconds."""
+    expires_at: _builtins.float
+    """When it stops applying, unix seconds; 0 for never."""
+    def __init__(
+        self,
+        *,
+        lock_id: _builtins.str = ...,
+        target: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        created_by: _builtins.str = ...,
+        created_at: _builtins.float = ...,
+        expires_at: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "expires_at", b"expires_at", "lock_id", b"lock_id", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Lock: _TypeAlias = Lock  # noqa: Y015
+
+@_typing.final
+class LockSet(_message.Message):
+    """Every lock in force for one agent, as of ``version``."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    LOCKS_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """Grows with every change of the controller's locks; a set with a version at or below
+    the one an agent holds is ignored.
+    """
+    @_builtins.property
+    def locks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lock]:
+        """The locks in force, for this agent (its own agent lock, its grants and cases, every
+        engineer key).
+        """
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        locks: _abc.Iterable[Global___Lock] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locks", b"locks", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockSet: _TypeAlias = LockSet  # noqa: Y015
+
+@_typing.final
+class ApplyLocksResponse(_message.Message):
+    """Response of AgentService.ApplyLocks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version the agent holds after the call."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyLocksResponse: _TypeAlias = ApplyLocksResponse  # noqa: Y015
+
+@_typing.final
 class ShellClientMessage(_message.Message):
     """One message from the gateway to the agent in AgentService.Shell."""
 
@@ -290,6 +388,38 @@ class ExecuteResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecuteResponse: _TypeAlias = ExecuteResponse  # noqa: Y015
+
+@_typing.final
+class StreamPart(_message.Message):
+    """One message of AgentService.ExecuteStream and EngineerService.RunOperationStream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """One part of the operation's output (at most 1 MiB), in order."""
+    @_builtins.property
+    def done(self) -> Global___ExecuteResponse:
+        """Last message: the summary result (its "stream" object holds the count, size and
+        SHA-256 of the parts) and the agent's receipt over it, as Execute answers.
+        """
+
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        done: Global___ExecuteResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "done", b"done", "kind", b"kind"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "done", b"done", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["data", "done"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___StreamPart: _TypeAlias = StreamPart  # noqa: Y015
 
 @_typing.final
 class EngineerKey(_message.Message):

@@ -45,6 +45,16 @@ class AgentServiceStub:
                 request_serializer=rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.FromString,
                 _registered_method=True)
+        self.ExecuteStream = channel.unary_stream(
+                '/rmaint.v1.AgentService/ExecuteStream',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.StreamPart.FromString,
+                _registered_method=True)
+        self.ApplyLocks = channel.unary_unary(
+                '/rmaint.v1.AgentService/ApplyLocks',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.LockSet.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ApplyLocksResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -69,6 +79,25 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecuteStream(self, request, context):
+        """Runs one engineer-signed streaming operation (a watch, a support bundle), decided as
+        Execute decides: its output parts come as they are made, then the result and the
+        receipt, which binds the SHA-256 of all parts in order. A non-streaming operation
+        (and, through Execute, a streaming one) is refused with INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyLocks(self, request, context):
+        """Direct mode: the controller's full set of locks, pushed on every change. The agent
+        keeps the newest version it has seen (an older or equal version changes nothing),
+        refuses operations a lock covers and ends those already running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +110,16 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.Shell,
                     request_deserializer=rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.FromString,
                     response_serializer=rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.SerializeToString,
+            ),
+            'ExecuteStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExecuteStream,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.StreamPart.SerializeToString,
+            ),
+            'ApplyLocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyLocks,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.LockSet.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ApplyLocksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +177,60 @@ class AgentService:
             '/rmaint.v1.AgentService/Shell',
             rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.SerializeToString,
             rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rmaint.v1.AgentService/ExecuteStream',
+            rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.StreamPart.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentService/ApplyLocks',
+            rmaint_dot_v1_dot_agent__pb2.LockSet.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ApplyLocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

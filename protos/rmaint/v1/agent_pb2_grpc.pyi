@@ -43,6 +43,17 @@ class AgentServiceStub:
     ways until the shell exits or is ended. Refusals are PERMISSION_DENIED with a
     uniform message.
     """
+    ExecuteStream: _grpc.UnaryStreamMultiCallable[_agent_pb2.ExecuteRequest, _agent_pb2.StreamPart]
+    """Runs one engineer-signed streaming operation (a watch, a support bundle), decided as
+    Execute decides: its output parts come as they are made, then the result and the
+    receipt, which binds the SHA-256 of all parts in order. A non-streaming operation
+    (and, through Execute, a streaming one) is refused with INVALID_ARGUMENT.
+    """
+    ApplyLocks: _grpc.UnaryUnaryMultiCallable[_agent_pb2.LockSet, _agent_pb2.ApplyLocksResponse]
+    """Direct mode: the controller's full set of locks, pushed on every change. The agent
+    keeps the newest version it has seen (an older or equal version changes nothing),
+    refuses operations a lock covers and ends those already running.
+    """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -58,6 +69,17 @@ class AgentServiceAsyncStub(AgentServiceStub):
     (made by the engineer-signed operation "shell.open"); then terminal bytes flow both
     ways until the shell exits or is ended. Refusals are PERMISSION_DENIED with a
     uniform message.
+    """
+    ExecuteStream: _aio.UnaryStreamMultiCallable[_agent_pb2.ExecuteRequest, _agent_pb2.StreamPart]  # type: ignore[assignment]
+    """Runs one engineer-signed streaming operation (a watch, a support bundle), decided as
+    Execute decides: its output parts come as they are made, then the result and the
+    receipt, which binds the SHA-256 of all parts in order. A non-streaming operation
+    (and, through Execute, a streaming one) is refused with INVALID_ARGUMENT.
+    """
+    ApplyLocks: _aio.UnaryUnaryMultiCallable[_agent_pb2.LockSet, _agent_pb2.ApplyLocksResponse]  # type: ignore[assignment]
+    """Direct mode: the controller's full set of locks, pushed on every change. The agent
+    keeps the newest version it has seen (an older or equal version changes nothing),
+    refuses operations a lock covers and ends those already running.
     """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -83,6 +105,29 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         (made by the engineer-signed operation "shell.open"); then terminal bytes flow both
         ways until the shell exits or is ended. Refusals are PERMISSION_DENIED with a
         uniform message.
+        """
+
+    @_abc_1.abstractmethod
+    def ExecuteStream(
+        self,
+        request: _agent_pb2.ExecuteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.StreamPart], _abc.AsyncIterator[_agent_pb2.StreamPart]]:
+        """Runs one engineer-signed streaming operation (a watch, a support bundle), decided as
+        Execute decides: its output parts come as they are made, then the result and the
+        receipt, which binds the SHA-256 of all parts in order. A non-streaming operation
+        (and, through Execute, a streaming one) is refused with INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyLocks(
+        self,
+        request: _agent_pb2.LockSet,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.ApplyLocksResponse, _abc.Awaitable[_agent_pb2.ApplyLocksResponse]]:
+        """Direct mode: the controller's full set of locks, pushed on every change. The agent
+        keeps the newest version it has seen (an older or equal version changes nothing),
+        refuses operations a lock covers and ends those already running.
         """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

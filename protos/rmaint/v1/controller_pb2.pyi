@@ -91,6 +91,181 @@ class EnrollResponse(_message.Message):
 Global___EnrollResponse: _TypeAlias = EnrollResponse  # noqa: Y015
 
 @_typing.final
+class AddLockRequest(_message.Message):
+    """Request of AdminService.AddLock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """"agent:<id>", "engineer-key:sha256:<hex>", "grant:<id>" or "case:<id>"."""
+    reason: _builtins.str
+    """Why (required)."""
+    duration_seconds: _builtins.int
+    """Seconds until the lock stops applying; 0 for never."""
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        duration_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddLockRequest: _TypeAlias = AddLockRequest  # noqa: Y015
+
+@_typing.final
+class AddLockResponse(_message.Message):
+    """Response of AdminService.AddLock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lock(self) -> Global___LockRecord: ...
+    def __init__(
+        self,
+        *,
+        lock: Global___LockRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lock", b"lock"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lock", b"lock"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddLockResponse: _TypeAlias = AddLockResponse  # noqa: Y015
+
+@_typing.final
+class RemoveLockRequest(_message.Message):
+    """Request of AdminService.RemoveLock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCK_ID_FIELD_NUMBER: _builtins.int
+    lock_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        lock_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lock_id", b"lock_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveLockRequest: _TypeAlias = RemoveLockRequest  # noqa: Y015
+
+@_typing.final
+class RemoveLockResponse(_message.Message):
+    """Response of AdminService.RemoveLock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lock(self) -> Global___LockRecord: ...
+    def __init__(
+        self,
+        *,
+        lock: Global___LockRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lock", b"lock"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lock", b"lock"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveLockResponse: _TypeAlias = RemoveLockResponse  # noqa: Y015
+
+@_typing.final
+class ListLocksRequest(_message.Message):
+    """Request of AdminService.ListLocks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_INACTIVE_FIELD_NUMBER: _builtins.int
+    include_inactive: _builtins.bool
+    """Also removed and expired locks."""
+    def __init__(
+        self,
+        *,
+        include_inactive: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_inactive", b"include_inactive"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLocksRequest: _TypeAlias = ListLocksRequest  # noqa: Y015
+
+@_typing.final
+class ListLocksResponse(_message.Message):
+    """Response of AdminService.ListLocks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def locks(self) -> _containers.RepeatedCompositeFieldContainer[Global___LockRecord]: ...
+    def __init__(
+        self,
+        *,
+        locks: _abc.Iterable[Global___LockRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locks", b"locks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLocksResponse: _TypeAlias = ListLocksResponse  # noqa: Y015
+
+@_typing.final
+class LockRecord(_message.Message):
+    """A lock as the controller records it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCK_FIELD_NUMBER: _builtins.int
+    REMOVED_AT_FIELD_NUMBER: _builtins.int
+    REMOVED_BY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    removed_at: _builtins.float
+    """When it was removed, unix seconds; 0 if it was not."""
+    removed_by: _builtins.str
+    """Who removed it."""
+    status: _builtins.str
+    """"active", "expired" or "removed", by the controller's clock."""
+    @_builtins.property
+    def lock(self) -> _agent_pb2.Lock:
+        """The lock as agents receive it."""
+
+    def __init__(
+        self,
+        *,
+        lock: _agent_pb2.Lock | None = ...,
+        removed_at: _builtins.float = ...,
+        removed_by: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lock", b"lock"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lock", b"lock", "removed_at", b"removed_at", "removed_by", b"removed_by", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockRecord: _TypeAlias = LockRecord  # noqa: Y015
+
+@_typing.final
 class Customer(_message.Message):
     """A customer of the service company."""
 
@@ -965,6 +1140,109 @@ class RecordingChunk(_message.Message):
 Global___RecordingChunk: _TypeAlias = RecordingChunk  # noqa: Y015
 
 @_typing.final
+class GetBundleRequest(_message.Message):
+    """Request of RecordsService.GetBundle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """The case the bundle is attached to."""
+    sha256: _builtins.str
+    """SHA-256 (hex) of the bundle; empty for the case's newest bundle."""
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBundleRequest: _TypeAlias = GetBundleRequest  # noqa: Y015
+
+@_typing.final
+class BundleChunk(_message.Message):
+    """One chunk of RecordsService.GetBundle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    BUNDLE_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """At most 1 MiB of the bundle, in order."""
+    @_builtins.property
+    def bundle(self) -> Global___Bundle:
+        """The bundle as attached to the case; in every chunk."""
+
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        bundle: Global___Bundle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BundleChunk: _TypeAlias = BundleChunk  # noqa: Y015
+
+@_typing.final
+class Bundle(_message.Message):
+    """A support bundle attached to a case, stored by its SHA-256."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    STORED_FIELD_NUMBER: _builtins.int
+    sha256: _builtins.str
+    """SHA-256 (hex) of the bundle's bytes, as the agent's receipt binds it."""
+    size: _builtins.int
+    """Size in bytes."""
+    case_id: _builtins.str
+    """The case it is attached to."""
+    session_id: _builtins.str
+    """The session and session event whose "bundle.create" made it."""
+    event_id: _builtins.int
+    agent_id: _builtins.str
+    """The agent that collected it."""
+    created_at: _builtins.float
+    """Unix seconds when the controller stored it."""
+    stored: _builtins.bool
+    """Whether the bytes are still stored (false once removed under retention)."""
+    def __init__(
+        self,
+        *,
+        sha256: _builtins.str = ...,
+        size: _builtins.int = ...,
+        case_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        event_id: _builtins.int = ...,
+        agent_id: _builtins.str = ...,
+        created_at: _builtins.float = ...,
+        stored: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "case_id", b"case_id", "created_at", b"created_at", "event_id", b"event_id", "session_id", b"session_id", "sha256", b"sha256", "size", b"size", "stored", b"stored"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Bundle: _TypeAlias = Bundle  # noqa: Y015
+
+@_typing.final
 class ListCasesRequest(_message.Message):
     """Request of RecordsService.ListCases."""
 
@@ -1045,6 +1323,7 @@ class GetCaseResponse(_message.Message):
     CASE_FIELD_NUMBER: _builtins.int
     SESSIONS_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
+    BUNDLES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> Global___Case:
         """The case."""
@@ -1057,16 +1336,21 @@ class GetCaseResponse(_message.Message):
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessRequest]:
         """Its access requests, oldest first."""
 
+    @_builtins.property
+    def bundles(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bundle]:
+        """Its support bundles, oldest first."""
+
     def __init__(
         self,
         *,
         case: Global___Case | None = ...,
         sessions: _abc.Iterable[Global___Session] | None = ...,
         requests: _abc.Iterable[Global___AccessRequest] | None = ...,
+        bundles: _abc.Iterable[Global___Bundle] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "requests", b"requests", "sessions", b"sessions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundles", b"bundles", "case", b"case", "requests", b"requests", "sessions", b"sessions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1504,6 +1788,349 @@ class GetEvidenceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetEvidenceResponse: _TypeAlias = GetEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class ReconcileRequest(_message.Message):
+    """Request of AuditService.Reconcile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    """The agent whose witnessed log is compared."""
+    def __init__(
+        self,
+        *,
+        agent_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileRequest: _TypeAlias = ReconcileRequest  # noqa: Y015
+
+@_typing.final
+class ReconcileDifference(_message.Message):
+    """One event that differs between the agent's log and the controller's records."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    AGENT_INDEX_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"missing-on-controller", "missing-on-agent" or "different"."""
+    session_id: _builtins.str
+    """The session that names the operation on both sides."""
+    seq: _builtins.int
+    """The operation's sequence number in that session."""
+    agent_index: _builtins.int
+    """The agent log's entry index of the attempt (0 when the agent has none)."""
+    event_id: _builtins.int
+    """The controller's session event id (0 when the controller has none)."""
+    detail: _builtins.str
+    """What differs, field by field ("operation digest a... != b...")."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        agent_index: _builtins.int = ...,
+        event_id: _builtins.int = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_index", b"agent_index", "detail", b"detail", "event_id", b"event_id", "kind", b"kind", "seq", b"seq", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileDifference: _TypeAlias = ReconcileDifference  # noqa: Y015
+
+@_typing.final
+class ReconcileResponse(_message.Message):
+    """Response of AuditService.Reconcile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    MIRRORED_SIZE_FIELD_NUMBER: _builtins.int
+    COSIGNED_SIZE_FIELD_NUMBER: _builtins.int
+    WITNESSED_AT_FIELD_NUMBER: _builtins.int
+    AGENT_LOG_KEY_FIELD_NUMBER: _builtins.int
+    LAST_REFUSAL_FIELD_NUMBER: _builtins.int
+    AGENT_OPERATIONS_FIELD_NUMBER: _builtins.int
+    CONTROLLER_OPERATIONS_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """"consistent", "different" or "incomplete" (never witnessed, or behind the receipts)."""
+    mirrored_size: _builtins.int
+    """Entries of the agent's log the controller mirrors."""
+    cosigned_size: _builtins.int
+    """The size of the agent's checkpoint the controller last cosigned."""
+    witnessed_at: _builtins.float
+    """Unix seconds of the last accepted exchange; zero if none."""
+    agent_log_key: _builtins.str
+    """The agent's pinned log key (verifier key string); empty if never witnessed."""
+    last_refusal: _builtins.str
+    """The last refused exchange and why (empty if none since the last accepted one)."""
+    agent_operations: _builtins.int
+    """Operations in the mirrored agent log (attempts with a session)."""
+    controller_operations: _builtins.int
+    """The controller's session events for the agent."""
+    pending: _builtins.int
+    """Receipts the controller holds for entries beyond the mirror (the agent is behind)."""
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconcileDifference]:
+        """Every difference found, agent-side ones first."""
+
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        mirrored_size: _builtins.int = ...,
+        cosigned_size: _builtins.int = ...,
+        witnessed_at: _builtins.float = ...,
+        agent_log_key: _builtins.str = ...,
+        last_refusal: _builtins.str = ...,
+        agent_operations: _builtins.int = ...,
+        controller_operations: _builtins.int = ...,
+        pending: _builtins.int = ...,
+        differences: _abc.Iterable[Global___ReconcileDifference] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_log_key", b"agent_log_key", "agent_operations", b"agent_operations", "controller_operations", b"controller_operations", "cosigned_size", b"cosigned_size", "differences", b"differences", "last_refusal", b"last_refusal", "mirrored_size", b"mirrored_size", "pending", b"pending", "status", b"status", "witnessed_at", b"witnessed_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileResponse: _TypeAlias = ReconcileResponse  # noqa: Y015
+
+@_typing.final
+class WitnessRequest(_message.Message):
+    """Request of AgentReportService.Witness."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOG_KEY_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    MIRRORED_SIZE_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    ENTRIES_PROOF_FIELD_NUMBER: _builtins.int
+    COSIGNED_SIZE_FIELD_NUMBER: _builtins.int
+    COSIGNED_PROOF_FIELD_NUMBER: _builtins.int
+    CONTROLLER_SIZE_FIELD_NUMBER: _builtins.int
+    log_key: _builtins.str
+    """The agent's log verifier key ("<origin>+<key id hex>+<base64 key>"), pinned by the
+    controller on first use; a different key later is refused.
+    """
+    checkpoint: _builtins.bytes
+    """The agent's latest checkpoint, a C2SP signed note by that key."""
+    mirrored_size: _builtins.int
+    """The number of entries the agent believes the controller mirrors; entries start there."""
+    cosigned_size: _builtins.int
+    """The size the agent believes the controller last cosigned."""
+    controller_size: _builtins.int
+    """The size of the controller's checkpoint the agent last cosigned (0: none yet); the
+    answer proves the controller's log consistent from it.
+    """
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Canonical records of the entries mirrored_size+1 .. mirrored_size+len (bounded batch)."""
+
+    @_builtins.property
+    def entries_proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 consistency proof from mirrored_size+len(entries) to the checkpoint's size."""
+
+    @_builtins.property
+    def cosigned_proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 consistency proof from cosigned_size to the checkpoint's size."""
+
+    def __init__(
+        self,
+        *,
+        log_key: _builtins.str = ...,
+        checkpoint: _builtins.bytes = ...,
+        mirrored_size: _builtins.int = ...,
+        entries: _abc.Iterable[_builtins.bytes] | None = ...,
+        entries_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        cosigned_size: _builtins.int = ...,
+        cosigned_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        controller_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "controller_size", b"controller_size", "cosigned_proof", b"cosigned_proof", "cosigned_size", b"cosigned_size", "entries", b"entries", "entries_proof", b"entries_proof", "log_key", b"log_key", "mirrored_size", b"mirrored_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WitnessRequest: _TypeAlias = WitnessRequest  # noqa: Y015
+
+@_typing.final
+class WitnessResponse(_message.Message):
+    """Response of AgentReportService.Witness."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    MIRRORED_SIZE_FIELD_NUMBER: _builtins.int
+    COSIGNED_SIZE_FIELD_NUMBER: _builtins.int
+    COSIGNED_FIELD_NUMBER: _builtins.int
+    CONTROLLER_LOG_KEY_FIELD_NUMBER: _builtins.int
+    CONTROLLER_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    CONTROLLER_PROOF_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.bool
+    """False when mirrored_size or cosigned_size did not match the controller's (then nothing
+    was stored or cosigned: send again from the sizes below).
+    """
+    mirrored_size: _builtins.int
+    """Entries of the agent's log the controller now mirrors."""
+    cosigned_size: _builtins.int
+    """The size of the agent's checkpoint the controller last cosigned."""
+    cosigned: _builtins.bytes
+    """The agent's checkpoint with the controller's cosignature added (when accepted)."""
+    controller_log_key: _builtins.str
+    """The controller's log verifier key, for the agent to pin on first use."""
+    controller_checkpoint: _builtins.bytes
+    """The controller's latest checkpoint (empty when there is none yet)."""
+    @_builtins.property
+    def controller_proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 consistency proof from controller_size of the request to that checkpoint."""
+
+    def __init__(
+        self,
+        *,
+        accepted: _builtins.bool = ...,
+        mirrored_size: _builtins.int = ...,
+        cosigned_size: _builtins.int = ...,
+        cosigned: _builtins.bytes = ...,
+        controller_log_key: _builtins.str = ...,
+        controller_checkpoint: _builtins.bytes = ...,
+        controller_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "controller_checkpoint", b"controller_checkpoint", "controller_log_key", b"controller_log_key", "controller_proof", b"controller_proof", "cosigned", b"cosigned", "cosigned_size", b"cosigned_size", "mirrored_size", b"mirrored_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WitnessResponse: _TypeAlias = WitnessResponse  # noqa: Y015
+
+@_typing.final
+class CosignCheckpointRequest(_message.Message):
+    """Request of AgentReportService.CosignCheckpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COSIGNED_FIELD_NUMBER: _builtins.int
+    cosigned: _builtins.bytes
+    """A checkpoint of the controller's log with the agent's cosignature added."""
+    def __init__(
+        self,
+        *,
+        cosigned: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cosigned", b"cosigned"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CosignCheckpointRequest: _TypeAlias = CosignCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class CosignCheckpointResponse(_message.Message):
+    """Response of AgentReportService.CosignCheckpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CosignCheckpointResponse: _TypeAlias = CosignCheckpointResponse  # noqa: Y015
+
+@_typing.final
+class FetchLocksRequest(_message.Message):
+    """Request of AgentReportService.FetchLocks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KNOWN_VERSION_FIELD_NUMBER: _builtins.int
+    known_version: _builtins.int
+    """The version the agent holds."""
+    def __init__(
+        self,
+        *,
+        known_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["known_version", b"known_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchLocksRequest: _TypeAlias = FetchLocksRequest  # noqa: Y015
+
+@_typing.final
+class RenewCertificateRequest(_message.Message):
+    """Request of RenewalService.RenewCertificate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    csr_pem: _builtins.bytes
+    """PEM CSR signed by the calling certificate's key."""
+    def __init__(
+        self,
+        *,
+        csr_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_pem", b"csr_pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewCertificateRequest: _TypeAlias = RenewCertificateRequest  # noqa: Y015
+
+@_typing.final
+class RenewCertificateResponse(_message.Message):
+    """Response of RenewalService.RenewCertificate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    certificate_pem: _builtins.bytes
+    """The new certificate (PEM), same key and identity."""
+    not_after: _builtins.float
+    """Its end of validity, unix seconds."""
+    def __init__(
+        self,
+        *,
+        certificate_pem: _builtins.bytes = ...,
+        not_after: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_pem", b"certificate_pem", "not_after", b"not_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewCertificateResponse: _TypeAlias = RenewCertificateResponse  # noqa: Y015
 
 @_typing.final
 class FetchRequestsRequest(_message.Message):
@@ -2031,9 +2658,14 @@ class AgentFrame(_message.Message):
     CALL_ID_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    PART_FIELD_NUMBER: _builtins.int
     call_id: _builtins.int
     """The call id of the ControllerFrame this answers; only ids sent on this stream and not
     yet answered are accepted.
+    """
+    part: _builtins.bytes
+    """One output part of a streaming call (execute_stream), in order; the call ends
+    with ``response`` or ``status``.
     """
     @_builtins.property
     def response(self) -> _agent_pb2.ExecuteResponse:
@@ -2049,12 +2681,13 @@ class AgentFrame(_message.Message):
         call_id: _builtins.int = ...,
         response: _agent_pb2.ExecuteResponse | None = ...,
         status: Global___CallStatus | None = ...,
+        part: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "response", b"response", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "part", b"part", "response", b"response", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "call_id", b"call_id", "response", b"response", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "call_id", b"call_id", "part", b"part", "response", b"response", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_answer: _TypeAlias = _typing.Literal["response", "status"]  # noqa: Y015
+    _WhichOneofReturnType_answer: _TypeAlias = _typing.Literal["response", "status", "part"]  # noqa: Y015
     _WhichOneofArgType_answer: _TypeAlias = _typing.Literal["answer", b"answer"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_answer) -> _WhichOneofReturnType_answer | None: ...
 
@@ -2070,6 +2703,8 @@ class ControllerFrame(_message.Message):
     EXECUTE_FIELD_NUMBER: _builtins.int
     REFUSED_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
+    EXECUTE_STREAM_FIELD_NUMBER: _builtins.int
+    LOCKS_FIELD_NUMBER: _builtins.int
     call_id: _builtins.int
     """Identifies the call on this stream; the agent's answer carries it back."""
     @_builtins.property
@@ -2089,6 +2724,18 @@ class ControllerFrame(_message.Message):
         no answer.
         """
 
+    @_builtins.property
+    def execute_stream(self) -> _agent_pb2.ExecuteRequest:
+        """A streaming operation to run, exactly as AgentService.ExecuteStream receives it:
+        the agent answers with ``part`` frames, then ``response`` or ``status``.
+        """
+
+    @_builtins.property
+    def locks(self) -> _agent_pb2.LockSet:
+        """The locks in force for this agent (call_id 0): sent when the stream opens and on
+        every change. The agent applies it as AgentService.ApplyLocks would.
+        """
+
     def __init__(
         self,
         *,
@@ -2096,12 +2743,14 @@ class ControllerFrame(_message.Message):
         execute: _agent_pb2.ExecuteRequest | None = ...,
         refused: Global___CallStatus | None = ...,
         cancel: Global___CallCancel | None = ...,
+        execute_stream: _agent_pb2.ExecuteRequest | None = ...,
+        locks: _agent_pb2.LockSet | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "cancel", b"cancel", "execute", b"execute", "refused", b"refused"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "cancel", b"cancel", "execute", b"execute", "execute_stream", b"execute_stream", "locks", b"locks", "refused", b"refused"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "call_id", b"call_id", "cancel", b"cancel", "execute", b"execute", "refused", b"refused"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "call_id", b"call_id", "cancel", b"cancel", "execute", b"execute", "execute_stream", b"execute_stream", "locks", b"locks", "refused", b"refused"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["execute", "refused", "cancel"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["execute", "refused", "cancel", "execute_stream", "locks"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

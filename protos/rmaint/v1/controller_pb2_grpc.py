@@ -140,6 +140,21 @@ class AdminServiceStub:
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.ListPrincipalsRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.ListPrincipalsResponse.FromString,
                 _registered_method=True)
+        self.AddLock = channel.unary_unary(
+                '/rmaint.v1.AdminService/AddLock',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.AddLockRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.AddLockResponse.FromString,
+                _registered_method=True)
+        self.RemoveLock = channel.unary_unary(
+                '/rmaint.v1.AdminService/RemoveLock',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.RemoveLockRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.RemoveLockResponse.FromString,
+                _registered_method=True)
+        self.ListLocks = channel.unary_unary(
+                '/rmaint.v1.AdminService/ListLocks',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.ListLocksRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.ListLocksResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -181,6 +196,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddLock(self, request, context):
+        """Locks an agent, an engineer key, a grant or a case; pushed to agents at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveLock(self, request, context):
+        """Removes a lock (kept in the records as removed); pushed to agents at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLocks(self, request, context):
+        """Lists the locks in force (or all, with include_inactive).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +244,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListPrincipals,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.ListPrincipalsRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.ListPrincipalsResponse.SerializeToString,
+            ),
+            'AddLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddLock,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.AddLockRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.AddLockResponse.SerializeToString,
+            ),
+            'RemoveLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveLock,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.RemoveLockRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.RemoveLockResponse.SerializeToString,
+            ),
+            'ListLocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLocks,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.ListLocksRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.ListLocksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +397,87 @@ class AdminService:
             '/rmaint.v1.AdminService/ListPrincipals',
             rmaint_dot_v1_dot_controller__pb2.ListPrincipalsRequest.SerializeToString,
             rmaint_dot_v1_dot_controller__pb2.ListPrincipalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AdminService/AddLock',
+            rmaint_dot_v1_dot_controller__pb2.AddLockRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.AddLockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AdminService/RemoveLock',
+            rmaint_dot_v1_dot_controller__pb2.RemoveLockRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.RemoveLockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AdminService/ListLocks',
+            rmaint_dot_v1_dot_controller__pb2.ListLocksRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.ListLocksResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -507,6 +639,11 @@ class EngineerServiceStub:
                 request_serializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_agent__pb2.ExecuteResponse.FromString,
                 _registered_method=True)
+        self.RunOperationStream = channel.unary_stream(
+                '/rmaint.v1.EngineerService/RunOperationStream',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.StreamPart.FromString,
+                _registered_method=True)
         self.CloseSession = channel.unary_unary(
                 '/rmaint.v1.EngineerService/CloseSession',
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.CloseSessionRequest.SerializeToString,
@@ -546,6 +683,16 @@ class EngineerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunOperationStream(self, request, context):
+        """Relays one engineer-signed streaming operation (e.g. "diag.watch", "bundle.create"):
+        the agent's parts are passed on as they arrive, the last message carries the result,
+        the receipt and the session event id. A support bundle is also stored by its SHA-256
+        and attached to the case once it matches the receipt-signed hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CloseSession(self, request, context):
         """Closes a session.
         """
@@ -575,6 +722,11 @@ def add_EngineerServiceServicer_to_server(servicer, server):
                     servicer.RunOperation,
                     request_deserializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_agent__pb2.ExecuteResponse.SerializeToString,
+            ),
+            'RunOperationStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunOperationStream,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.StreamPart.SerializeToString,
             ),
             'CloseSession': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseSession,
@@ -702,6 +854,33 @@ class EngineerService:
             _registered_method=True)
 
     @staticmethod
+    def RunOperationStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rmaint.v1.EngineerService/RunOperationStream',
+            rmaint_dot_v1_dot_agent__pb2.ExecuteRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.StreamPart.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CloseSession(request,
             target,
             options=(),
@@ -774,6 +953,11 @@ class RecordsServiceStub:
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.GetRecordingRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.RecordingChunk.FromString,
                 _registered_method=True)
+        self.GetBundle = channel.unary_stream(
+                '/rmaint.v1.RecordsService/GetBundle',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.GetBundleRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.BundleChunk.FromString,
+                _registered_method=True)
 
 
 class RecordsServiceServicer:
@@ -829,6 +1013,14 @@ class RecordsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBundle(self, request, context):
+        """A support bundle attached to a case, in chunks (NOT_FOUND if it has none or it is no
+        longer stored).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecordsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -866,6 +1058,11 @@ def add_RecordsServiceServicer_to_server(servicer, server):
                     servicer.GetRecording,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetRecordingRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.RecordingChunk.SerializeToString,
+            ),
+            'GetBundle': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetBundle,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetBundleRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.BundleChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1068,6 +1265,33 @@ class RecordsService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def GetBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rmaint.v1.RecordsService/GetBundle',
+            rmaint_dot_v1_dot_controller__pb2.GetBundleRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.BundleChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AuditServiceStub:
     """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
@@ -1095,6 +1319,11 @@ class AuditServiceStub:
                 '/rmaint.v1.AuditService/GetEvidence',
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.FromString,
+                _registered_method=True)
+        self.Reconcile = channel.unary_unary(
+                '/rmaint.v1.AuditService/Reconcile',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.ReconcileResponse.FromString,
                 _registered_method=True)
 
 
@@ -1125,6 +1354,13 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reconcile(self, request, context):
+        """Compare an agent's witnessed log with the controller's session events for that agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1142,6 +1378,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetEvidence,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.ReconcileRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.ReconcileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1238,6 +1479,33 @@ class AuditService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AuditService/Reconcile',
+            rmaint_dot_v1_dot_controller__pb2.ReconcileRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.ReconcileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AgentReportServiceStub:
     """Called by agents on the controller.
@@ -1269,10 +1537,30 @@ class AgentReportServiceStub:
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionResponse.FromString,
                 _registered_method=True)
+        self.Witness = channel.unary_unary(
+                '/rmaint.v1.AgentReportService/Witness',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.WitnessRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.WitnessResponse.FromString,
+                _registered_method=True)
+        self.CosignCheckpoint = channel.unary_unary(
+                '/rmaint.v1.AgentReportService/CosignCheckpoint',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.CosignCheckpointRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.CosignCheckpointResponse.FromString,
+                _registered_method=True)
         self.Connect = channel.stream_stream(
                 '/rmaint.v1.AgentReportService/Connect',
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.AgentFrame.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.ControllerFrame.FromString,
+                _registered_method=True)
+        self.ShellLink = channel.stream_stream(
+                '/rmaint.v1.AgentReportService/ShellLink',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.FromString,
+                _registered_method=True)
+        self.FetchLocks = channel.unary_unary(
+                '/rmaint.v1.AgentReportService/FetchLocks',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.FetchLocksRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.LockSet.FromString,
                 _registered_method=True)
 
 
@@ -1308,10 +1596,46 @@ class AgentReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Witness(self, request, context):
+        """Mutual witnessing, agent side first: the agent's signed checkpoint with its log entries
+        since the last exchange and consistency proofs; the controller checks, mirrors and
+        cosigns it, and answers with its own latest checkpoint for the agent to cosign.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CosignCheckpoint(self, request, context):
+        """The agent's cosignature on a checkpoint of the controller's log (from Witness).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Connect(self, request_iterator, context):
         """Dial-out mode: the agent holds this stream open; the controller sends operations down
         it and the agent answers each one, tagged with its call id. The agent is the caller's
         certificate identity; a newer stream of the same agent replaces an older one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShellLink(self, request_iterator, context):
+        """Dial-out mode, interactive login: after issuing a shell ticket ("shell.open" over
+        Connect) the agent opens this stream, naming the ticket in the request metadata
+        "rmaint-shell-ticket", and waits (at most 75 s) for the gateway's login with that
+        ticket. Then it carries AgentService.Shell's messages, with the roles of the call
+        reversed: the controller sends ShellClientMessage, the agent ShellServerMessage. The
+        stream ends when the login ends, or at once when no login claims it in time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchLocks(self, request, context):
+        """The locks in force for the calling agent (the agent pulls them too, so that a lock
+        pushed while it was unreachable still arrives).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1340,10 +1664,30 @@ def add_AgentReportServiceServicer_to_server(servicer, server):
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.ReportInspectionResponse.SerializeToString,
             ),
+            'Witness': grpc.unary_unary_rpc_method_handler(
+                    servicer.Witness,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.WitnessRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.WitnessResponse.SerializeToString,
+            ),
+            'CosignCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CosignCheckpoint,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.CosignCheckpointRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.CosignCheckpointResponse.SerializeToString,
+            ),
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.AgentFrame.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.ControllerFrame.SerializeToString,
+            ),
+            'ShellLink': grpc.stream_stream_rpc_method_handler(
+                    servicer.ShellLink,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.SerializeToString,
+            ),
+            'FetchLocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchLocks,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.FetchLocksRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.LockSet.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1466,6 +1810,60 @@ class AgentReportService:
             _registered_method=True)
 
     @staticmethod
+    def Witness(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentReportService/Witness',
+            rmaint_dot_v1_dot_controller__pb2.WitnessRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.WitnessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CosignCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentReportService/CosignCheckpoint',
+            rmaint_dot_v1_dot_controller__pb2.CosignCheckpointRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.CosignCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Connect(request_iterator,
             target,
             options=(),
@@ -1482,6 +1880,138 @@ class AgentReportService:
             '/rmaint.v1.AgentReportService/Connect',
             rmaint_dot_v1_dot_controller__pb2.AgentFrame.SerializeToString,
             rmaint_dot_v1_dot_controller__pb2.ControllerFrame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShellLink(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rmaint.v1.AgentReportService/ShellLink',
+            rmaint_dot_v1_dot_agent__pb2.ShellServerMessage.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.ShellClientMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentReportService/FetchLocks',
+            rmaint_dot_v1_dot_controller__pb2.FetchLocksRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.LockSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RenewalServiceStub:
+    """Renewal of a certificate, for agents and engineers holding a still-valid one.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.RenewCertificate = channel.unary_unary(
+                '/rmaint.v1.RenewalService/RenewCertificate',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.RenewCertificateRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.RenewCertificateResponse.FromString,
+                _registered_method=True)
+
+
+class RenewalServiceServicer:
+    """Renewal of a certificate, for agents and engineers holding a still-valid one.
+    """
+
+    def RenewCertificate(self, request, context):
+        """A new certificate for the same key and identity as the caller's: the CSR must be
+        signed by the key of the calling certificate. Refused for a locked agent or
+        engineer key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RenewalServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'RenewCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewCertificate,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.RenewCertificateRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.RenewCertificateResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'rmaint.v1.RenewalService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('rmaint.v1.RenewalService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RenewalService:
+    """Renewal of a certificate, for agents and engineers holding a still-valid one.
+    """
+
+    @staticmethod
+    def RenewCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.RenewalService/RenewCertificate',
+            rmaint_dot_v1_dot_controller__pb2.RenewCertificateRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.RenewCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

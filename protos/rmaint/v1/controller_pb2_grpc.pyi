@@ -81,6 +81,12 @@ class AdminServiceStub:
     """Lists enrolled agents."""
     ListPrincipals: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ListPrincipalsRequest, _controller_pb2.ListPrincipalsResponse]
     """Lists enrolled engineers and auditors."""
+    AddLock: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AddLockRequest, _controller_pb2.AddLockResponse]
+    """Locks an agent, an engineer key, a grant or a case; pushed to agents at once."""
+    RemoveLock: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RemoveLockRequest, _controller_pb2.RemoveLockResponse]
+    """Removes a lock (kept in the records as removed); pushed to agents at once."""
+    ListLocks: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ListLocksRequest, _controller_pb2.ListLocksResponse]
+    """Lists the locks in force (or all, with include_inactive)."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -97,6 +103,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Lists enrolled agents."""
     ListPrincipals: _aio.UnaryUnaryMultiCallable[_controller_pb2.ListPrincipalsRequest, _controller_pb2.ListPrincipalsResponse]  # type: ignore[assignment]
     """Lists enrolled engineers and auditors."""
+    AddLock: _aio.UnaryUnaryMultiCallable[_controller_pb2.AddLockRequest, _controller_pb2.AddLockResponse]  # type: ignore[assignment]
+    """Locks an agent, an engineer key, a grant or a case; pushed to agents at once."""
+    RemoveLock: _aio.UnaryUnaryMultiCallable[_controller_pb2.RemoveLockRequest, _controller_pb2.RemoveLockResponse]  # type: ignore[assignment]
+    """Removes a lock (kept in the records as removed); pushed to agents at once."""
+    ListLocks: _aio.UnaryUnaryMultiCallable[_controller_pb2.ListLocksRequest, _controller_pb2.ListLocksResponse]  # type: ignore[assignment]
+    """Lists the locks in force (or all, with include_inactive)."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Administration of the deployment; only the admin identity may call it."""
@@ -140,6 +152,30 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.ListPrincipalsResponse, _abc.Awaitable[_controller_pb2.ListPrincipalsResponse]]:
         """Lists enrolled engineers and auditors."""
+
+    @_abc_1.abstractmethod
+    def AddLock(
+        self,
+        request: _controller_pb2.AddLockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.AddLockResponse, _abc.Awaitable[_controller_pb2.AddLockResponse]]:
+        """Locks an agent, an engineer key, a grant or a case; pushed to agents at once."""
+
+    @_abc_1.abstractmethod
+    def RemoveLock(
+        self,
+        request: _controller_pb2.RemoveLockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.RemoveLockResponse, _abc.Awaitable[_controller_pb2.RemoveLockResponse]]:
+        """Removes a lock (kept in the records as removed); pushed to agents at once."""
+
+    @_abc_1.abstractmethod
+    def ListLocks(
+        self,
+        request: _controller_pb2.ListLocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.ListLocksResponse, _abc.Awaitable[_controller_pb2.ListLocksResponse]]:
+        """Lists the locks in force (or all, with include_inactive)."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -201,6 +237,12 @@ class EngineerServiceStub:
     """Opens a session on a case and agent under an active grant for the caller's key."""
     RunOperation: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ExecuteRequest, _agent_pb2.ExecuteResponse]
     """Relays one engineer-signed operation to the agent and records it as a session event."""
+    RunOperationStream: _grpc.UnaryStreamMultiCallable[_agent_pb2.ExecuteRequest, _agent_pb2.StreamPart]
+    """Relays one engineer-signed streaming operation (e.g. "diag.watch", "bundle.create"):
+    the agent's parts are passed on as they arrive, the last message carries the result,
+    the receipt and the session event id. A support bundle is also stored by its SHA-256
+    and attached to the case once it matches the receipt-signed hash.
+    """
     CloseSession: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CloseSessionRequest, _controller_pb2.CloseSessionResponse]
     """Closes a session."""
 
@@ -217,6 +259,12 @@ class EngineerServiceAsyncStub(EngineerServiceStub):
     """Opens a session on a case and agent under an active grant for the caller's key."""
     RunOperation: _aio.UnaryUnaryMultiCallable[_agent_pb2.ExecuteRequest, _agent_pb2.ExecuteResponse]  # type: ignore[assignment]
     """Relays one engineer-signed operation to the agent and records it as a session event."""
+    RunOperationStream: _aio.UnaryStreamMultiCallable[_agent_pb2.ExecuteRequest, _agent_pb2.StreamPart]  # type: ignore[assignment]
+    """Relays one engineer-signed streaming operation (e.g. "diag.watch", "bundle.create"):
+    the agent's parts are passed on as they arrive, the last message carries the result,
+    the receipt and the session event id. A support bundle is also stored by its SHA-256
+    and attached to the case once it matches the receipt-signed hash.
+    """
     CloseSession: _aio.UnaryUnaryMultiCallable[_controller_pb2.CloseSessionRequest, _controller_pb2.CloseSessionResponse]  # type: ignore[assignment]
     """Closes a session."""
 
@@ -256,6 +304,18 @@ class EngineerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Relays one engineer-signed operation to the agent and records it as a session event."""
 
     @_abc_1.abstractmethod
+    def RunOperationStream(
+        self,
+        request: _agent_pb2.ExecuteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.StreamPart], _abc.AsyncIterator[_agent_pb2.StreamPart]]:
+        """Relays one engineer-signed streaming operation (e.g. "diag.watch", "bundle.create"):
+        the agent's parts are passed on as they arrive, the last message carries the result,
+        the receipt and the session event id. A support bundle is also stored by its SHA-256
+        and attached to the case once it matches the receipt-signed hash.
+        """
+
+    @_abc_1.abstractmethod
     def CloseSession(
         self,
         request: _controller_pb2.CloseSessionRequest,
@@ -286,6 +346,10 @@ class RecordsServiceStub:
     """One customer's archive: systems, cases and how they were handled, last inspections."""
     GetRecording: _grpc.UnaryStreamMultiCallable[_controller_pb2.GetRecordingRequest, _controller_pb2.RecordingChunk]
     """A recorded interactive login of a session (asciicast v2), in chunks."""
+    GetBundle: _grpc.UnaryStreamMultiCallable[_controller_pb2.GetBundleRequest, _controller_pb2.BundleChunk]
+    """A support bundle attached to a case, in chunks (NOT_FOUND if it has none or it is no
+    longer stored).
+    """
 
 @_typing.type_check_only
 class RecordsServiceAsyncStub(RecordsServiceStub):
@@ -306,6 +370,10 @@ class RecordsServiceAsyncStub(RecordsServiceStub):
     """One customer's archive: systems, cases and how they were handled, last inspections."""
     GetRecording: _aio.UnaryStreamMultiCallable[_controller_pb2.GetRecordingRequest, _controller_pb2.RecordingChunk]  # type: ignore[assignment]
     """A recorded interactive login of a session (asciicast v2), in chunks."""
+    GetBundle: _aio.UnaryStreamMultiCallable[_controller_pb2.GetBundleRequest, _controller_pb2.BundleChunk]  # type: ignore[assignment]
+    """A support bundle attached to a case, in chunks (NOT_FOUND if it has none or it is no
+    longer stored).
+    """
 
 class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read-only records for the admin, engineers and auditors."""
@@ -366,6 +434,16 @@ class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_controller_pb2.RecordingChunk], _abc.AsyncIterator[_controller_pb2.RecordingChunk]]:
         """A recorded interactive login of a session (asciicast v2), in chunks."""
 
+    @_abc_1.abstractmethod
+    def GetBundle(
+        self,
+        request: _controller_pb2.GetBundleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_controller_pb2.BundleChunk], _abc.AsyncIterator[_controller_pb2.BundleChunk]]:
+        """A support bundle attached to a case, in chunks (NOT_FOUND if it has none or it is no
+        longer stored).
+        """
+
 def add_RecordsServiceServicer_to_server(servicer: RecordsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class AuditServiceStub:
@@ -384,6 +462,8 @@ class AuditServiceStub:
     """The latest signed checkpoint."""
     GetEvidence: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.GetEvidenceResponse]
     """Records of a case, a session, one event or the whole log, with their proofs."""
+    Reconcile: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ReconcileRequest, _controller_pb2.ReconcileResponse]
+    """Compare an agent's witnessed log with the controller's session events for that agent."""
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -399,6 +479,8 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """The latest signed checkpoint."""
     GetEvidence: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.GetEvidenceResponse]  # type: ignore[assignment]
     """Records of a case, a session, one event or the whole log, with their proofs."""
+    Reconcile: _aio.UnaryUnaryMultiCallable[_controller_pb2.ReconcileRequest, _controller_pb2.ReconcileResponse]  # type: ignore[assignment]
+    """Compare an agent's witnessed log with the controller's session events for that agent."""
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     """The controller's tamper-evident log, for auditors and admins (read-only). Evidence is
@@ -430,6 +512,14 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_controller_pb2.GetEvidenceResponse, _abc.Awaitable[_controller_pb2.GetEvidenceResponse]]:
         """Records of a case, a session, one event or the whole log, with their proofs."""
 
+    @_abc_1.abstractmethod
+    def Reconcile(
+        self,
+        request: _controller_pb2.ReconcileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.ReconcileResponse, _abc.Awaitable[_controller_pb2.ReconcileResponse]]:
+        """Compare an agent's witnessed log with the controller's session events for that agent."""
+
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class AgentReportServiceStub:
@@ -447,10 +537,29 @@ class AgentReportServiceStub:
     """Liveness and the agent's pinned approver keys."""
     ReportInspection: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ReportInspectionRequest, _controller_pb2.ReportInspectionResponse]
     """The findings of one run of the inspection profile the customer enabled on the agent."""
+    Witness: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WitnessRequest, _controller_pb2.WitnessResponse]
+    """Mutual witnessing, agent side first: the agent's signed checkpoint with its log entries
+    since the last exchange and consistency proofs; the controller checks, mirrors and
+    cosigns it, and answers with its own latest checkpoint for the agent to cosign.
+    """
+    CosignCheckpoint: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CosignCheckpointRequest, _controller_pb2.CosignCheckpointResponse]
+    """The agent's cosignature on a checkpoint of the controller's log (from Witness)."""
     Connect: _grpc.StreamStreamMultiCallable[_controller_pb2.AgentFrame, _controller_pb2.ControllerFrame]
     """Dial-out mode: the agent holds this stream open; the controller sends operations down
     it and the agent answers each one, tagged with its call id. The agent is the caller's
     certificate identity; a newer stream of the same agent replaces an older one.
+    """
+    ShellLink: _grpc.StreamStreamMultiCallable[_agent_pb2.ShellServerMessage, _agent_pb2.ShellClientMessage]
+    """Dial-out mode, interactive login: after issuing a shell ticket ("shell.open" over
+    Connect) the agent opens this stream, naming the ticket in the request metadata
+    "rmaint-shell-ticket", and waits (at most 75 s) for the gateway's login with that
+    ticket. Then it carries AgentService.Shell's messages, with the roles of the call
+    reversed: the controller sends ShellClientMessage, the agent ShellServerMessage. The
+    stream ends when the login ends, or at once when no login claims it in time.
+    """
+    FetchLocks: _grpc.UnaryUnaryMultiCallable[_controller_pb2.FetchLocksRequest, _agent_pb2.LockSet]
+    """The locks in force for the calling agent (the agent pulls them too, so that a lock
+    pushed while it was unreachable still arrives).
     """
 
 @_typing.type_check_only
@@ -466,10 +575,29 @@ class AgentReportServiceAsyncStub(AgentReportServiceStub):
     """Liveness and the agent's pinned approver keys."""
     ReportInspection: _aio.UnaryUnaryMultiCallable[_controller_pb2.ReportInspectionRequest, _controller_pb2.ReportInspectionResponse]  # type: ignore[assignment]
     """The findings of one run of the inspection profile the customer enabled on the agent."""
+    Witness: _aio.UnaryUnaryMultiCallable[_controller_pb2.WitnessRequest, _controller_pb2.WitnessResponse]  # type: ignore[assignment]
+    """Mutual witnessing, agent side first: the agent's signed checkpoint with its log entries
+    since the last exchange and consistency proofs; the controller checks, mirrors and
+    cosigns it, and answers with its own latest checkpoint for the agent to cosign.
+    """
+    CosignCheckpoint: _aio.UnaryUnaryMultiCallable[_controller_pb2.CosignCheckpointRequest, _controller_pb2.CosignCheckpointResponse]  # type: ignore[assignment]
+    """The agent's cosignature on a checkpoint of the controller's log (from Witness)."""
     Connect: _aio.StreamStreamMultiCallable[_controller_pb2.AgentFrame, _controller_pb2.ControllerFrame]  # type: ignore[assignment]
     """Dial-out mode: the agent holds this stream open; the controller sends operations down
     it and the agent answers each one, tagged with its call id. The agent is the caller's
     certificate identity; a newer stream of the same agent replaces an older one.
+    """
+    ShellLink: _aio.StreamStreamMultiCallable[_agent_pb2.ShellServerMessage, _agent_pb2.ShellClientMessage]  # type: ignore[assignment]
+    """Dial-out mode, interactive login: after issuing a shell ticket ("shell.open" over
+    Connect) the agent opens this stream, naming the ticket in the request metadata
+    "rmaint-shell-ticket", and waits (at most 75 s) for the gateway's login with that
+    ticket. Then it carries AgentService.Shell's messages, with the roles of the call
+    reversed: the controller sends ShellClientMessage, the agent ShellServerMessage. The
+    stream ends when the login ends, or at once when no login claims it in time.
+    """
+    FetchLocks: _aio.UnaryUnaryMultiCallable[_controller_pb2.FetchLocksRequest, _agent_pb2.LockSet]  # type: ignore[assignment]
+    """The locks in force for the calling agent (the agent pulls them too, so that a lock
+    pushed while it was unreachable still arrives).
     """
 
 class AgentReportServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -508,6 +636,25 @@ class AgentReportServiceServicer(metaclass=_abc_1.ABCMeta):
         """The findings of one run of the inspection profile the customer enabled on the agent."""
 
     @_abc_1.abstractmethod
+    def Witness(
+        self,
+        request: _controller_pb2.WitnessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.WitnessResponse, _abc.Awaitable[_controller_pb2.WitnessResponse]]:
+        """Mutual witnessing, agent side first: the agent's signed checkpoint with its log entries
+        since the last exchange and consistency proofs; the controller checks, mirrors and
+        cosigns it, and answers with its own latest checkpoint for the agent to cosign.
+        """
+
+    @_abc_1.abstractmethod
+    def CosignCheckpoint(
+        self,
+        request: _controller_pb2.CosignCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.CosignCheckpointResponse, _abc.Awaitable[_controller_pb2.CosignCheckpointResponse]]:
+        """The agent's cosignature on a checkpoint of the controller's log (from Witness)."""
+
+    @_abc_1.abstractmethod
     def Connect(
         self,
         request_iterator: _MaybeAsyncIterator[_controller_pb2.AgentFrame],
@@ -518,4 +665,68 @@ class AgentReportServiceServicer(metaclass=_abc_1.ABCMeta):
         certificate identity; a newer stream of the same agent replaces an older one.
         """
 
+    @_abc_1.abstractmethod
+    def ShellLink(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agent_pb2.ShellServerMessage],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_pb2.ShellClientMessage], _abc.AsyncIterator[_agent_pb2.ShellClientMessage]]:
+        """Dial-out mode, interactive login: after issuing a shell ticket ("shell.open" over
+        Connect) the agent opens this stream, naming the ticket in the request metadata
+        "rmaint-shell-ticket", and waits (at most 75 s) for the gateway's login with that
+        ticket. Then it carries AgentService.Shell's messages, with the roles of the call
+        reversed: the controller sends ShellClientMessage, the agent ShellServerMessage. The
+        stream ends when the login ends, or at once when no login claims it in time.
+        """
+
+    @_abc_1.abstractmethod
+    def FetchLocks(
+        self,
+        request: _controller_pb2.FetchLocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.LockSet, _abc.Awaitable[_agent_pb2.LockSet]]:
+        """The locks in force for the calling agent (the agent pulls them too, so that a lock
+        pushed while it was unreachable still arrives).
+        """
+
 def add_AgentReportServiceServicer_to_server(servicer: AgentReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RenewalServiceStub:
+    """Renewal of a certificate, for agents and engineers holding a still-valid one."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RenewalServiceAsyncStub: ...
+    RenewCertificate: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RenewCertificateRequest, _controller_pb2.RenewCertificateResponse]
+    """A new certificate for the same key and identity as the caller's: the CSR must be
+    signed by the key of the calling certificate. Refused for a locked agent or
+    engineer key.
+    """
+
+@_typing.type_check_only
+class RenewalServiceAsyncStub(RenewalServiceStub):
+    """Renewal of a certificate, for agents and engineers holding a still-valid one."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    RenewCertificate: _aio.UnaryUnaryMultiCallable[_controller_pb2.RenewCertificateRequest, _controller_pb2.RenewCertificateResponse]  # type: ignore[assignment]
+    """A new certificate for the same key and identity as the caller's: the CSR must be
+    signed by the key of the calling certificate. Refused for a locked agent or
+    engineer key.
+    """
+
+class RenewalServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Renewal of a certificate, for agents and engineers holding a still-valid one."""
+
+    @_abc_1.abstractmethod
+    def RenewCertificate(
+        self,
+        request: _controller_pb2.RenewCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.RenewCertificateResponse, _abc.Awaitable[_controller_pb2.RenewCertificateResponse]]:
+        """A new certificate for the same key and identity as the caller's: the CSR must be
+        signed by the key of the calling certificate. Refused for a locked agent or
+        engineer key.
+        """
+
+def add_RenewalServiceServicer_to_server(servicer: RenewalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -57,7 +57,8 @@ ENGINEER = "alice"
 APPROVER = "carol"
 REFUSED = "permission denied"
 RPC_TIMEOUT = 30.0
-BOTH_MODES = frozenset({"test_happy_path", "test_grants", "test_revocation", "test_robustness"})
+BOTH_MODES = frozenset({"test_happy_path", "test_grants", "test_revocation", "test_robustness",
+                        "test_locks"})
 # e2e_mode -> the agent's mode in agent.toml
 _AGENT_MODES = {"direct": "direct", "dial-out": "both"}
 

@@ -27,6 +27,8 @@ EXPECTED = {
     "ssh", "gateway-key",
     "diag system", "diag disks", "diag processes",
     "diag cpu", "diag memory", "diag network", "diag process", "diag services", "diag clock",
+    "diag watch", "bundle create", "bundle get", "bundle list",
+    "bundle verify",
     "diag database", "diag connect tcp", "diag connect dns", "diag connect http", "diag connect tls",
     "logs tail", "logs search", "files stat", "files hash",
     "data describe", "data query", "data preview", "data apply", "data undo",
@@ -35,7 +37,8 @@ EXPECTED = {
     "device list", "device exec",
     "consent log",
     "audit verify", "audit export", "audit verify-bundle", "audit prove", "audit report",
-    "audit checkpoint",
+    "audit checkpoint", "audit reconcile",
+    "lock add", "lock list", "lock remove", "renew",
 }
 
 

@@ -1,0 +1,341 @@
+"""Offline check of a support bundle: is this archive exactly what its manifest says?
+
+A bundle (format ``rmaint-bundle/1``, made by the agent's ``bundle.create``) is a tar.gz
+whose first member is ``MANIFEST.json``, listing every other member with its size and
+SHA-256. :func:`verify_bundle_file` checks, needing nothing but the file:
+
+* the archive's SHA-256, when the expected one is given (the controller stores bundles
+  by it, and the agent's signed receipt binds it);
+* the manifest: first, a regular file, well-formed;
+* every member: a safe name (relative, no ``..``, no empty or ``.`` part), a regular
+  file (no links, devices, FIFOs or directories), listed once in the manifest, with the
+  listed size and SHA-256; and no listed file missing.
+
+It never extracts anything, and it reads in bounded memory: members are streamed through
+the hash, the manifest is capped, and the unpacked total and the unpacked-to-packed ratio
+are bounded, so a tar or gzip bomb is refused early instead of filling memory or disk.
+Faults are :class:`Problem` entries in archive order; ``problems[0]`` pinpoints the
+first bad member. Pure but for reading the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+FORMAT = "rmaint-bundle/1"  # the agent's agent.bundle.archive.FORMAT: the wire format
+MANIFEST_NAME = "MANIFEST.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a bundle may take: packed and unpacked bytes, the packing ratio (checked
+    once ``ratio_floor`` unpacked bytes are out), members, and the manifest's size."""
+
+    max_archive_bytes: int = 1024**3  # the agent never makes a larger one
+    max_unpacked_bytes: int = 8 * 1024**3
+    max_ratio: int = 200
+    ratio_floor: int = 16 * 1024**2
+    max_members: int = 100_000
+    max_manifest_bytes: int = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One fault: the member it is about (None for the archive as a whole), a kind
+    (``sha256-mismatch``, ``unsafe-name``, ``extra``, ``missing``, ...) and a message."""
+
+    member: str | None
+    kind: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"member": self.member, "kind": self.kind, "message": self.message}
+
+
+@dataclass
+class BundleReport:
+    """What :func:`verify_bundle_file` found; ``ok`` when there is no problem."""
+
+    size_bytes: int = 0
+    sha256: str = ""
+    manifest: dict[str, Any] | None = None
+    manifest_sha256: str = ""
+    files_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def to_json(self) -> dict[str, Any]:
+        manifest = self.manifest or {}
+        return {"status": "ok" if self.ok else "failed", "size_bytes": self.size_bytes,
+                "sha256": self.sha256, "manifest_sha256": self.manifest_sha256,
+                "files": self.files_checked, "agent_id": manifest.get("agent_id"),
+                "case_id": manifest.get("case_id"), "created_at": manifest.get("created_at"),
+                "problems": [p.to_json() for p in self.problems]}
+
+
+class _Abort(Exception):
+    """Stop reading: the problem is recorded, the rest cannot be trusted."""
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Bounded:
+    """The unpacked stream, refused once it is larger (or packed tighter) than allowed."""
+
+    def __init__(self, unpacked: _Readable, packed: IO[bytes], limits: Limits) -> None:
+        self._unpacked = unpacked
+        self._packed = packed
+        self._limits = limits
+        self.total = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._unpacked.read(size if size >= 0 else _CHUNK)
+        self.total += len(data)
+        limits = self._limits
+        if self.total > limits.max_unpacked_bytes:
+            raise _Bomb(f"unpacks to more than {limits.max_unpacked_bytes} bytes")
+        if self.total > limits.ratio_floor \
+                and self.total > limits.max_ratio * max(1, self._packed.tell()):
+            raise _Bomb(f"unpacks more than {limits.max_ratio} times its packed size")
+        return data
+
+
+class _Bomb(Exception):
+    """The archive unpacks beyond the limits."""
+
+
+def verify_bundle_file(path: Path | str, expected_sha256: str | None = None, *,
+                       limits: Limits = Limits()) -> BundleReport:
+    """Check the bundle at ``path`` (see the module docstring); OSError if it cannot be
+    read, ValueError if ``expected_sha256`` is not 64 hex digits."""
+    if expected_sha256 is not None and not _HEX64.fullmatch(expected_sha256.lower()):
+        raise ValueError("the expected SHA-256 must be 64 hexadecimal digits")
+    report = BundleReport()
+    with open(path, "rb") as raw:
+        report.size_bytes = os.fstat(raw.fileno()).st_size
+        if report.size_bytes > limits.max_archive_bytes:
+            report.problems.append(Problem(None, "too-large", f"the archive has more than "
+                                           f"{limits.max_archive_bytes} bytes"))
+            return report
+        report.sha256 = _file_sha256(raw)
+        if expected_sha256 is not None and report.sha256 != expected_sha256.lower():
+            report.problems.append(Problem(None, "sha256-mismatch", "the archive's SHA-256 is "
+                                           f"{report.sha256}, not the expected one"))
+        raw.seek(0)
+        _Members(report, limits).check(raw)
+    return report
+
+
+def _file_sha256(raw: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := raw.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Members:
+    """One pass over the archive's members, recording problems in the report."""
+
+    def __init__(self, report: BundleReport, limits: Limits) -> None:
+        self.report = report
+        self.limits = limits
+        self.listed: dict[str, dict[str, Any]] = {}
+        self.seen: set[str] = set()
+        self.current: str | None = None
+
+    def problem(self, kind: str, message: str, member: str | None = None) -> None:
+        self.report.problems.append(Problem(member if member is not None else self.current,
+                                            kind, message))
+
+    def check(self, raw: IO[bytes]) -> None:
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
+                bounded = _Bounded(unpacked, raw, self.limits)
+                with tarfile.open(fileobj=bounded, mode="r|") as tar:  # type: ignore[call-overload]  # only read() is needed
+                    self._walk(tar)
+                # The rest (the tar's end padding) must be zeros; reading it to the end
+                # also checks the gzip trailer (CRC and length) of the whole stream.
+                while rest := bounded.read(_CHUNK):
+                    if rest.strip(b"\0"):
+                        self.current = None
+                        self.problem("trailing-data", "data after the archive's end")
+                        break
+        except _Abort:
+            return
+        except _Bomb as exc:
+            self.problem("bomb", f"refused: the archive {exc}")
+            return
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            self.problem("corrupt", f"not a readable tar.gz: {exc}")
+            return
+        for name in self.listed:
+            if name not in self.seen:
+                self.problem("missing", "listed in the manifest but not in the archive", name)
+
+    def _walk(self, tar: tarfile.TarFile) -> None:
+        for index, member in enumerate(tar):
+            self.current = member.name
+            if index >= self.limits.max_members:
+                self.problem("too-many-members", f"more than {self.limits.max_members} members")
+                raise _Abort
+            if index == 0:
+                self._manifest(tar, member)
+                continue
+            self._member(tar, member)
+
+    def _manifest(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        if member.name != MANIFEST_NAME or not member.isreg():
+            self.problem("manifest-not-first", f"the first member must be the regular file "
+                         f"{MANIFEST_NAME}")
+            raise _Abort
+        if member.size > self.limits.max_manifest_bytes:
+            self.problem("manifest-invalid", f"over {self.limits.max_manifest_bytes} bytes")
+            raise _Abort
+        data = _read_all(tar, member)
+        self.report.manifest_sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            manifest = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.problem("manifest-invalid", f"not JSON: {exc}")
+            raise _Abort from exc
+        fault = manifest_fault(manifest)
+        if fault is not None:
+            self.problem("manifest-invalid", fault)
+            raise _Abort
+        self.report.manifest = manifest
+        self.listed = {entry["path"]: entry for entry in manifest["files"]}
+
+    def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        name = member.name
+        unsafe = unsafe_name(name)
+        if unsafe is not None:
+            self.problem("unsafe-name", unsafe)
+            return
+        if not member.isreg():
+            self.problem("not-a-file", f"a {_kind(member)}, not a regular file")
+            return
+        if name in self.seen:
+            self.problem("duplicate", "the archive holds this member twice")
+            return
+        self.seen.add(name)
+        entry = self.listed.get(name)
+        if entry is None:
+            self.problem("extra", "in the archive but not listed in the manifest")
+            return
+        if member.size != entry["size"]:
+            self.problem("size-mismatch", f"{member.size} bytes, the manifest lists "
+                         f"{entry['size']}")
+            return
+        digest = _member_sha256(tar, member)
+        if digest != entry["sha256"]:
+            self.problem("sha256-mismatch", f"SHA-256 {digest}, the manifest lists "
+                         f"{entry['sha256']}")
+            return
+        self.report.files_checked += 1
+
+
+def manifest_fault(manifest: Any) -> str | None:
+    """What makes ``manifest`` not a well-formed ``rmaint-bundle/1`` manifest, or None."""
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    if manifest.get("format") != FORMAT:
+        return f"format is {manifest.get('format')!r}, not {FORMAT!r}"
+    for key in ("agent_id", "case_id"):
+        if not isinstance(manifest.get(key), str):
+            return f"{key} must be a string"
+    created = manifest.get("created_at")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        return "created_at must be a number"
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        return "files must be a list"
+    names: set[str] = set()
+    for index, entry in enumerate(files):
+        fault = _entry_fault(entry)
+        if fault is not None:
+            return f"files[{index}]: {fault}"
+        if entry["path"] in names:
+            return f"files[{index}]: {entry['path']!r} is listed twice"
+        names.add(entry["path"])
+    return None
+
+
+def _entry_fault(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "not an object"
+    path = entry.get("path")
+    if not isinstance(path, str):
+        return "path must be a string"
+    unsafe = unsafe_name(path)
+    if unsafe is not None or path == MANIFEST_NAME:
+        return f"path {path!r}: {unsafe or 'names the manifest'}"
+    if not isinstance(entry.get("source"), str):
+        return "source must be a string"
+    for key in ("size", "redactions"):
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{key} must be a non-negative integer"
+    if not isinstance(entry.get("sha256"), str) or not _HEX64.fullmatch(entry["sha256"]):
+        return "sha256 must be 64 lowercase hexadecimal digits"
+    return None
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why ``name`` could write outside a directory it is extracted to, or None."""
+    if not name or "\x00" in name or "\\" in name:
+        return "an empty name, or one with NUL or a backslash"
+    if name.startswith("/"):
+        return "an absolute path"
+    parts = name.split("/")
+    if ".." in parts:
+        return "a path with '..'"
+    if any(part in ("", ".") for part in parts):
+        return "a path with an empty or '.' part"
+    return None
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.issym() or member.islnk():
+        return "link"
+    if member.isdir():
+        return "directory"
+    if member.ischr() or member.isblk():
+        return "device"
+    if member.isfifo():
+        return "FIFO"
+    return "special member"
+
+
+def _read_all(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    stream = tar.extractfile(member)
+    assert stream is not None  # a regular file
+    return stream.read()
+
+
+def _member_sha256(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
+    stream = tar.extractfile(member)
+    assert stream is not None  # a regular file
+    digest = hashlib.sha256()
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()

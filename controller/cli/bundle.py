@@ -1,0 +1,176 @@
+"""Support bundles: collected on the agent (``bundle.create``, scope diag.read), stored by the
+controller by SHA-256 and attached to the case; fetched and checked here."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from controller.cli import _output as out
+from controller.cli._app import Options, command, group
+from controller.cli._bundle_verify import verify, verify_command
+from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt
+from controller.cli._run import with_client
+from controller.cli._stream import receipt_line, run_streaming
+
+if TYPE_CHECKING:
+    from controller.client.api import ControllerClient
+    from rmaint.v1 import controller_pb2 as pb
+
+bundle_app = group("bundle")
+
+BUNDLE_SECTIONS = ("system", "cpu", "memory", "disks", "network", "processes", "services",
+                   "clock", "configs", "logs")
+
+
+@command(bundle_app, "create")
+def bundle_create(
+    opts: Options,
+    include: Annotated[str, typer.Option(
+        help=f"Comma-separated sections (default all: {', '.join(BUNDLE_SECTIONS)}).")] = "",
+    log_lines: Annotated[int, typer.Option(
+        min=1, max=10000, help="Lines of each allowlisted log's tail.")] = 1000,
+    session: SessionOpt = "", case: CaseOpt = "", agent: AgentOpt = "",
+) -> None:
+    """Collect a support bundle on the agent (redacted there); the controller stores it by
+    its SHA-256 and attaches it to the case. Prints the hash."""
+    params: dict[str, Any] = {"logs_lines": log_lines}
+    if include:
+        params["include"] = [s.strip() for s in include.split(",") if s.strip()]
+    progress = _Progress()
+    try:
+        result = run_streaming(opts, "bundle.create", params, progress.add,
+                               (session, case, agent))
+    finally:
+        progress.end()
+    stream = result.result.get("stream", {}) if isinstance(result.result, dict) else {}
+    if opts.json:
+        out.emit_json({"sha256": stream.get("sha256"), "bytes": stream.get("bytes"),
+                       "event_id": result.event_id, "result": result.result})
+    else:
+        out.note(f"bundle sha256:{stream.get('sha256')} ({out.size(stream.get('bytes', 0))}) "
+                 f"attached to {f'case {case}' if case else 'the session case'}")
+    receipt_line(opts, result)
+
+
+class _Progress:
+    """Bytes received so far, on stderr when it is a terminal."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._shown = sys.stderr.isatty()
+
+    async def add(self, part: bytes) -> None:
+        self.size += len(part)
+        if self._shown:
+            sys.stderr.write(f"\rreceiving bundle: {out.size(self.size)}   ")
+            sys.stderr.flush()
+
+    def end(self) -> None:
+        if self._shown and self.size:
+            sys.stderr.write("\n")
+
+
+@command(bundle_app, "get")
+def bundle_get(
+    opts: Options,
+    case: Annotated[str, typer.Option("--case", help="The case the bundle is attached to.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.",
+                                         show_default=False)],
+    sha256: Annotated[str, typer.Option(
+        "--sha256", help="The bundle's SHA-256 (default: the case's newest).")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Fetch a case's bundle into a file, checking its SHA-256 while writing; the file
+    appears complete or not at all."""
+    if not force and os.path.lexists(output):
+        raise typer.BadParameter(f"{output} exists (give --force to replace it)",
+                                 param_hint="--output")
+    bundle = with_client(opts, lambda c: fetch_bundle(c, case, sha256.lower(), output,
+                                                      force=force))
+    if opts.json:
+        out.emit_json({**out.message_data(bundle), "path": str(output)})
+        return
+    out.note(f"wrote {output}: {out.size(bundle.size)}, sha256:{bundle.sha256} (checked)")
+
+
+async def fetch_bundle(client: ControllerClient, case_id: str, sha256: str, path: Path, *,
+                       force: bool) -> pb.Bundle:
+    """Stream the bundle into a temporary file next to ``path``, check its size and
+    SHA-256 against what the controller attached, then move it into place (without
+    ``force``, never over a file that appeared meanwhile)."""
+    from controller.client.errors import BadAnswer
+
+    digest, size, bundle = hashlib.sha256(), 0, None
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            async for chunk in client.bundle_chunks(case_id, sha256):
+                bundle = chunk.bundle
+                file.write(chunk.data)
+                digest.update(chunk.data)
+                size += len(chunk.data)
+            file.flush()
+            os.fsync(file.fileno())
+        if bundle is None or (sha256 and bundle.sha256 != sha256):
+            raise BadAnswer("the controller sent no bundle or another one than asked for")
+        if digest.hexdigest() != bundle.sha256 or size != bundle.size:
+            raise BadAnswer(f"the bundle received does not match its SHA-256 "
+                            f"{bundle.sha256}: nothing was written")
+        if force:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)  # fails if the name exists: never overwrites
+            os.unlink(temporary)
+        _sync_directory(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    return bundle
+
+
+def _sync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@command(bundle_app, "list")
+def bundle_list(
+    opts: Options,
+    case: Annotated[str, typer.Option("--case", help="The case.")],
+) -> None:
+    """The support bundles attached to a case, oldest first."""
+    found = with_client(opts, lambda c: c.get_case(case)).bundles
+    if opts.json:
+        out.emit_json(out.messages_data(found))
+        return
+    out.table(f"Bundles of case {case}", ["SHA-256", "Size", "Created", "Session", "Event",
+                                          "Agent", "Stored"],
+              [(b.sha256, out.size(b.size), out.when(b.created_at), b.session_id, b.event_id,
+                b.agent_id, "yes" if b.stored else "removed") for b in found])
+
+
+# -- bundle verify: checked offline, see controller.bundle_verify (kept apart on purpose) --
+
+@verify_command(bundle_app, "verify")
+def bundle_verify(
+    opts: Options,
+    file: Annotated[Path, typer.Argument(help="A bundle file (as bundle get wrote it).",
+                                         show_default=False)],
+    sha256: Annotated[str, typer.Option(
+        "--sha256", help="The SHA-256 the whole archive must have (see bundle list).")] = "",
+) -> None:
+    """Check a bundle offline: the manifest first, every member listed once with its size
+    and SHA-256, nothing extra, missing or unsafe. Exit 0 intact, 1 integrity failure
+    (the first bad member is named), 3 usage error."""
+    raise verify(opts, file, sha256)

@@ -1,0 +1,26 @@
+"""``rmctl renew``: a new certificate for this home's engineer key (grants stay valid)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from controller.cli import _output as out
+from controller.cli._app import Options, app, command
+
+
+@command(app, "renew")
+def renew(opts: Options) -> None:
+    """Renew this home's engineer certificate now, for the same key (grants stay valid).
+
+    rmctl also renews on its own before any command once half the certificate's life has
+    passed."""
+    from controller.client.config import load_config
+    from controller.client.renew import renew_home
+
+    done = asyncio.run(renew_home(load_config(opts.home)))
+    if opts.json:
+        out.emit_json({"old_serial": done.old_serial, "serial": done.new_serial,
+                       "certificate_not_after": int(done.not_after)})
+        return
+    out.note(f"certificate renewed (serial {done.new_serial}); valid until "
+             f"{out.when(done.not_after)}")

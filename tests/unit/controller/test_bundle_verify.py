@@ -1,0 +1,172 @@
+"""The offline bundle check: a good bundle passes; each kind of tampering is found and the
+first bad member named; unsafe members and bombs are refused without extracting."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.bundle_verify import Limits, manifest_fault, unsafe_name, verify_bundle_file
+from tests.unit.controller.bundle_files import (
+    FILES,
+    Member,
+    bundle,
+    manifest_for,
+    regular,
+    special,
+    write,
+)
+
+
+def kinds(path: Path, **kwargs: Any) -> list[tuple[str | None, str]]:
+    report = verify_bundle_file(path, **kwargs)
+    return [(p.member, p.kind) for p in report.problems]
+
+
+def test_a_good_bundle_passes_with_and_without_its_hash(tmp_path: Path) -> None:
+    path = bundle(tmp_path / "b.tar.gz")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    report = verify_bundle_file(path, digest.upper())
+    assert report.ok and report.first is None
+    assert report.files_checked == 3 and report.sha256 == digest
+    assert report.manifest is not None and report.manifest["case_id"] == "C-7"
+    assert report.to_json()["status"] == "ok"
+    assert verify_bundle_file(path).ok
+
+
+def test_the_archive_hash_must_match_when_given(tmp_path: Path) -> None:
+    path = bundle(tmp_path / "b.tar.gz")
+    assert kinds(path, expected_sha256="0" * 64) == [(None, "sha256-mismatch")]
+    with pytest.raises(ValueError, match="64 hexadecimal"):
+        verify_bundle_file(path, "abc")
+
+
+def test_a_tampered_member_is_pinpointed(tmp_path: Path) -> None:
+    files = dict(FILES)
+    tampered = dict(files, **{"config/etc/app/app.conf": b"listen = 8080\npassword = abc\n"})
+    # Same size, other bytes: the manifest still describes the original.
+    manifest = manifest_for(files)
+    path = write(tmp_path / "t.tar.gz", [regular("MANIFEST.json", json.dumps(manifest).encode()),
+                                         *(regular(n, d) for n, d in tampered.items())])
+    report = verify_bundle_file(path)
+    assert not report.ok and report.first is not None
+    assert (report.first.member, report.first.kind) == ("config/etc/app/app.conf",
+                                                        "sha256-mismatch")
+    assert report.files_checked == 2
+
+
+def test_an_added_member_is_found(tmp_path: Path) -> None:
+    path = bundle(tmp_path / "b.tar.gz", after=[regular("config/etc/extra.conf", b"x=1\n")])
+    assert kinds(path) == [("config/etc/extra.conf", "extra")]
+
+
+def test_a_removed_member_is_found(tmp_path: Path) -> None:
+    path = bundle(tmp_path / "b.tar.gz", skip="logs/var/log/app.log")
+    assert kinds(path) == [("logs/var/log/app.log", "missing")]
+
+
+def test_a_manifest_edit_is_found(tmp_path: Path) -> None:
+    def wrong_size(manifest: dict[str, Any]) -> None:
+        manifest["files"][0]["size"] += 1
+
+    def other_hash(manifest: dict[str, Any]) -> None:
+        manifest["files"][2]["sha256"] = "f" * 64
+
+    assert kinds(bundle(tmp_path / "a.tar.gz", edit=wrong_size)) == \
+        [("diag/system.json", "size-mismatch")]
+    assert kinds(bundle(tmp_path / "b.tar.gz", edit=other_hash)) == \
+        [("logs/var/log/app.log", "sha256-mismatch")]
+    # An edit that every member survives (another case) changes the archive's hash.
+    good = bundle(tmp_path / "c.tar.gz")
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    moved = bundle(tmp_path / "d.tar.gz", edit=lambda m: m.update(case_id="C-8"))
+    assert kinds(moved, expected_sha256=digest) == [(None, "sha256-mismatch")]
+
+
+@pytest.mark.parametrize(("edit", "fault"), [
+    (lambda m: m.update(format="rmaint-bundle/2"), "format"),
+    (lambda m: m.pop("agent_id"), "agent_id"),
+    (lambda m: m.update(created_at="yesterday"), "created_at"),
+    (lambda m: m["files"][0].update(sha256="xyz"), "sha256"),
+    (lambda m: m["files"][1].update(size=-1), "size"),
+    (lambda m: m["files"][1].update(path="../etc/passwd"), "'..'"),
+    (lambda m: m["files"].append(dict(m["files"][0])), "listed twice"),
+])
+def test_a_malformed_manifest_is_refused(tmp_path: Path, edit: Callable[[dict[str, Any]], Any],
+                                         fault: str) -> None:
+    report = verify_bundle_file(bundle(tmp_path / "b.tar.gz", edit=edit))
+    assert report.first is not None
+    assert (report.first.member, report.first.kind) == ("MANIFEST.json", "manifest-invalid")
+    assert fault in report.first.message
+
+
+def test_the_manifest_must_come_first(tmp_path: Path) -> None:
+    members = [regular(n, d) for n, d in FILES.items()]
+    path = write(tmp_path / "b.tar.gz", [*members, regular("MANIFEST.json",
+                                                           json.dumps(manifest_for(FILES)).encode())])
+    assert kinds(path) == [("diag/system.json", "manifest-not-first")]
+
+
+@pytest.mark.parametrize(("member", "kind"), [
+    (regular("../../etc/cron.d/evil", b"x"), "unsafe-name"),
+    (regular("/etc/cron.d/evil", b"x"), "unsafe-name"),
+    (regular("config/./app.conf", b"x"), "unsafe-name"),
+    (special("config/link", tarfile.SYMTYPE, "/etc/shadow"), "not-a-file"),
+    (special("config/hard", tarfile.LNKTYPE, "diag/system.json"), "not-a-file"),
+    (special("config/tty", tarfile.CHRTYPE), "not-a-file"),
+    (special("config/fifo", tarfile.FIFOTYPE), "not-a-file"),
+    (special("config/dir", tarfile.DIRTYPE), "not-a-file"),
+])
+def test_unsafe_members_are_pinpointed(tmp_path: Path, member: Member, kind: str) -> None:
+    path = bundle(tmp_path / "b.tar.gz", after=[member])
+    assert kinds(path) == [(member[0].name, kind)]
+
+
+def test_a_member_twice_is_found(tmp_path: Path) -> None:
+    path = bundle(tmp_path / "b.tar.gz", after=[regular("diag/system.json",
+                                                        FILES["diag/system.json"])])
+    assert kinds(path) == [("diag/system.json", "duplicate")]
+
+
+def test_bombs_and_junk_are_refused(tmp_path: Path) -> None:
+    zeros = {"logs/var/log/zeros.log": bytes(8 * 1024 * 1024)}
+    path = bundle(tmp_path / "bomb.tar.gz", files=zeros)
+    assert path.stat().st_size < 64 * 1024
+    ratio = Limits(ratio_floor=1024 * 1024, max_ratio=50)
+    assert [p.kind for p in verify_bundle_file(path, limits=ratio).problems] == ["bomb"]
+    total = Limits(max_unpacked_bytes=4 * 1024 * 1024)
+    assert [p.kind for p in verify_bundle_file(path, limits=total).problems] == ["bomb"]
+    assert verify_bundle_file(path).ok  # within the default limits it is a fine bundle
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not a bundle at all")
+    assert kinds(junk) == [(None, "corrupt")]
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(bundle(tmp_path / "whole.tar.gz").read_bytes()[:-40])
+    assert [k for _, k in kinds(cut)] == ["corrupt"]
+
+
+def test_trailing_data_after_the_archive_is_found(tmp_path: Path) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for info, data in [regular("MANIFEST.json", json.dumps(manifest_for(FILES)).encode()),
+                           *(regular(n, d) for n, d in FILES.items())]:
+            tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(gzip.compress(raw.getvalue() + b"hidden extra bytes" * 1000))
+    assert kinds(path) == [(None, "trailing-data")]
+
+
+def test_names_and_manifests_judged_alone() -> None:
+    assert unsafe_name("diag/system.json") is None
+    for bad in ("", "a//b", "a/../b", "/abs", "a\\b", "a/./b", "dir/"):
+        assert unsafe_name(bad) is not None, bad
+    assert manifest_fault(manifest_for(FILES)) is None
+    assert manifest_fault([]) == "not a JSON object"
