@@ -48,7 +48,7 @@ TABLE: Mapping[str, Rule] = {
     **{_LOCAL + name: LOCAL for name in (
         "ListRequests", "Approve", "Deny", "Revoke", "ListGrants", "Status",
         "ListEngineerKeys", "ForgetEngineerKeys", "ListShells", "WatchShell", "KillShell",
-        "ListChanges", "ApproveChange", "DenyChange")},
+        "ListChanges", "ApproveChange", "DenyChange", "Sync")},
 }
 
 _log = logging.getLogger("agent.authz")

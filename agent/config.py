@@ -33,6 +33,8 @@ Layout (relative names resolve against the home)::
              :mod:`agent.devices.policy`)
     [bundle] max_bytes (optional; the size limit of support bundles, see
              :mod:`agent.bundle.policy`)
+    [witness] interval_seconds (optional; how often the logs are witnessed, see
+             :mod:`agent.witness_config`)
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent import params as params_policy
 from agent import servicectl as services_policy
+from agent import witness_config
 from agent.bundle import policy as bundle_policy
 from agent.data import policy as data_policy
 from agent.data.policy import DataConfig
@@ -138,6 +141,7 @@ class AgentConfig:
         default_factory=services_policy.ServicesConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     bundle: bundle_policy.BundleConfig = field(default_factory=bundle_policy.BundleConfig)
+    witness: witness_config.WitnessConfig = field(default_factory=witness_config.WitnessConfig)
     mode: str = "direct"
 
     @property
@@ -399,6 +403,8 @@ _SECTIONS: dict[str, _Section] = {
                         devices_policy.DeviceConfigInvalid),
     "bundle": _Section("bundle", bundle_policy.parse, bundle_policy.to_toml, {},
                        bundle_policy.BundleConfigInvalid),
+    "witness": _Section("witness", witness_config.parse, witness_config.to_toml, {},
+                        witness_config.WitnessConfigInvalid),
 }
 
 

@@ -122,7 +122,8 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
     locks.load()  # before anything is served: kept locks are in force from the start
     port, address = await _start_direct(stack, config, identity, files, dispatcher, shell,
                                         locks)
-    witness = Witness(paths.log, signer_for(home, identity)[0], clock=clock)
+    witness = Witness(paths.log, signer_for(home, identity)[0], clock=clock,
+                      interval=float(config.witness.interval_seconds))
     stack.callback(witness.close)  # after the sync loop stops
     sync = SyncLoop(controller=config.controller, trust_domain=identity.trust_domain,
                     files=files, state=state, trust=trust, address=address, clock=clock,

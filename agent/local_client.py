@@ -263,6 +263,12 @@ class LocalClient:
                            tuple(reply.approver_key_ids), reply.operations_in_flight,
                            reply.unreported)
 
+    async def sync(self) -> agent_pb2.SyncResponse:
+        """A sync round and a witnessing round now; failures are in the answer's fields."""
+        reply: agent_pb2.SyncResponse = await self._call(self._stub.Sync,
+                                                         agent_pb2.SyncRequest())
+        return reply
+
 
 def _received(message: agent_pb2.PendingRequest) -> ReceivedRequest:
     try:

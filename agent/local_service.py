@@ -149,6 +149,22 @@ class LocalServicer(ShellLocalMethods, ChangeLocalMethods,
             operations_in_flight=self._dispatcher.in_flight(), unreported=unreported)
 
     @translated
+    async def Sync(self, request: agent_pb2.SyncRequest,
+                   context: Context) -> agent_pb2.SyncResponse:
+        """A sync round, then a witnessing round (not tried when the controller could not
+        be used: it would only wait out the same failure again)."""
+        sync_error = await self._sync.sync_now()
+        if sync_error:
+            return agent_pb2.SyncResponse(sync_error=sync_error,
+                                          witness_error="not tried: the sync failed")
+        progress, witness_error = await self._sync.witness_now()
+        if progress is None:
+            return agent_pb2.SyncResponse(witness_error=witness_error or "no round ran")
+        return agent_pb2.SyncResponse(
+            mirrored=progress.mirrored, cosigned=progress.cosigned, size=progress.size,
+            controller_size=progress.controller_size)
+
+    @translated
     async def ListEngineerKeys(self, request: agent_pb2.ListEngineerKeysRequest,
                                context: Context) -> agent_pb2.ListEngineerKeysResponse:
         pins = await asyncio.to_thread(self._state.engineer_keys)

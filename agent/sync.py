@@ -27,7 +27,7 @@ from agent.errors import AgentError
 from agent.inspect.inventory import inventory
 from agent.state import StateStore, key_changed
 from agent.trust import PinnedTrust
-from agent.witness import Witness, WitnessFailed
+from agent.witness import Progress, Witness, WitnessFailed
 from permissions import Envelope, PermissionsError, verify_access_request
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
@@ -80,17 +80,20 @@ class SyncLoop:
         async with self._lock:
             return self._note(await self._attempt(self._round))
 
-    async def witness_now(self) -> str:
-        """One witnessing round now, due or not; "" on success, else why it failed."""
+    async def witness_now(self) -> tuple[Progress | None, str]:
+        """One witnessing round now, due or not: what it achieved and "" on success, else
+        None and why it failed."""
         witness = self._witness
         if witness is None:
-            return "witnessing is off"
+            return None, "witnessing is off"
+        done: list[Progress] = []
 
         async def work(stub: Stub) -> None:
-            await witness.round(stub, self._timeout)
+            done.append(await witness.round(stub, self._timeout))
 
         async with self._lock:
-            return self._note(await self._attempt(work))
+            error = self._note(await self._attempt(work))
+        return (None if error or not done else done[0]), error
 
     async def report(self, envelope: Envelope) -> bool:
         """Deliver the outbox now; whether ``envelope`` has been acknowledged."""

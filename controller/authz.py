@@ -60,6 +60,7 @@ ROLES: dict[str, frozenset[str]] = {
     "/rmaint.v1.EngineerService/RunOperation": _ENGINEER,
     "/rmaint.v1.EngineerService/RunOperationStream": _ENGINEER,
     "/rmaint.v1.EngineerService/CloseSession": _ENGINEER,
+    "/rmaint.v1.EngineerService/IssueShellCertificate": _ENGINEER,
     "/rmaint.v1.RecordsService/ListCases": _READERS,
     "/rmaint.v1.RecordsService/GetCase": _READERS,
     "/rmaint.v1.RecordsService/ListSessions": _READERS,

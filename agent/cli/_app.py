@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import _changes, _consent, _decide, _engineers, _ledger, _setup, _shell, _status
+from agent.cli import (
+    _changes,
+    _consent,
+    _decide,
+    _engineers,
+    _ledger,
+    _setup,
+    _shell,
+    _status,
+    _sync,
+)
 from agent.cli._common import DEFAULT_HOME, Options
 from agent.cli._locks import locks as _locks_command
 
@@ -44,6 +54,7 @@ app.command("approve-change")(_changes.approve_change)
 app.command("deny-change")(_changes.deny_change)
 app.add_typer(_engineers.engineers_app, name="engineers")
 app.command("status")(_status.status)
+app.command("sync")(_sync.sync)
 app.command("locks")(_locks_command)
 app.command("log")(_status.log)
 app.command("verify-log")(_ledger.verify_log)

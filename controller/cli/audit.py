@@ -206,7 +206,8 @@ def audit_export(
     pinned, data = _fetch(opts, key, case=case)
     _write(output, data)
     evidence, report = _check(data, pinned)
-    out.note(f"wrote {output}: {report.records} records, checkpoint size {report.size}")
+    typer.echo(f"wrote {output}: {report.records} records, checkpoint size {report.size}",
+               err=opts.json)  # with --json, stdout is the report alone
     raise _show(opts, evidence, report)
 
 
@@ -272,7 +273,18 @@ def _read(path: Path) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole or not at all: a reader (or a crash) never sees a part of a
+    large evidence file. The mode follows the umask, as for any file the user writes."""
+    import os
+    import secrets
+
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        path.write_bytes(data)
+        with tmp.open("xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise _usage(f"cannot write {path}: {exc.strerror}") from exc

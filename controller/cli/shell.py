@@ -1,10 +1,13 @@
-"""Interactive login: ``rmctl ssh`` (engineer), ``rmctl gateway-key`` (controller home) and
-the replay behind ``rmctl session replay``.
+"""Interactive login: ``rmctl ssh`` and ``rmctl ssh-cert`` (engineer), ``rmctl gateway-key``
+(controller home) and the replay behind ``rmctl session replay``.
 
-``rmctl ssh`` runs the signed operation ``shell.open`` in the session, then replaces
-itself with the real OpenSSH client, logging in to the gateway as
-``<agent-id>+<ticket>`` with the engineer's identity key and the gateway's pinned host
-key. Nothing of the ticket is written anywhere; it is single-use and lives ≤ 60 s.
+``rmctl ssh-cert`` runs the signed operation ``shell.open`` in the session and gets from
+the controller an OpenSSH certificate on the engineer's identity key that carries the
+ticket (principal: the agent id), saved as ``<identity key>-cert.pub`` (0644) where a
+stock client finds it: ``ssh -i <key> -p PORT <agent>@gateway``. ``rmctl ssh`` does the
+same and replaces itself with the real OpenSSH client, logging in as the agent id with
+the identity key, that certificate and the gateway's pinned host key. The ticket is
+single-use and lives ≤ 60 s, and only the engineer's key can redeem it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 
 TICKET_TTL = 60
 SSH = "ssh"
+CERT_SUFFIX = "-cert.pub"  # OpenSSH pairs <key> with <key>-cert.pub
 
 
 @command(app, "ssh")
@@ -48,13 +53,14 @@ def ssh(
         raise fail(f"--gateway must be HOST:PORT, not {gateway!r}")
     if not known_hosts.is_file():
         raise fail(f"no known_hosts file {known_hosts}")
-    agent_id, ticket, key = with_workflow(opts, lambda w: _ticket(w, (session, case, agent_opt),
-                                                                  agent))
-    argv = [SSH, "-tt", "-p", port, "-i", str(key), "-o", "IdentitiesOnly=yes",
+    issued = with_workflow(opts, lambda w: _certificate(w, (session, case, agent_opt), agent))
+    # OpenSSH finds the certificate beside the key (a CertificateFile would need the key's
+    # public half beside it too, which a PEM identity key does not have).
+    argv = [SSH, "-tt", "-p", port, "-i", str(issued.key), "-o", "IdentitiesOnly=yes",
             "-o", "IdentityAgent=none", "-o", "PasswordAuthentication=no",
             "-o", "KbdInteractiveAuthentication=no", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={known_hosts.resolve()}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-l", f"{agent_id}+{ticket}", host]
+            "-o", "GlobalKnownHostsFile=/dev/null", "-l", issued.agent_id, host]
     if dry_run:
         out.emit_json(argv)
         return
@@ -65,16 +71,70 @@ def ssh(
     os.execv(program, argv)  # noqa: S606  # the engineer's own ssh, argv built above
 
 
-async def _ticket(workflow: EngineerWorkflow, where: tuple[str, str, str],
-                  agent: str) -> tuple[str, str, Path]:
+@command(app, "ssh-cert")
+def ssh_cert(
+    opts: Options,
+    agent: Annotated[str, typer.Argument(metavar="[AGENT]", help="Agent to log in to "
+                                         "(default: the session's).", show_default=False)] = "",
+    session: SessionOpt = "", case: CaseOpt = "", agent_opt: AgentOpt = "",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Where to save it (default: <identity key>-cert.pub, where "
+        "ssh -i <identity key> finds it; elsewhere, name it <copy of the key>-cert.pub).",
+        show_default=False)] = None,
+    valid: Annotated[int, typer.Option(
+        "--valid", min=0, max=TICKET_TTL, help="Seconds it is valid (0: the ticket's life, "
+        "at most 60).")] = 0,
+) -> None:
+    """Get a one-login OpenSSH certificate: then 'ssh -i KEY -p PORT AGENT@GATEWAY' (scope shell)."""
+    issued = with_workflow(opts, lambda w: _certificate(w, (session, case, agent_opt), agent,
+                                                         output=output, valid=valid))
+    if opts.json:
+        out.emit_json({"certificate": str(issued.path), "identity": str(issued.key),
+                       "principal": issued.agent_id, "valid_after": issued.valid_after,
+                       "valid_before": issued.valid_before})
+        return
+    until = time.strftime("%H:%M:%S UTC", time.gmtime(issued.valid_before))
+    typer.echo(f"certificate for {issued.agent_id}, one login until {until}: {issued.path}")
+    name = str(issued.path)
+    key = Path(name.removesuffix(CERT_SUFFIX)) if name.endswith(CERT_SUFFIX) else None
+    if key is None:
+        typer.echo(f"OpenSSH takes it as <key file>{CERT_SUFFIX} beside a copy of {issued.key}")
+        return
+    copy = "" if key == issued.key else f" (a copy of {issued.key} there)"
+    typer.echo(f"log in with: ssh -i {key} -p PORT {issued.agent_id}@GATEWAY{copy}")
+
+
+@dataclass(frozen=True)
+class _Issued:
+    agent_id: str
+    key: Path
+    path: Path
+    valid_after: int
+    valid_before: int
+
+
+def _default_path(key: Path) -> Path:
+    return key.with_name(key.name + CERT_SUFFIX)
+
+
+async def _certificate(workflow: EngineerWorkflow, where: tuple[str, str, str], agent: str,
+                       *, output: Path | None = None, valid: int = 0) -> _Issued:
+    """Run ``shell.open``, get the certificate that carries its ticket and save it."""
     from controller.client.errors import InputError
+    from pki.files import write_public
 
     state = await workflow.session_for(*(w or None for w in where))
     if agent and agent != state.agent_id:
         raise InputError(f"session {state.session_id} is on agent {state.agent_id}, "
                          f"not {agent}")
     result = await workflow.run(state, "shell.open", {"ttl": TICKET_TTL})
-    return state.agent_id, str(result.result["ticket"]), workflow.config.key
+    reply = await workflow.shell_certificate(state, str(result.result["ticket"]),
+                                             float(result.result["expires_at"]),
+                                             valid_seconds=valid)
+    key = workflow.config.key
+    path = output or _default_path(key)
+    write_public(path, (reply.certificate + "\n").encode())
+    return _Issued(state.agent_id, key, path, reply.valid_after, reply.valid_before)
 
 
 @command(app, "gateway-key")

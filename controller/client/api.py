@@ -30,6 +30,9 @@ RECORDING_TIMEOUT = 120.0
 OPERATION_TIMEOUT = 45.0
 # A streaming operation lasts as long as it says (a watch up to 24 h), plus the relay's slack.
 STREAM_TIMEOUT = 24 * 3600.0 + 900.0
+# Evidence arrives in chunks: any size up to this, joined in memory before it is checked.
+MAX_EVIDENCE = 1024 * 1024 * 1024
+EVIDENCE_TIMEOUT = 600.0
 
 R = TypeVar("R")
 
@@ -184,6 +187,11 @@ class ControllerClient:
                                  name="CloseSession")
         return reply.session
 
+    async def issue_shell_certificate(self, request: pb.IssueShellCertificateRequest,
+                                      ) -> pb.IssueShellCertificateResponse:
+        return await self._call(self._engineer.IssueShellCertificate, request,
+                                name="IssueShellCertificate")
+
     # RecordsService
 
     async def list_cases(self, status: str = "", customer_id: str = "") -> list[pb.Case]:
@@ -265,8 +273,31 @@ class ControllerClient:
             self._audit.GetCheckpoint, pb.GetCheckpointRequest(), name="GetCheckpoint")
         return reply.checkpoint
 
-    async def evidence(self, request: pb.GetEvidenceRequest) -> bytes:
-        """The evidence file's bytes (see controller.audit.evidence), unverified."""
-        reply: pb.GetEvidenceResponse = await self._call(
-            self._audit.GetEvidence, request, name="GetEvidence", timeout=120.0)
-        return reply.evidence
+    async def evidence(self, request: pb.GetEvidenceRequest, *,
+                       limit: int = MAX_EVIDENCE) -> bytes:
+        """The evidence file's bytes (see controller.audit.evidence), unverified, joined from
+        the controller's chunks: BadAnswer when the stream ends before the size and SHA-256
+        its first chunk announced, or when the file would exceed ``limit`` bytes."""
+        parts: list[bytes] = []
+        size, digest, received = -1, "", 0
+        async for chunk in self._stream(self._audit.GetEvidence, request, name="GetEvidence",
+                                        timeout=EVIDENCE_TIMEOUT):
+            if size < 0:
+                size, digest = int(chunk.total_size), chunk.sha256
+                if size > limit:
+                    raise BadAnswer(f"the evidence is {size} bytes, over this client's limit "
+                                    f"of {limit} bytes")
+            received += len(chunk.data)
+            if received > size:
+                raise BadAnswer(f"the controller sent more evidence than the {size} bytes it "
+                                f"announced")
+            parts.append(chunk.data)
+        if size < 0:
+            raise BadAnswer("the controller ended the evidence stream without sending any")
+        if received != size:
+            raise BadAnswer(f"the evidence stream ended early: {received} of {size} bytes "
+                            f"received")
+        data = b"".join(parts)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BadAnswer("the evidence received does not match its SHA-256")
+        return data

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import permissions
 from controller.client.api import ControllerClient
@@ -155,6 +156,25 @@ class EngineerWorkflow:
         reply = await self.client.run_operation(envelope)
         return check_answer(envelope, reply, state=state, seq=seq, operation=operation)
 
+
+    async def shell_certificate(self, state: SessionState, ticket: str, expires_at: float, *,
+                                valid_seconds: int = 0) -> pb.IssueShellCertificateResponse:
+        """An OpenSSH certificate on this home's key carrying ``ticket`` (from
+        ``shell.open`` in ``state``), checked to be for that key and the session's agent."""
+        from controller.gateway.usercert import CertificateInvalid, parse_line, ssh_public_blob
+
+        public = self._key.public_key()
+        reply = await self.client.issue_shell_certificate(pb.IssueShellCertificateRequest(
+            session_id=state.session_id, ticket=ticket, ticket_expires_at=expires_at,
+            public_key=public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
+            valid_seconds=valid_seconds))
+        try:
+            cert = parse_line(reply.certificate)
+        except CertificateInvalid as exc:
+            raise BadAnswer(f"the controller sent an unusable certificate: {exc}") from exc
+        if cert.subject != ssh_public_blob(public) or cert.principals != (state.agent_id,):
+            raise BadAnswer("the controller's certificate is not for this key and agent")
+        return reply
 
     async def run_stream(self, state: SessionState, operation: str, params: dict[str, Any],
                          on_part: Callable[[bytes], Awaitable[None]]) -> OperationResult:

@@ -5,6 +5,11 @@ status 1); the reason goes to the controller's log (event ``gateway.refused``). 
 gateway itself checks that the client's key is an enrolled engineer's and, once the
 agent accepted the ticket, that the session it names is open, the engineer's and on that
 agent. The agent checks the rest (see :mod:`agent.shell.service`).
+
+The ticket comes from the username (``<agent-id>+<ticket>``) or, when the username is the
+plain agent id, from the gateway certificate the client authenticated with
+(:mod:`controller.gateway.userca`); either way it is redeemed on the agent for the key
+the client proved (a certificate's subject key).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from controller.gateway.asciicast import Header, Recorder
 from controller.gateway.link import Link, LinkRefused, ShellLink
 from controller.gateway.recording import Finished, store_recording
+from controller.gateway.userca import CertificateRefused
 from controller.logs import log_event
 from controller.services._common import Deps
 from controller.store import directory, sessions
@@ -31,6 +37,7 @@ from rmaint.v1 import agent_pb2 as pb
 
 REFUSED = b"permission denied\r\n"
 _USER = re.compile(r"^(?P<agent>[A-Za-z0-9][A-Za-z0-9._-]{0,62})\+(?P<ticket>[0-9a-f]{32})$")
+_AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 READ_SIZE = 65536
 
 
@@ -45,17 +52,37 @@ class Refusal(Exception):
 
 @dataclass(frozen=True)
 class Login:
-    """What the SSH layer learned: the username and the authenticated public key."""
+    """What the SSH layer learned: the username and the authenticated public key (a
+    certificate's subject key); with a gateway certificate, the ticket it carries, or why
+    that certificate does not log in (then the reason is this login's)."""
 
     username: str
     key: asyncssh.SSHKey
     peer: str
+    cert_ticket: str | None = None
+    cert_problem: CertificateRefused | None = None
 
 
 def ssh_key_id(key: asyncssh.SSHKey) -> str:
     """The rmaint key id of an SSH public key (as enrollment computes it)."""
     public = load_der_public_key(key.export_public_key("pkcs8-der"))
     return key_id(public)  # type: ignore[arg-type]  # an engineer key is EC, others fail below
+
+
+async def _engineer_of(deps: Deps, kid: str) -> str | None:
+    """The enrolled engineer whose key has the id ``kid``, if any."""
+    principals = await deps.store.read(directory.list_principals)
+    found = [p.name for p in principals if p.role == "engineer" and p.key_fingerprint == kid]
+    return found[0] if found else None
+
+
+async def is_engineer_key(deps: Deps, key: asyncssh.SSHKey) -> bool:
+    """Whether ``key`` is an enrolled engineer's."""
+    try:
+        kid = ssh_key_id(key)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return await _engineer_of(deps, kid) is not None
 
 
 class GatewaySession:
@@ -78,22 +105,19 @@ class GatewaySession:
 
     async def _authorize(self, process: asyncssh.SSHServerProcess[bytes],
                          login: Login) -> tuple[Link, pb.ShellOpened, str]:
-        match = _USER.match(login.username)
-        if match is None:
-            raise Refusal("bad-username", "expected <agent-id>+<ticket>")
         try:
             kid = ssh_key_id(login.key)
         except (ValueError, TypeError, AttributeError) as exc:
             raise Refusal("key-unusable", str(exc)) from exc
         engineer = await self._engineer(kid)
-        agent_id = match["agent"]
+        agent_id, ticket = _target(login)
         agent = await self._deps.store.read(directory.get_agent, agent_id)
         dialin = self._deps.relay.dialin
         dialed_out = dialin is not None and agent_id in dialin.connected()
         if agent is None or not (agent.address or dialed_out):
             raise Refusal("agent-unreachable", agent_id)
         cols, rows, *_ = process.term_size
-        request = pb.ShellOpen(ticket=match["ticket"], engineer_key_id=kid,
+        request = pb.ShellOpen(ticket=ticket, engineer_key_id=kid,
                                term=process.term_type or "",
                                window=pb.ShellWindow(cols=cols or 80, rows=rows or 24))
         link: Link
@@ -113,11 +137,10 @@ class GatewaySession:
         return link, opened, agent_id
 
     async def _engineer(self, kid: str) -> str:
-        principals = await self._deps.store.read(directory.list_principals)
-        found = [p.name for p in principals if p.role == "engineer" and p.key_fingerprint == kid]
-        if not found:
+        found = await _engineer_of(self._deps, kid)
+        if found is None:
             raise Refusal("key-not-enrolled", kid)
-        return found[0]
+        return found
 
     async def _check_session(self, opened: pb.ShellOpened, engineer: str, agent_id: str) -> None:
         session = await self._deps.store.read(sessions.get_session, opened.session_id)
@@ -160,6 +183,20 @@ class GatewaySession:
                   shell_id=finished.shell_id, reason=finished.reason, status=finished.status,
                   recording_sha256=digest,
                   output_matches=finished.output_sha256 == finished.agent_output_sha256)
+
+
+def _target(login: Login) -> tuple[str, str]:
+    """The agent id and the ticket of a login (Refusal if it names none)."""
+    if login.cert_ticket is not None:  # the SSH layer checked the principal is the username
+        if not _AGENT.match(login.username):
+            raise Refusal("bad-username", "a certificate login names the agent id alone")
+        return login.username, login.cert_ticket
+    match = _USER.match(login.username)
+    if match is not None:
+        return match["agent"], match["ticket"]
+    if login.cert_problem is not None:
+        raise Refusal(login.cert_problem.reason, login.cert_problem.detail)
+    raise Refusal("bad-username", "expected <agent-id>+<ticket>, or a gateway certificate")
 
 
 async def _forward_input(process: asyncssh.SSHServerProcess[bytes], link: Link,

@@ -16,6 +16,7 @@ from controller.ca import Authority
 from controller.config import Address
 from controller.errors import ConfigError, InvalidArgument, PermissionDenied
 from controller.gateway.reverse import ReverseShells
+from controller.gateway.userca import IssuingCA
 from controller.relay import Relay
 from controller.store import Store
 from permissions import Envelope, MalformedStatement
@@ -43,6 +44,8 @@ class Deps:
     locks: LockBroker | None = None  # pushes lock changes to agents (None: nobody to push to)
     # Shell streams of dial-out agents waiting for their login (controller.gateway.reverse).
     reverse_shells: ReverseShells = field(default_factory=ReverseShells)
+    # The running gateway's user CA, for shell certificates (controller.gateway.userca).
+    shell_ca: IssuingCA = field(default_factory=IssuingCA)
 
 
 def caller_as(role: str) -> Caller:

@@ -6,6 +6,9 @@ needs the log's public key, which only the server holds.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -22,6 +25,7 @@ from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
 
 MAX_SINCE = 64 * 1024  # a signed checkpoint is a few hundred bytes
+EVIDENCE_CHUNK = 1024 * 1024  # well under gRPC's 4 MiB message limit
 
 
 class AuditService(controller_pb2_grpc.AuditServiceServicer):
@@ -41,13 +45,28 @@ class AuditService(controller_pb2_grpc.AuditServiceServicer):
         return pb.GetCheckpointResponse(checkpoint=latest.note)
 
     async def GetEvidence(self, request: pb.GetEvidenceRequest,
-                          context: grpc.aio.ServicerContext) -> pb.GetEvidenceResponse:
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EvidenceChunk]:
+        """The evidence file in chunks of EVIDENCE_CHUNK bytes, so its size is not bound by
+        gRPC's message limit.
+
+        Serialized once, then chunked: the evidence is collected whole in one read
+        transaction (records, proofs and checkpoint must agree), so streaming the JSON text
+        itself would save only the last copy. The serialization runs in a worker thread, and
+        the chunks are views of that one buffer. The first chunk carries the file's size and
+        SHA-256, so the client tells a stream cut short from a complete one.
+        """
         scope = _scope(request)
         if len(request.since_checkpoint) > MAX_SINCE:
             raise InvalidArgument("since_checkpoint is too large to be a checkpoint")
         since = request.since_checkpoint or None
         evidence = await self._deps.store.read(collect, scope, since=since)
-        return pb.GetEvidenceResponse(evidence=to_json(evidence))
+        data = await asyncio.to_thread(to_json, evidence)
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        view = memoryview(data)
+        yield pb.EvidenceChunk(data=bytes(view[:EVIDENCE_CHUNK]), total_size=len(data),
+                               sha256=digest)
+        for start in range(EVIDENCE_CHUNK, len(data), EVIDENCE_CHUNK):
+            yield pb.EvidenceChunk(data=bytes(view[start:start + EVIDENCE_CHUNK]))
 
     async def Reconcile(self, request: pb.ReconcileRequest,
                         context: grpc.aio.ServicerContext) -> pb.ReconcileResponse:

@@ -2,6 +2,7 @@
 
 Everything an engineer files is signed by their own key; the controller checks that the
 key is the one in the caller's certificate, so nobody files in another engineer's name.
+Shell certificates (:mod:`controller.gateway.userca`) are issued only for that key too.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import secrets
 from collections.abc import AsyncIterator
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from sqlalchemy.engine import Connection
 
 from controller import rules
 from controller.authz import Caller
 from controller.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from controller.gateway import userca
 from controller.logs import log_event
 from controller.services import _common, _convert
 from controller.services._common import Deps, caller_as
@@ -28,6 +32,7 @@ from permissions import (
     BadSignature,
     Envelope,
     MalformedStatement,
+    key_id,
     verify_access_request,
 )
 from permissions.locks import Subject
@@ -91,6 +96,34 @@ class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
         log_event("session.closed", session_id=session_id, engineer=caller.name)
         return pb.CloseSessionResponse(session=_convert.session(session))
 
+    async def IssueShellCertificate(self, request: pb.IssueShellCertificateRequest,
+                                    context: grpc.aio.ServicerContext,
+                                    ) -> pb.IssueShellCertificateResponse:
+        caller = caller_as("engineer")
+        session_id = _common.text(request.session_id, "session_id", limit=64)
+        if not userca.TICKET.match(request.ticket):
+            raise InvalidArgument("ticket must be a shell ticket (32 hex digits)")
+        if request.valid_seconds < 0 or request.ticket_expires_at <= 0:
+            raise InvalidArgument("valid_seconds must be ≥ 0 and ticket_expires_at given")
+        subject = _callers_key(request.public_key, caller)
+        ca = self._deps.shell_ca.ca
+        if ca is None:
+            raise FailedPrecondition("the SSH gateway is off on this controller")
+        now = self._deps.clock()
+        session = await self._deps.store.read(_certificate_session, caller, session_id, now)
+        until = request.ticket_expires_at
+        if request.valid_seconds:
+            until = min(until, now + request.valid_seconds)
+        if until < now + 1:
+            raise FailedPrecondition("the ticket has run out: run shell.open again")
+        issued = ca.issue(subject, agent_id=session.agent_id, ticket=request.ticket,
+                          key_id=f"{caller.name}/{session_id}", now=now, valid_before=until)
+        log_event("shell.certificate.issued", session_id=session_id, engineer=caller.name,
+                  agent_id=session.agent_id, valid_before=issued.valid_before)
+        return pb.IssueShellCertificateResponse(
+            certificate=issued.line, principal=issued.principal,
+            valid_after=issued.valid_after, valid_before=issued.valid_before)
+
 
 def _verified_request(envelope: Envelope) -> AccessRequest:
     try:
@@ -150,6 +183,34 @@ def _open_session(conn: Connection, caller: Caller, case_id: str, agent_id: str,
     sessions.add_session(conn, session)
     agent = directory.get_agent(conn, agent_id)
     return session, grant, agent.public_key if agent is not None else b""
+
+
+def _callers_key(der: bytes, caller: Caller) -> ec.EllipticCurvePublicKey:
+    """``der`` as a key, if it is the key of the caller's certificate."""
+    try:
+        key = load_der_public_key(der)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"public_key is not a SubjectPublicKeyInfo: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key_id(key) != caller.key_id:
+        raise PermissionDenied(f"{caller} asked for a shell certificate on another key")
+    return key
+
+
+def _certificate_session(conn: Connection, caller: Caller, session_id: str,
+                         now: float) -> Session:
+    """The caller's open session, when the caller's key is the one enrolled and unlocked."""
+    session = rules.check_session_for(sessions.get_session(conn, session_id), session_id,
+                                      caller.name)
+    if not session.is_open:
+        raise FailedPrecondition(f"session {session_id} is closed ({session.end_reason})")
+    enrolled = [p for p in directory.list_principals(conn)
+                if p.role == "engineer" and p.name == caller.name]
+    if not enrolled or enrolled[0].key_fingerprint != caller.key_id:
+        raise PermissionDenied(f"{caller}'s key is not the one enrolled")
+    refuse_locked(conn, Subject(agent_id=session.agent_id, grant_id=session.grant_id,
+                                case_id=session.case_id, engineer_key_id=caller.key_id),
+                  now, "shell certificate")
+    return session
 
 
 def _close_session(conn: Connection, caller: Caller, session_id: str, now: float) -> Session:

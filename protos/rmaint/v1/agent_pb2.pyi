@@ -1356,3 +1356,64 @@ class DenyChangeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DenyChangeResponse: _TypeAlias = DenyChangeResponse  # noqa: Y015
+
+@_typing.final
+class SyncRequest(_message.Message):
+    """Request of AgentLocalService.Sync."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncRequest: _TypeAlias = SyncRequest  # noqa: Y015
+
+@_typing.final
+class SyncResponse(_message.Message):
+    """Response of AgentLocalService.Sync. Failures are reported here, not as error statuses:
+    the controller being unreachable is the customer's information, not the daemon's fault.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYNC_ERROR_FIELD_NUMBER: _builtins.int
+    WITNESS_ERROR_FIELD_NUMBER: _builtins.int
+    MIRRORED_FIELD_NUMBER: _builtins.int
+    COSIGNED_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    CONTROLLER_SIZE_FIELD_NUMBER: _builtins.int
+    sync_error: _builtins.str
+    """Why the round with the controller failed; "" when it succeeded."""
+    witness_error: _builtins.str
+    """Why witnessing failed, or why it was not attempted; "" when it succeeded."""
+    mirrored: _builtins.int
+    """After witnessing: entries of this agent's log the controller mirrors."""
+    cosigned: _builtins.int
+    """After witnessing: the size of this agent's log the controller cosigned."""
+    size: _builtins.int
+    """The size of this agent's log when it was witnessed."""
+    controller_size: _builtins.int
+    """The size of the controller's log this agent cosigned in this round (0: none new)."""
+    def __init__(
+        self,
+        *,
+        sync_error: _builtins.str = ...,
+        witness_error: _builtins.str = ...,
+        mirrored: _builtins.int = ...,
+        cosigned: _builtins.int = ...,
+        size: _builtins.int = ...,
+        controller_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["controller_size", b"controller_size", "cosigned", b"cosigned", "mirrored", b"mirrored", "size", b"size", "sync_error", b"sync_error", "witness_error", b"witness_error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncResponse: _TypeAlias = SyncResponse  # noqa: Y015

@@ -323,6 +323,11 @@ class AgentLocalServiceStub:
                 request_serializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeResponse.FromString,
                 _registered_method=True)
+        self.Sync = channel.unary_unary(
+                '/rmaint.v1.AgentLocalService/Sync',
+                request_serializer=rmaint_dot_v1_dot_agent__pb2.SyncRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_agent__pb2.SyncResponse.FromString,
+                _registered_method=True)
 
 
 class AgentLocalServiceServicer:
@@ -430,6 +435,14 @@ class AgentLocalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Sync(self, request, context):
+        """One round with the controller now (heartbeat, new requests, unreported decisions),
+        then one round of mutual witnessing of the logs, due or not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentLocalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -502,6 +515,11 @@ def add_AgentLocalServiceServicer_to_server(servicer, server):
                     servicer.DenyChange,
                     request_deserializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_agent__pb2.DenyChangeResponse.SerializeToString,
+            ),
+            'Sync': grpc.unary_unary_rpc_method_handler(
+                    servicer.Sync,
+                    request_deserializer=rmaint_dot_v1_dot_agent__pb2.SyncRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_agent__pb2.SyncResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -884,6 +902,33 @@ class AgentLocalService:
             '/rmaint.v1.AgentLocalService/DenyChange',
             rmaint_dot_v1_dot_agent__pb2.DenyChangeRequest.SerializeToString,
             rmaint_dot_v1_dot_agent__pb2.DenyChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Sync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.AgentLocalService/Sync',
+            rmaint_dot_v1_dot_agent__pb2.SyncRequest.SerializeToString,
+            rmaint_dot_v1_dot_agent__pb2.SyncResponse.FromString,
             options,
             channel_credentials,
             insecure,

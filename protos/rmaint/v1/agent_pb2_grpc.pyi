@@ -173,6 +173,10 @@ class AgentLocalServiceStub:
     """Stores a change consent signed by a pinned approver key for one pending preview."""
     DenyChange: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DenyChangeRequest, _agent_pb2.DenyChangeResponse]
     """Refuses a pending preview: it can no longer be applied."""
+    Sync: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SyncRequest, _agent_pb2.SyncResponse]
+    """One round with the controller now (heartbeat, new requests, unreported decisions),
+    then one round of mutual witnessing of the logs, due or not.
+    """
 
 @_typing.type_check_only
 class AgentLocalServiceAsyncStub(AgentLocalServiceStub):
@@ -213,6 +217,10 @@ class AgentLocalServiceAsyncStub(AgentLocalServiceStub):
     """Stores a change consent signed by a pinned approver key for one pending preview."""
     DenyChange: _aio.UnaryUnaryMultiCallable[_agent_pb2.DenyChangeRequest, _agent_pb2.DenyChangeResponse]  # type: ignore[assignment]
     """Refuses a pending preview: it can no longer be applied."""
+    Sync: _aio.UnaryUnaryMultiCallable[_agent_pb2.SyncRequest, _agent_pb2.SyncResponse]  # type: ignore[assignment]
+    """One round with the controller now (heartbeat, new requests, unreported decisions),
+    then one round of mutual witnessing of the logs, due or not.
+    """
 
 class AgentLocalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by the agent daemon on a local Unix socket for the customer's own commands
@@ -334,5 +342,15 @@ class AgentLocalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.DenyChangeResponse, _abc.Awaitable[_agent_pb2.DenyChangeResponse]]:
         """Refuses a pending preview: it can no longer be applied."""
+
+    @_abc_1.abstractmethod
+    def Sync(
+        self,
+        request: _agent_pb2.SyncRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.SyncResponse, _abc.Awaitable[_agent_pb2.SyncResponse]]:
+        """One round with the controller now (heartbeat, new requests, unreported decisions),
+        then one round of mutual witnessing of the logs, due or not.
+        """
 
 def add_AgentLocalServiceServicer_to_server(servicer: AgentLocalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1082,6 +1082,86 @@ class CloseSessionResponse(_message.Message):
 Global___CloseSessionResponse: _TypeAlias = CloseSessionResponse  # noqa: Y015
 
 @_typing.final
+class IssueShellCertificateRequest(_message.Message):
+    """Request of EngineerService.IssueShellCertificate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    TICKET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    VALID_SECONDS_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The caller's open session whose "shell.open" made the ticket; its agent is the
+    certificate's principal (the login name).
+    """
+    ticket: _builtins.str
+    """The ticket "shell.open" returned (32 hex digits); the certificate carries it in its
+    extension "rmaint-ticket@rmaint". The agent still redeems it as ever.
+    """
+    ticket_expires_at: _builtins.float
+    """When the ticket expires (unix seconds, as "shell.open" returned it)."""
+    public_key: _builtins.bytes
+    """The caller's identity key (SubjectPublicKeyInfo DER); must be the caller's enrolled key."""
+    valid_seconds: _builtins.int
+    """Validity wanted, in seconds; 0 (default) for the ticket's remaining life. Never longer
+    than that, nor than 60 s.
+    """
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        ticket: _builtins.str = ...,
+        ticket_expires_at: _builtins.float = ...,
+        public_key: _builtins.bytes = ...,
+        valid_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["public_key", b"public_key", "session_id", b"session_id", "ticket", b"ticket", "ticket_expires_at", b"ticket_expires_at", "valid_seconds", b"valid_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueShellCertificateRequest: _TypeAlias = IssueShellCertificateRequest  # noqa: Y015
+
+@_typing.final
+class IssueShellCertificateResponse(_message.Message):
+    """Response of EngineerService.IssueShellCertificate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    VALID_AFTER_FIELD_NUMBER: _builtins.int
+    VALID_BEFORE_FIELD_NUMBER: _builtins.int
+    certificate: _builtins.str
+    """One OpenSSH line ("ecdsa-sha2-nistp256-cert-v01@openssh.com AAAA... comment"), to be
+    saved as "<identity key>-cert.pub" where the OpenSSH client finds it.
+    """
+    principal: _builtins.str
+    """Its only principal: the agent id to log in as."""
+    valid_after: _builtins.int
+    """Unix seconds from which it is valid."""
+    valid_before: _builtins.int
+    """Unix seconds from which it is no longer valid."""
+    def __init__(
+        self,
+        *,
+        certificate: _builtins.str = ...,
+        principal: _builtins.str = ...,
+        valid_after: _builtins.int = ...,
+        valid_before: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "principal", b"principal", "valid_after", b"valid_after", "valid_before", b"valid_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueShellCertificateResponse: _TypeAlias = IssueShellCertificateResponse  # noqa: Y015
+
+@_typing.final
 class GetRecordingRequest(_message.Message):
     """Request of RecordsService.GetRecording."""
 
@@ -1765,29 +1845,40 @@ class GetEvidenceRequest(_message.Message):
 Global___GetEvidenceRequest: _TypeAlias = GetEvidenceRequest  # noqa: Y015
 
 @_typing.final
-class GetEvidenceResponse(_message.Message):
-    """Response of AuditService.GetEvidence."""
+class EvidenceChunk(_message.Message):
+    """One chunk of AuditService.GetEvidence's answer. Joined in order, the chunks' data are the
+    evidence file: UTF-8 JSON, format "rmaint-audit-evidence/1" (records with inclusion proofs,
+    the latest checkpoint, consistency proofs, the envelopes the records' digests name,
+    referenced blob hashes); the same bytes "rmctl audit export" writes.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    EVIDENCE_FIELD_NUMBER: _builtins.int
-    evidence: _builtins.bytes
-    """The evidence file: UTF-8 JSON, format "rmaint-audit-evidence/1" (records with inclusion
-    proofs, the latest checkpoint, consistency proofs, the envelopes the records' digests
-    name, referenced blob hashes); the same bytes "rmctl audit export" writes.
+    DATA_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The next bytes of the file (at most 1 MiB)."""
+    total_size: _builtins.int
+    """The whole file's size in bytes; set in the first chunk only, so a stream cut short is
+    told from a complete one.
     """
+    sha256: _builtins.str
+    """SHA-256 (lowercase hex) of the whole file; set in the first chunk only."""
     def __init__(
         self,
         *,
-        evidence: _builtins.bytes = ...,
+        data: _builtins.bytes = ...,
+        total_size: _builtins.int = ...,
+        sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "sha256", b"sha256", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetEvidenceResponse: _TypeAlias = GetEvidenceResponse  # noqa: Y015
+Global___EvidenceChunk: _TypeAlias = EvidenceChunk  # noqa: Y015
 
 @_typing.final
 class ReconcileRequest(_message.Message):

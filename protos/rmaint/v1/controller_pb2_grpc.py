@@ -649,6 +649,11 @@ class EngineerServiceStub:
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.CloseSessionRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.CloseSessionResponse.FromString,
                 _registered_method=True)
+        self.IssueShellCertificate = channel.unary_unary(
+                '/rmaint.v1.EngineerService/IssueShellCertificate',
+                request_serializer=rmaint_dot_v1_dot_controller__pb2.IssueShellCertificateRequest.SerializeToString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.IssueShellCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class EngineerServiceServicer:
@@ -700,6 +705,15 @@ class EngineerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueShellCertificate(self, request, context):
+        """An OpenSSH user certificate for the caller's own key that carries a shell ticket, so a
+        stock OpenSSH client logs in to the gateway as the plain agent id (FAILED_PRECONDITION
+        when the gateway is off or the ticket has run out).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngineerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -732,6 +746,11 @@ def add_EngineerServiceServicer_to_server(servicer, server):
                     servicer.CloseSession,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.CloseSessionRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.CloseSessionResponse.SerializeToString,
+            ),
+            'IssueShellCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueShellCertificate,
+                    request_deserializer=rmaint_dot_v1_dot_controller__pb2.IssueShellCertificateRequest.FromString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.IssueShellCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -897,6 +916,33 @@ class EngineerService:
             '/rmaint.v1.EngineerService/CloseSession',
             rmaint_dot_v1_dot_controller__pb2.CloseSessionRequest.SerializeToString,
             rmaint_dot_v1_dot_controller__pb2.CloseSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueShellCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rmaint.v1.EngineerService/IssueShellCertificate',
+            rmaint_dot_v1_dot_controller__pb2.IssueShellCertificateRequest.SerializeToString,
+            rmaint_dot_v1_dot_controller__pb2.IssueShellCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1315,10 +1361,10 @@ class AuditServiceStub:
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointResponse.FromString,
                 _registered_method=True)
-        self.GetEvidence = channel.unary_unary(
+        self.GetEvidence = channel.unary_stream(
                 '/rmaint.v1.AuditService/GetEvidence',
                 request_serializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.SerializeToString,
-                response_deserializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.FromString,
+                response_deserializer=rmaint_dot_v1_dot_controller__pb2.EvidenceChunk.FromString,
                 _registered_method=True)
         self.Reconcile = channel.unary_unary(
                 '/rmaint.v1.AuditService/Reconcile',
@@ -1348,7 +1394,8 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetEvidence(self, request, context):
-        """Records of a case, a session, one event or the whole log, with their proofs.
+        """Records of a case, a session, one event or the whole log, with their proofs: the
+        evidence file's bytes in order, in chunks of at most 1 MiB (evidence of any size fits).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1374,10 +1421,10 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointRequest.FromString,
                     response_serializer=rmaint_dot_v1_dot_controller__pb2.GetCheckpointResponse.SerializeToString,
             ),
-            'GetEvidence': grpc.unary_unary_rpc_method_handler(
+            'GetEvidence': grpc.unary_stream_rpc_method_handler(
                     servicer.GetEvidence,
                     request_deserializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.FromString,
-                    response_serializer=rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.SerializeToString,
+                    response_serializer=rmaint_dot_v1_dot_controller__pb2.EvidenceChunk.SerializeToString,
             ),
             'Reconcile': grpc.unary_unary_rpc_method_handler(
                     servicer.Reconcile,
@@ -1463,12 +1510,12 @@ class AuditService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/rmaint.v1.AuditService/GetEvidence',
             rmaint_dot_v1_dot_controller__pb2.GetEvidenceRequest.SerializeToString,
-            rmaint_dot_v1_dot_controller__pb2.GetEvidenceResponse.FromString,
+            rmaint_dot_v1_dot_controller__pb2.EvidenceChunk.FromString,
             options,
             channel_credentials,
             insecure,

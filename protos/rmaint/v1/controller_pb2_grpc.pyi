@@ -245,6 +245,11 @@ class EngineerServiceStub:
     """
     CloseSession: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CloseSessionRequest, _controller_pb2.CloseSessionResponse]
     """Closes a session."""
+    IssueShellCertificate: _grpc.UnaryUnaryMultiCallable[_controller_pb2.IssueShellCertificateRequest, _controller_pb2.IssueShellCertificateResponse]
+    """An OpenSSH user certificate for the caller's own key that carries a shell ticket, so a
+    stock OpenSSH client logs in to the gateway as the plain agent id (FAILED_PRECONDITION
+    when the gateway is off or the ticket has run out).
+    """
 
 @_typing.type_check_only
 class EngineerServiceAsyncStub(EngineerServiceStub):
@@ -267,6 +272,11 @@ class EngineerServiceAsyncStub(EngineerServiceStub):
     """
     CloseSession: _aio.UnaryUnaryMultiCallable[_controller_pb2.CloseSessionRequest, _controller_pb2.CloseSessionResponse]  # type: ignore[assignment]
     """Closes a session."""
+    IssueShellCertificate: _aio.UnaryUnaryMultiCallable[_controller_pb2.IssueShellCertificateRequest, _controller_pb2.IssueShellCertificateResponse]  # type: ignore[assignment]
+    """An OpenSSH user certificate for the caller's own key that carries a shell ticket, so a
+    stock OpenSSH client logs in to the gateway as the plain agent id (FAILED_PRECONDITION
+    when the gateway is off or the ticket has run out).
+    """
 
 class EngineerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The engineer's work: access requests, sessions and operations. Engineer identity only."""
@@ -322,6 +332,17 @@ class EngineerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.CloseSessionResponse, _abc.Awaitable[_controller_pb2.CloseSessionResponse]]:
         """Closes a session."""
+
+    @_abc_1.abstractmethod
+    def IssueShellCertificate(
+        self,
+        request: _controller_pb2.IssueShellCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.IssueShellCertificateResponse, _abc.Awaitable[_controller_pb2.IssueShellCertificateResponse]]:
+        """An OpenSSH user certificate for the caller's own key that carries a shell ticket, so a
+        stock OpenSSH client logs in to the gateway as the plain agent id (FAILED_PRECONDITION
+        when the gateway is off or the ticket has run out).
+        """
 
 def add_EngineerServiceServicer_to_server(servicer: EngineerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -460,8 +481,10 @@ class AuditServiceStub:
     """The log's public key, for an auditor to pin on first use."""
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetCheckpointRequest, _controller_pb2.GetCheckpointResponse]
     """The latest signed checkpoint."""
-    GetEvidence: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.GetEvidenceResponse]
-    """Records of a case, a session, one event or the whole log, with their proofs."""
+    GetEvidence: _grpc.UnaryStreamMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.EvidenceChunk]
+    """Records of a case, a session, one event or the whole log, with their proofs: the
+    evidence file's bytes in order, in chunks of at most 1 MiB (evidence of any size fits).
+    """
     Reconcile: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ReconcileRequest, _controller_pb2.ReconcileResponse]
     """Compare an agent's witnessed log with the controller's session events for that agent."""
 
@@ -477,8 +500,10 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """The log's public key, for an auditor to pin on first use."""
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetCheckpointRequest, _controller_pb2.GetCheckpointResponse]  # type: ignore[assignment]
     """The latest signed checkpoint."""
-    GetEvidence: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.GetEvidenceResponse]  # type: ignore[assignment]
-    """Records of a case, a session, one event or the whole log, with their proofs."""
+    GetEvidence: _aio.UnaryStreamMultiCallable[_controller_pb2.GetEvidenceRequest, _controller_pb2.EvidenceChunk]  # type: ignore[assignment]
+    """Records of a case, a session, one event or the whole log, with their proofs: the
+    evidence file's bytes in order, in chunks of at most 1 MiB (evidence of any size fits).
+    """
     Reconcile: _aio.UnaryUnaryMultiCallable[_controller_pb2.ReconcileRequest, _controller_pb2.ReconcileResponse]  # type: ignore[assignment]
     """Compare an agent's witnessed log with the controller's session events for that agent."""
 
@@ -509,8 +534,10 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _controller_pb2.GetEvidenceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_controller_pb2.GetEvidenceResponse, _abc.Awaitable[_controller_pb2.GetEvidenceResponse]]:
-        """Records of a case, a session, one event or the whole log, with their proofs."""
+    ) -> _typing.Union[_abc.Iterator[_controller_pb2.EvidenceChunk], _abc.AsyncIterator[_controller_pb2.EvidenceChunk]]:
+        """Records of a case, a session, one event or the whole log, with their proofs: the
+        evidence file's bytes in order, in chunks of at most 1 MiB (evidence of any size fits).
+        """
 
     @_abc_1.abstractmethod
     def Reconcile(

@@ -122,9 +122,8 @@ async def _request(d: Deployment, alice: Person, case_id: str, request_id: str) 
 
 async def _full_evidence(d: Deployment) -> bytes:
     audit = rpc.AuditServiceStub(d.channel(d.person("auditor", "bob")))
-    reply: pb.GetEvidenceResponse = await audit.GetEvidence(pb.GetEvidenceRequest(full=True),
-                                                            timeout=60)
-    return reply.evidence
+    return b"".join([chunk.data async for chunk in audit.GetEvidence(
+        pb.GetEvidenceRequest(full=True), timeout=60)])
 
 
 async def test_sigkill_while_appending_loses_no_acknowledged_event(served: Served) -> None:

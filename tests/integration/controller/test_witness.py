@@ -260,7 +260,8 @@ async def test_an_agent_witnesses_a_real_controller_over_mutual_tls(
 
         # The evidence carries the agent's cosignature; only a pinned agent key counts.
         auditor = rpc.AuditServiceStub(deployment.channel(deployment.admin()))
-        data = (await auditor.GetEvidence(pb.GetEvidenceRequest(full=True))).evidence
+        data = b"".join([c.data async for c in auditor.GetEvidence(
+            pb.GetEvidenceRequest(full=True))])
         evidence = from_json(data)
         assert len(evidence.cosigned) == 1
         report = verify_evidence(evidence, controller_key, [side.signer.verifier])

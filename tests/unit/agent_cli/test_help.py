@@ -12,7 +12,7 @@ COMMANDS = [
     ["requests"], ["approve"], ["deny"], ["revoke"], ["grants"], ["status"], ["log"],
     ["engineers"], ["engineers", "list"], ["engineers", "forget"],
     ["changes"], ["approve-change"], ["deny-change"],
-    ["sessions"], ["watch"], ["kill"], ["verify-log"], ["locks"],
+    ["sessions"], ["watch"], ["kill"], ["verify-log"], ["locks"], ["sync"],
 ]
 
 

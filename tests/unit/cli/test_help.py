@@ -24,7 +24,7 @@ EXPECTED = {
     "case open", "case list", "case show", "case close",
     "access request", "access list",
     "session open", "session list", "session show", "session close", "session replay",
-    "ssh", "gateway-key",
+    "ssh", "ssh-cert", "gateway-key",
     "diag system", "diag disks", "diag processes",
     "diag cpu", "diag memory", "diag network", "diag process", "diag services", "diag clock",
     "diag watch", "bundle create", "bundle get", "bundle list",
