@@ -31,7 +31,8 @@ Layout (relative names resolve against the home)::
              :mod:`agent.servicectl.policy`)
     [[devices]] (optional; agentless devices reached over SSH, see
              :mod:`agent.devices.policy`)
-    [bundle] max_bytes (optional; the size limit of support bundles, see
+    [bundle] max_bytes, configs (optional; the size limit of support bundles and the
+             opt-in to copying configuration files into them, see
              :mod:`agent.bundle.policy`)
     [witness] interval_seconds (optional; how often the logs are witnessed, see
              :mod:`agent.witness_config`)

@@ -20,3 +20,6 @@ class OperationContext:
     seq: int
     engineer: str
     engineer_key_id: str
+    # The grant's scopes, for an operation whose parts need more than its own scope
+    # (bundle.create: logs need diag.logs, configuration contents diag.files).
+    scopes: tuple[str, ...] = ()

@@ -113,7 +113,8 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
                                 config.diag, data,
                                 more=(*shell.specs(), *_change_specs(home, config, changes,
                                                                      trust, clock)),
-                                bundle=BundleSettings(home, config.bundle.max_bytes, clock)),
+                                bundle=BundleSettings(home, config.bundle.max_bytes, clock,
+                                                      configs=config.bundle.configs)),
                             clock=clock)
     shell.attach(dispatcher)  # a revocation ends the grant's shells
     stack.push_async_callback(dispatcher.close)  # after the servers stop, before the stores

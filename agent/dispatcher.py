@@ -88,6 +88,7 @@ from rmaint.v1 import common_pb2
 UNKNOWN_GRANT = "grant-unknown"
 LOCKED = "locked"
 LOCKED_RUNNING = "locked while running"
+GRANT_EXPIRED = "grant expired while running"
 MALFORMED = str(Reason.MALFORMED)
 SAVE_RETRY_FIRST = 0.1  # seconds before retrying an unsaved revocation; doubles each time
 SAVE_RETRY_MAX = 2.0
@@ -396,9 +397,11 @@ class Dispatcher:
         context = OperationContext(
             agent_id=self._agent_id, grant_id=grant_id, case_id=op.case_id,
             session_id=op.session_id, seq=op.seq, engineer=decision.grant.engineer,
-            engineer_key_id=decision.grant.engineer_key_id)
+            engineer_key_id=decision.grant.engineer_key_id, scopes=tuple(decision.grant.scopes))
+        grant = decision.grant
         try:
-            runner = _prepare(spec, op.params, context, send)
+            runner = _prepare(spec, op.params, context, send,
+                              lambda: self._clock() >= grant.not_after)
         except BadInput as exc:
             await self._result(index, attempt, "invalid", str(exc))
             raise
@@ -411,10 +414,15 @@ class Dispatcher:
         # Created and registered with no await in between, so revoke() always sees it.
         task = asyncio.create_task(_bounded(runner, spec.deadline))
         self._tasks[grant_id].add(task)
+        # No operation outlives its grant: at not_after (the agent's clock) it is cancelled
+        # as a revocation would cancel it; a stream also checks the clock at each part.
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, grant.not_after - self._clock()), task.cancel, GRANT_EXPIRED)
         started = time.monotonic()
         try:
             result = await self._outcome(task, index, attempt, spec)
         finally:
+            expiry.cancel()
             self._forget(grant_id, task)
         return await self._finish(index, attempt, result, (time.monotonic() - started) * 1000)
 
@@ -483,9 +491,11 @@ class Dispatcher:
 
 
 def _prepare(spec: OperationSpec, params: Mapping[str, Any], context: OperationContext,
-             send: Emit | None) -> Callable[[], Awaitable[dict[str, Any]]]:
+             send: Emit | None, expired: Callable[[], bool]
+             ) -> Callable[[], Awaitable[dict[str, Any]]]:
     """What runs the operation: its runner, or for a streaming one (``send`` given) its
-    stream runner counting and hashing the parts; InvalidParams for the wrong call."""
+    stream runner counting and hashing the parts, ended once ``expired()`` (its grant's
+    end on the agent's clock); InvalidParams for the wrong call."""
     if spec.streams != (send is not None):
         how = "ExecuteStream" if spec.streams else "Execute"
         raise InvalidParams(f"{spec.name} {'streams' if spec.streams else 'does not stream'} "
@@ -494,7 +504,7 @@ def _prepare(spec: OperationSpec, params: Mapping[str, Any], context: OperationC
         return spec.runner(params, context)
     assert spec.prepare_stream is not None
     stream = spec.prepare_stream(params, context)
-    parts = _Parts(send, spec.output_limit)
+    parts = _Parts(send, spec.output_limit, expired)
 
     async def run() -> dict[str, Any]:
         summary = await stream(parts.emit)
@@ -505,9 +515,10 @@ def _prepare(spec: OperationSpec, params: Mapping[str, Any], context: OperationC
 class _Parts:
     """The parts of one streaming operation: checked, counted, hashed, passed on."""
 
-    def __init__(self, send: Emit, limit: int) -> None:
+    def __init__(self, send: Emit, limit: int, expired: Callable[[], bool]) -> None:
         self._send = send
         self._limit = limit
+        self._expired = expired
         self._hash = hashlib.sha256()
         self.count = 0
         self.size = 0
@@ -518,6 +529,8 @@ class _Parts:
                                   f"{PART_LIMIT} bytes or not bytes")
         if self.size + len(part) > self._limit:
             raise OperationFailed("operation failed: output over its size limit")
+        if self._expired():  # its grant ended: no part leaves after not_after
+            raise asyncio.CancelledError(GRANT_EXPIRED)
         self.count += 1
         self.size += len(part)
         self._hash.update(part)
@@ -528,12 +541,13 @@ class _Parts:
 
 
 def _cancel_detail(task: asyncio.Task[Any]) -> str:
-    """Why a cancelled operation ended: a lock (see apply_locks) or its grant's revocation."""
+    """Why a cancelled operation ended: a lock (see apply_locks), its grant's end, or its
+    grant's revocation."""
     try:
         task.result()
     except asyncio.CancelledError as exc:
-        if exc.args and exc.args[0] == LOCKED_RUNNING:
-            return LOCKED_RUNNING
+        if exc.args and exc.args[0] in (LOCKED_RUNNING, GRANT_EXPIRED):
+            return str(exc.args[0])
     return "grant revoked while running"
 
 

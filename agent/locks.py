@@ -6,12 +6,16 @@ stream) and pulled (``AgentReportService.FetchLocks`` every :data:`PULL_INTERVAL
 so a set pushed while the agent was unreachable still arrives). :class:`LockKeeper`
 applies a newer set to the dispatcher first (refusing what it covers, ending what runs
 under it), then writes it to ``<home>/locks.json`` (0600, atomically), which it reads at
-start. An older or equal version changes nothing.
+start. An older or equal version of the same epoch changes nothing.
+
+Versions are compared within the controller store's *epoch* (a random id the controller
+draws again whenever it starts): a set from another epoch is taken whatever its version,
+so a store restored from a backup (its counter gone back) is still obeyed.
 
 Locks only restrict: the dispatcher still decides every operation by the customer's
 grant; a lock can only turn an allowed operation into a refusal. A locks file that cannot
-be read at start is logged as an error and the agent starts with no locks, fetching the
-controller's set at once.
+be read at start fails closed: every operation is refused ("locks-unknown", a lock on
+everything that only this agent makes) until the controller's set arrives.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from permissions.locks import BadLockTarget, Lock, parse_target
+from permissions.locks import EVERYTHING, BadLockTarget, Lock, parse_target
 from pki.files import write_private
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
@@ -36,6 +40,10 @@ LOCKS_FILE = "locks.json"
 PULL_INTERVAL = 5.0
 PULL_TIMEOUT = 10.0
 MAX_LOCKS = 10_000
+UNKNOWN = "locks-unknown"
+UNKNOWN_LOCK = Lock(lock_id=UNKNOWN, target=EVERYTHING,
+                    reason="the kept lock set cannot be read; every operation is refused "
+                           "until the controller's lock set arrives")
 _log = logging.getLogger("agent.locks")
 
 
@@ -48,7 +56,8 @@ class BadLockSet(ValueError):
 
 
 def parse_set(message: agent_pb2.LockSet) -> tuple[int, tuple[Lock, ...]]:
-    """The version and locks of ``message``; BadLockSet if any lock is malformed."""
+    """The version and locks of ``message`` (its epoch is ``message.epoch``); BadLockSet if
+    any lock is malformed."""
     if len(message.locks) > MAX_LOCKS:
         raise BadLockSet(f"more than {MAX_LOCKS} locks")
     found = []
@@ -70,23 +79,35 @@ class LockKeeper:
         self.path = home / LOCKS_FILE
         self._enforcer = enforcer
         self.version = 0
+        self.epoch = 0
+        self.unknown = False  # the kept set could not be read: everything is refused
         self.locks: tuple[Lock, ...] = ()
         self._apply_lock = asyncio.Lock()
 
     def load(self) -> None:
-        """Read the kept set (if any) and apply it; errors are logged, not raised."""
+        """Read the kept set (if any) and apply it; if it cannot be read, refuse every
+        operation until the controller's set arrives (logged, not raised)."""
         try:
-            version, found = read_kept(self.path)
+            epoch, version, found = read_kept_set(self.path)
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:
-            _log.error("cannot read the kept locks; starting without them until the "
+            _log.error("cannot read the kept locks; refusing every operation until the "
                        "controller's set arrives", extra={"fields": {
-                           "event": "locks.unreadable", "path": str(self.path),
-                           "error": str(exc)}})
+                           "event": "locks.unreadable", "reason": UNKNOWN,
+                           "path": str(self.path), "error": str(exc)}})
+            self.unknown, self.locks = True, (UNKNOWN_LOCK,)
+            self._enforcer.apply_locks(self.locks)
             return
-        self.version, self.locks = version, found
+        self.epoch, self.version, self.locks = epoch, version, found
         self._enforcer.apply_locks(found)
+
+    def _newer(self, epoch: int, version: int) -> bool:
+        """Whether a set is to replace the one held: any set while the held one is unknown,
+        any set of another (non-zero) epoch, else a higher version."""
+        if self.unknown or (epoch and epoch != self.epoch):
+            return True
+        return version > self.version
 
     async def apply(self, message: agent_pb2.LockSet, source: str) -> bool:
         """Apply ``message`` if it is newer than what is held; whether it was."""
@@ -96,20 +117,24 @@ class LockKeeper:
             _log.warning("ignored a malformed lock set", extra={"fields": {
                 "event": "locks.malformed", "source": source, "error": str(exc)}})
             return False
+        epoch = int(message.epoch)
         async with self._apply_lock:
-            if version <= self.version:
+            if not self._newer(epoch, version):
                 if source != "pull":  # pulls repeat every few seconds: not logged
                     _log.info("lock set already held", extra={"fields": {
                         "event": "locks.current", "version": version, "source": source}})
                 return False
-            self.version, self.locks = version, found
+            new_epoch = epoch != self.epoch
+            self.version, self.locks, self.unknown = version, found, False
+            self.epoch = epoch or self.epoch
             cancelled = self._enforcer.apply_locks(found)  # in force before it is written
             _log.info("locks applied", extra={"fields": {
-                "event": "locks.applied", "version": version, "locks": len(found),
-                "source": source, "cancelled": cancelled,
+                "event": "locks.applied", "version": version, "epoch": self.epoch,
+                "new_epoch": new_epoch, "locks": len(found), "source": source,
+                "cancelled": cancelled,
                 "targets": sorted(lock.target for lock in found)[:50]}})
             try:
-                await asyncio.to_thread(write_kept, self.path, version, found)
+                await asyncio.to_thread(write_kept, self.path, version, found, self.epoch)
             except OSError as exc:
                 _log.error("cannot keep the lock set; it is in force until a restart",
                            extra={"fields": {"event": "locks.not_kept", "error": str(exc)}})
@@ -117,20 +142,28 @@ class LockKeeper:
 
 
 def read_kept(path: Path) -> tuple[int, tuple[Lock, ...]]:
+    """The version and locks kept in ``path``; ValueError (or OSError) if unreadable."""
+    return read_kept_set(path)[1:]
+
+
+def read_kept_set(path: Path) -> tuple[int, int, tuple[Lock, ...]]:
+    """The epoch (0 if none was kept), version and locks kept in ``path``."""
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("version"), int) \
-            or not isinstance(data.get("locks"), list):
+            or not isinstance(data.get("locks"), list) \
+            or not isinstance(data.get("epoch", 0), int):
         raise ValueError(f"{path} is not a lock set")
-    message = agent_pb2.LockSet(version=data["version"], locks=[
-        agent_pb2.Lock(**item) for item in data["locks"]])
     try:
-        return parse_set(message)
-    except BadLockSet as exc:
+        message = agent_pb2.LockSet(version=data["version"], epoch=data.get("epoch", 0),
+                                    locks=[agent_pb2.Lock(**item) for item in data["locks"]])
+        return (int(message.epoch), *parse_set(message))
+    except (BadLockSet, TypeError) as exc:
         raise ValueError(str(exc)) from exc
 
 
-def write_kept(path: Path, version: int, found: tuple[Lock, ...]) -> None:
-    text = json.dumps({"version": version, "locks": [asdict(lock) for lock in found]},
+def write_kept(path: Path, version: int, found: tuple[Lock, ...], epoch: int = 0) -> None:
+    text = json.dumps({"version": version, "epoch": epoch,
+                       "locks": [asdict(lock) for lock in found]},
                       indent=1, sort_keys=True)
     write_private(path, text.encode())
 

@@ -1,7 +1,9 @@
 """Mutual witnessing, the agent's half: have the controller cosign this log, cosign its log.
 
 Each exchange signs a checkpoint of the log as it is, and sends it to the controller with
-the entries the controller does not mirror yet (at most ``batch`` at a time) and the
+the entries the controller does not mirror yet (at most ``batch`` at a time, and at most
+:data:`MAX_BATCH_BYTES` of records, so that an exchange stays well under the 4 MiB a gRPC
+message may hold: a long backlog of large records never stalls witnessing) and the
 consistency proofs from the end of that batch and from the checkpoint the controller
 cosigned last. The controller answers with the checkpoint cosigned, and with its own latest
 checkpoint and a consistency proof from the last one this agent cosigned. The agent checks
@@ -30,6 +32,7 @@ from agent.sqlite import Database, to_the_end
 from rmaint.v1 import controller_pb2, controller_pb2_grpc
 
 BATCH = 500
+MAX_BATCH_BYTES = 1024 * 1024  # one record alone may exceed it (the controller caps records)
 INTERVAL = 10.0
 MAX_EXCHANGES = 50  # per round: a long backlog is sent over the next rounds
 _log = logging.getLogger("agent.witness")
@@ -140,7 +143,8 @@ class Witness:
             end = mirrored
             if mirrored <= head.size and cosigned <= head.size:
                 # Otherwise this log holds less than the controller saw: it refuses, and says so.
-                records = self._tree.records(conn, mirrored, self._batch)
+                records = within_bytes(self._tree.records(conn, mirrored, self._batch),
+                                       MAX_BATCH_BYTES)
                 end = mirrored + len(records)
                 request.entries.extend(records)
                 request.entries_proof.extend(self._tree.consistency(conn, end, head.size))
@@ -209,6 +213,18 @@ class Witness:
             conn.execute("INSERT OR REPLACE INTO witnessed (size, root, note, at) "
                          "VALUES (?, ?, ?, ?)",
                          (checkpoint.size, checkpoint.root_hash, note, self._clock()))
+
+
+def within_bytes(records: list[bytes], budget: int) -> list[bytes]:
+    """The leading ``records`` whose sizes add up to at most ``budget`` (at least one, so
+    that an oversized record is still sent, and refused by the controller with a reason
+    it keeps, rather than never sent at all)."""
+    total = 0
+    for count, record in enumerate(records):
+        total += len(record)
+        if total > budget:
+            return records[:max(count, 1)]
+    return records
 
 
 def _failed(reason: str) -> WitnessFailed:

@@ -9,13 +9,24 @@ SHA-256. :func:`verify_bundle_file` checks, needing nothing but the file:
 * the manifest: first, a regular file, well-formed;
 * every member: a safe name (relative, no ``..``, no empty or ``.`` part), a regular
   file (no links, devices, FIFOs or directories), listed once in the manifest, with the
-  listed size and SHA-256; and no listed file missing.
+  listed size and SHA-256; and no listed file missing; no two listed paths that differ
+  only by case (they would clash when extracted on a case-insensitive file system);
+* the archive's end: everything after the last member, to the end of the unpacked
+  stream, is zero bytes (at least the two end blocks). ``tarfile`` stops at the first
+  zero block, while ``tar --ignore-zeros`` reads on: a member hidden behind one zero
+  block, or any garbage there, is refused.
+
+Without the expected SHA-256 the check only says the bundle agrees with its own manifest:
+whoever changed a file can change the manifest too. Only the hash the agent signed
+(``rmctl bundle list``) binds the bundle to what the agent made.
 
 It never extracts anything, and it reads in bounded memory: members are streamed through
 the hash, the manifest is capped, and the unpacked total and the unpacked-to-packed ratio
 are bounded, so a tar or gzip bomb is refused early instead of filling memory or disk.
-Faults are :class:`Problem` entries in archive order; ``problems[0]`` pinpoints the
-first bad member. Pure but for reading the file.
+Faults are :class:`Problem` entries in archive order, members first: ``problems[0]``
+pinpoints the first bad member; a fault of the archive as a whole (its hash) follows
+the members', and directory entries (which re-packing a tree adds) come last.
+Pure but for reading the file.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import os
 import re
 import tarfile
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -35,6 +47,10 @@ FORMAT = "rmaint-bundle/1"  # the agent's agent.bundle.archive.FORMAT: the wire 
 MANIFEST_NAME = "MANIFEST.json"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1024 * 1024
+_BLOCK = 512
+# Unpacked bytes kept behind the reader: more than tarfile reads ahead (a record,
+# 10 KiB), so the archive's end can be checked from where the last member ended.
+_KEEP = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,7 @@ class Problem:
     member: str | None
     kind: str
     message: str
+    minor: bool = False  # reported after the others (a directory entry)
 
     def to_json(self) -> dict[str, Any]:
         return {"member": self.member, "kind": self.kind, "message": self.message}
@@ -73,6 +90,7 @@ class BundleReport:
     manifest_sha256: str = ""
     files_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    signed_hash_checked: bool = False  # the expected SHA-256 was given (and compared)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +106,7 @@ class BundleReport:
                 "sha256": self.sha256, "manifest_sha256": self.manifest_sha256,
                 "files": self.files_checked, "agent_id": manifest.get("agent_id"),
                 "case_id": manifest.get("case_id"), "created_at": manifest.get("created_at"),
+                "checked": "signed-hash" if self.signed_hash_checked else "own-manifest",
                 "problems": [p.to_json() for p in self.problems]}
 
 
@@ -107,10 +126,13 @@ class _Bounded:
         self._packed = packed
         self._limits = limits
         self.total = 0
+        self._kept: deque[bytes] = deque()
+        self._kept_bytes = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._unpacked.read(size if size >= 0 else _CHUNK)
         self.total += len(data)
+        self._keep(data)
         limits = self._limits
         if self.total > limits.max_unpacked_bytes:
             raise _Bomb(f"unpacks to more than {limits.max_unpacked_bytes} bytes")
@@ -118,6 +140,21 @@ class _Bounded:
                 and self.total > limits.max_ratio * max(1, self._packed.tell()):
             raise _Bomb(f"unpacks more than {limits.max_ratio} times its packed size")
         return data
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            return
+        self._kept.append(data)
+        self._kept_bytes += len(data)
+        while self._kept_bytes - len(self._kept[0]) >= _KEEP:
+            self._kept_bytes -= len(self._kept.popleft())
+
+    def since(self, offset: int) -> bytes | None:
+        """The bytes read from ``offset`` on, or None if they are no longer kept."""
+        start = self.total - self._kept_bytes
+        if offset < start:
+            return None
+        return b"".join(self._kept)[offset - start:]
 
 
 class _Bomb(Exception):
@@ -130,7 +167,7 @@ def verify_bundle_file(path: Path | str, expected_sha256: str | None = None, *,
     read, ValueError if ``expected_sha256`` is not 64 hex digits."""
     if expected_sha256 is not None and not _HEX64.fullmatch(expected_sha256.lower()):
         raise ValueError("the expected SHA-256 must be 64 hexadecimal digits")
-    report = BundleReport()
+    report = BundleReport(signed_hash_checked=expected_sha256 is not None)
     with open(path, "rb") as raw:
         report.size_bytes = os.fstat(raw.fileno()).st_size
         if report.size_bytes > limits.max_archive_bytes:
@@ -143,6 +180,8 @@ def verify_bundle_file(path: Path | str, expected_sha256: str | None = None, *,
                                            f"{report.sha256}, not the expected one"))
         raw.seek(0)
         _Members(report, limits).check(raw)
+    # Stable: archive order within each rank, so problems[0] is the first bad member.
+    report.problems.sort(key=lambda p: (p.minor, p.member is None))
     return report
 
 
@@ -173,13 +212,9 @@ class _Members:
                 bounded = _Bounded(unpacked, raw, self.limits)
                 with tarfile.open(fileobj=bounded, mode="r|") as tar:  # type: ignore[call-overload]  # only read() is needed
                     self._walk(tar)
-                # The rest (the tar's end padding) must be zeros; reading it to the end
-                # also checks the gzip trailer (CRC and length) of the whole stream.
-                while rest := bounded.read(_CHUNK):
-                    if rest.strip(b"\0"):
-                        self.current = None
-                        self.problem("trailing-data", "data after the archive's end")
-                        break
+                    end = tar.offset  # where the last member (with its padding) ended
+                self.current = None
+                self._end(bounded, end)
         except _Abort:
             return
         except _Bomb as exc:
@@ -192,6 +227,26 @@ class _Members:
             if name not in self.seen:
                 self.problem("missing", "listed in the manifest but not in the archive", name)
 
+    def _end(self, bounded: _Bounded, end: int) -> None:
+        """Everything from ``end`` to the end of the stream must be zeros, at least the
+        two end blocks. ``tarfile`` has read past ``end`` already (up to a record ahead),
+        so the check starts from the bytes the reader kept. Reading to the end also
+        checks the gzip trailer (CRC and length) of the whole stream."""
+        rest = bounded.since(end)
+        if rest is None:
+            self.problem("trailing-data", "the archive's end cannot be checked")
+            return
+        clean = not rest.strip(b"\0")
+        while clean and (more := bounded.read(_CHUNK)):
+            clean = not more.strip(b"\0")
+        if not clean:
+            self.problem("trailing-data", "data after the archive's end (a member hidden "
+                         "behind a zero block, or garbage)")
+            while bounded.read(_CHUNK):  # still check the gzip trailer, bounded
+                pass
+        elif bounded.total - end < 2 * _BLOCK:
+            self.problem("truncated", "the archive lacks its two end blocks")
+
     def _walk(self, tar: tarfile.TarFile) -> None:
         for index, member in enumerate(tar):
             self.current = member.name
@@ -202,6 +257,10 @@ class _Members:
                 self._manifest(tar, member)
                 continue
             self._member(tar, member)
+        if self.report.manifest is None:  # an empty tar (end blocks only): nothing to trust
+            self.problem("manifest-not-first", f"the archive is empty: no {MANIFEST_NAME}",
+                         MANIFEST_NAME)
+            raise _Abort
 
     def _manifest(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         if member.name != MANIFEST_NAME or not member.isreg():
@@ -232,7 +291,8 @@ class _Members:
             self.problem("unsafe-name", unsafe)
             return
         if not member.isreg():
-            self.problem("not-a-file", f"a {_kind(member)}, not a regular file")
+            self.report.problems.append(Problem(name, "not-a-file", f"a {_kind(member)}, not "
+                                                "a regular file", minor=member.isdir()))
             return
         if name in self.seen:
             self.problem("duplicate", "the archive holds this member twice")
@@ -269,14 +329,18 @@ def manifest_fault(manifest: Any) -> str | None:
     files = manifest.get("files")
     if not isinstance(files, list):
         return "files must be a list"
-    names: set[str] = set()
+    names: dict[str, str] = {}  # case-folded path -> path
     for index, entry in enumerate(files):
         fault = _entry_fault(entry)
         if fault is not None:
             return f"files[{index}]: {fault}"
-        if entry["path"] in names:
-            return f"files[{index}]: {entry['path']!r} is listed twice"
-        names.add(entry["path"])
+        folded = entry["path"].casefold()
+        if folded in names:
+            other = names[folded]
+            return f"files[{index}]: {entry['path']!r} is listed twice" \
+                if other == entry["path"] else \
+                f"files[{index}]: {entry['path']!r} differs from {other!r} only by case"
+        names[folded] = entry["path"]
     return None
 
 

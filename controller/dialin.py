@@ -12,6 +12,10 @@ A streaming call (``execute_stream``) is answered by ``part`` frames, handed on 
 order, then by its response or status; a part for a call that is not streaming is
 refused like any other malformed frame.
 
+A streaming call holds at most ``STREAM_BUFFER`` bytes of parts not yet taken by its
+consumer: the reader never waits for one call (others share the stream), so a call whose
+consumer falls that far behind is cancelled on the agent and ends with RESOURCE_EXHAUSTED.
+
 A call the controller gives up on (deadline, the engineer's call cancelled) is cancelled
 on the agent with a ``cancel`` frame, as gRPC cancels a direct Execute. A call in flight
 when its stream drops ends with UNAVAILABLE "agent offline" and is never re-sent: the
@@ -44,6 +48,8 @@ from rmaint.v1 import agent_pb2
 from rmaint.v1 import controller_pb2 as pb
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode if code != grpc.StatusCode.OK}
+STREAM_BUFFER = 8 * 1024 * 1024  # bytes of one call's parts received, not yet handed on
+OVERRUN = "the stream was cancelled: its output came faster than it was read"
 
 
 class Link:
@@ -56,6 +62,8 @@ class Link:
         self._pending: dict[int, asyncio.Future[Relayed]] = {}
         # Streaming calls: their parts, then their answer (removed once it came).
         self._streams: dict[int, asyncio.Queue[bytes | Relayed]] = {}
+        self._buffered: dict[int, int] = {}  # bytes of parts queued, by streaming call
+        self._overrun_ids: set[int] = set()  # cancelled for overrun: late parts dropped
         self._ids = itertools.count(1)
         self.open = True
         self.undecodable = False  # the agent sent bytes that are no AgentFrame
@@ -92,6 +100,7 @@ class Link:
         try:
             async with asyncio.timeout(timeout):
                 while not isinstance(item := await items.get(), Relayed):
+                    self._buffered[call_id] -= len(item)
                     await on_part(item)
             answered = True
             return item
@@ -99,6 +108,7 @@ class Link:
             return Relayed(None, grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         finally:
             self._streams.pop(call_id, None)
+            self._buffered.pop(call_id, None)
             if self.open and not answered:  # given up on
                 self._outbox.put_nowait(pb.ControllerFrame(call_id=call_id,
                                                            cancel=pb.CallCancel()))
@@ -107,7 +117,12 @@ class Link:
                        items: asyncio.Queue[bytes | Relayed]) -> pb.CallStatus | None:
         kind = frame.WhichOneof("answer")
         if kind == "part":
-            items.put_nowait(frame.part)
+            held = self._buffered.get(frame.call_id, 0) + len(frame.part)
+            if held > STREAM_BUFFER:
+                self._overrun(frame.call_id, items)
+            else:
+                self._buffered[frame.call_id] = held
+                items.put_nowait(frame.part)
         elif kind == "response":
             del self._streams[frame.call_id]
             items.put_nowait(Relayed(frame.response))
@@ -120,8 +135,22 @@ class Link:
                             self, frame, problem)
         return None
 
+    def _overrun(self, call_id: int, items: asyncio.Queue[bytes | Relayed]) -> None:
+        """End a streaming call whose consumer fell behind: cancel it on the agent; its
+        caller gets the parts already queued, then RESOURCE_EXHAUSTED."""
+        del self._streams[call_id]
+        self._overrun_ids.add(call_id)
+        items.put_nowait(Relayed(None, grpc.StatusCode.RESOURCE_EXHAUSTED, OVERRUN))
+        self._outbox.put_nowait(pb.ControllerFrame(call_id=call_id, cancel=pb.CallCancel()))
+        log_event("dialin.stream.overrun", logging.WARNING, agent_id=self.agent_id,
+                  call_id=call_id, buffered=self._buffered.get(call_id, 0))
+
     def answer(self, frame: pb.AgentFrame) -> pb.CallStatus | None:
         """Resolve the call ``frame`` answers; the refusal to send back if it cannot."""
+        if frame.call_id in self._overrun_ids:  # parts already in flight when it was cancelled
+            if frame.WhichOneof("answer") != "part":
+                self._overrun_ids.discard(frame.call_id)
+            return None
         items = self._streams.get(frame.call_id)
         if items is not None:
             return self._answer_stream(frame, items)

@@ -1,8 +1,9 @@
 """Pushing locks to agents: at once on every change, and when a dial-out agent connects.
 
 Each agent receives the full set of locks in force that concern it (its own agent lock,
-locks on its grants and its customer's cases, every engineer-key lock) with the set's
-version (:func:`controller.store.locks.locks_for_agent`). Dial-out agents get it as a
+locks on its grants and its customer's cases, every engineer-key lock by key id alone)
+with the set's version and the store's epoch, which a broker draws anew when it first
+serves (:func:`controller.store.locks.lock_set_for_agent`). Dial-out agents get it as a
 ``locks`` frame on their stream; direct agents through ``AgentService.ApplyLocks``, dialled
 with the controller's certificate. A push that fails is only logged: agents also pull the
 set (``AgentReportService.FetchLocks``) every few seconds, so a lock reaches an agent that
@@ -39,8 +40,9 @@ def lock_message(lock: Lock) -> agent_pb2.Lock:
                           expires_at=lock.expires_at)
 
 
-def lock_set(version: int, found: list[Lock]) -> agent_pb2.LockSet:
-    return agent_pb2.LockSet(version=version, locks=[lock_message(lock) for lock in found])
+def lock_set(version: int, found: list[Lock], epoch: int = 0) -> agent_pb2.LockSet:
+    return agent_pb2.LockSet(version=version, epoch=epoch,
+                             locks=[lock_message(lock) for lock in found])
 
 
 class LockBroker:
@@ -54,13 +56,24 @@ class LockBroker:
         self._trust_domain = trust_domain
         self._dialin = dialin
         self._pushes: set[asyncio.Task[None]] = set()
+        self._epoch_drawn = False
         if dialin is not None:
             dialin.greeting = self.greeting
 
     async def for_agent(self, agent_id: str) -> agent_pb2.LockSet:
-        version, found = await self._store.read(store_locks.locks_for_agent, agent_id,
-                                                self._clock())
-        return lock_set(version, found)
+        await self._draw_epoch()
+        epoch, version, found = await self._store.read(store_locks.lock_set_for_agent,
+                                                       agent_id, self._clock())
+        return lock_set(version, found, epoch)
+
+    async def _draw_epoch(self) -> None:
+        """Once per controller process: a new store epoch, so that agents take its sets
+        even if the store was restored from a backup (its version counter gone back)."""
+        if self._epoch_drawn:
+            return
+        self._epoch_drawn = True
+        epoch = await self._store.write(store_locks.new_epoch)
+        log_event("locks.epoch", epoch=epoch)
 
     async def greeting(self, agent_id: str) -> pb.ControllerFrame | None:
         """The first frame of a dial-out agent's stream (None while no lock was ever made:

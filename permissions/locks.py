@@ -6,7 +6,9 @@ controller pushed is honoured even if the controller later misbehaves, and remov
 lock never allows what the customer's grant does not.
 
 A target is one of ``agent:<id>``, ``engineer-key:sha256:<hex>``, ``grant:<id>`` and
-``case:<id>``. Pure: no I/O; callers pass ``now``.
+``case:<id>``. :data:`EVERYTHING` covers every subject: only an agent makes such a lock
+(it fails closed with it while its lock set is unknown); no parsed target is ever it.
+Pure: no I/O; callers pass ``now``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 KINDS = ("agent", "engineer-key", "grant", "case")
+EVERYTHING = "*"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _KEY_ID = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -75,6 +78,6 @@ def covering(locks: Iterable[Lock], subject: Subject, now: float) -> Lock | None
     """The first lock in force at ``now`` that covers ``subject``, else None."""
     targets = subject.targets()
     for lock in locks:
-        if lock.target in targets and lock.in_force(now):
+        if (lock.target in targets or lock.target == EVERYTHING) and lock.in_force(now):
             return lock
     return None

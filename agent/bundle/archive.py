@@ -17,7 +17,7 @@ import gzip
 import io
 import json
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from agent.bundle.collect import Staging
@@ -36,11 +36,13 @@ def reserve(limit: int) -> int:
 
 
 def manifest(*, agent_id: str, case_id: str, created_at: float, sections: Sequence[str],
-             limit: int, staging: Staging) -> bytes:
-    """The manifest of what ``staging`` holds, as the archive carries it."""
+             limit: int, staging: Staging, withheld: Mapping[str, str] | None = None) -> bytes:
+    """The manifest of what ``staging`` holds, as the archive carries it; ``withheld``
+    the sections left out because the grant or the customer does not allow them."""
     body: dict[str, Any] = {
         "format": FORMAT, "agent_id": agent_id, "case_id": case_id, "created_at": created_at,
         "sections": list(sections),
+        "sections_withheld": [{"section": s, "why": why} for s, why in (withheld or {}).items()],
         "files": [m.to_json() for m in staging.members],
         "errors": [f.to_json() for f in staging.faults],
         "errors_omitted": staging.faults_omitted,

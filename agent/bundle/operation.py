@@ -1,8 +1,15 @@
 """``bundle.create`` as the catalogue runs it (scope ``diag.read``, streamed).
 
-Parameters: ``include``, a list of sections (default all: ``system``, ``cpu``,
-``memory``, ``disks``, ``network``, ``processes``, ``services``, ``clock``, ``configs``,
-``logs``); ``logs_lines``, lines of each log's tail, 1 to 10000 (default 1000).
+Parameters: ``include``, a list of sections (``system``, ``cpu``, ``memory``, ``disks``,
+``network``, ``processes``, ``services``, ``clock``, ``configs``, ``logs``);
+``logs_lines``, lines of each log's tail, 1 to 10000 (default 1000).
+
+A bundle reads no more than its grant could read on its own: ``logs`` needs the grant to
+hold ``diag.logs``; ``configs`` (the contents of the files under ``[diag] file_roots``,
+which no scope reads otherwise) needs both the customer's ``[bundle] configs = true`` and
+the grant to hold ``diag.files``. Without ``include`` the bundle holds every section
+allowed, and its manifest lists the ones withheld and why; an ``include`` naming a
+section not allowed is refused like any missing scope.
 
 One run: the readings and log tails are taken together (the snapshot), then a worker
 thread redacts and stages them with the configuration files, writes the archive (see
@@ -13,7 +20,8 @@ is left on disk, and their space is freed when the run lets go of them. The arch
 complete before its first part is sent: never half an archive.
 
 The summary is ``{"bundle": {"files", "redactions", "errors", "cut", "bytes",
-"sha256", "manifest_sha256"}}``; the dispatcher adds the parts' count, size and SHA-256.
+"sha256", "manifest_sha256", "withheld"}}`` (``withheld``: the sections left out as not
+allowed); the dispatcher adds the parts' count, size and SHA-256.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from agent.bundle.policy import DEFAULT_MAX_BYTES, MAX_MAX_BYTES
 from agent.context import OperationContext
 from agent.diag.params import ParamReader, Params
 from agent.diag.policy import DiagConfig
-from agent.errors import InvalidParams, OperationFailed
+from agent.errors import InvalidParams, OperationFailed, Refused
 
 if TYPE_CHECKING:
     from agent.catalogue import Emit, OperationSpec, Runner, StreamRunner
@@ -53,11 +61,13 @@ SPOOL_NAME = "bundles"
 class BundleSettings:
     """Where and how large: ``home`` is the agent's home (temporary files go to its
     ``bundles`` directory; without one, to the system's temporary directory),
-    ``max_bytes`` the customer's ``[bundle] max_bytes``, ``clock`` the snapshot time."""
+    ``max_bytes`` the customer's ``[bundle] max_bytes``, ``clock`` the snapshot time,
+    ``configs`` the customer's ``[bundle] configs`` opt-in."""
 
     home: Path | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     clock: Callable[[], float] = time.time
+    configs: bool = False
 
     def spool(self) -> Path:
         """The directory for temporary files, made private (0700) if missing."""
@@ -70,10 +80,11 @@ class BundleSettings:
 
 @dataclass(frozen=True)
 class BundleQuery:
-    """Validated parameters of ``bundle.create``."""
+    """Validated parameters of ``bundle.create``; ``explicit`` when ``include`` was given."""
 
     sections: tuple[str, ...] = SECTIONS
     logs_lines: int = DEFAULT_LOG_LINES
+    explicit: bool = False
 
 
 def parse_bundle(params: Params) -> BundleQuery:
@@ -85,7 +96,35 @@ def parse_bundle(params: Params) -> BundleQuery:
             or not all(isinstance(s, str) and s in SECTIONS for s in include) \
             or len(set(include)) != len(include):
         reader.fail(f"include must be a list of distinct sections from: {', '.join(SECTIONS)}")
-    return BundleQuery(tuple(s for s in SECTIONS if s in include), lines)
+    return BundleQuery(tuple(s for s in SECTIONS if s in include), lines, "include" in params)
+
+
+def withheld(settings: BundleSettings, scopes: Sequence[str]) -> dict[str, str]:
+    """The sections this grant's ``scopes`` and the customer's settings do not allow,
+    each with why."""
+    out: dict[str, str] = {}
+    if "diag.logs" not in scopes:
+        out["logs"] = "the grant does not hold diag.logs"
+    if not settings.configs:
+        out["configs"] = "not enabled by the customer ([bundle] configs in agent.toml)"
+    elif "diag.files" not in scopes:
+        out["configs"] = "the grant does not hold diag.files"
+    return out
+
+
+def allowed(query: BundleQuery, settings: BundleSettings,
+            scopes: Sequence[str]) -> tuple[BundleQuery, dict[str, str]]:
+    """``query`` narrowed to what is allowed, and the sections withheld; Refused when an
+    explicit ``include`` names a section not allowed (outward only "permission denied")."""
+    denied = withheld(settings, scopes)
+    if query.explicit:
+        asked = {s: why for s, why in denied.items() if s in query.sections}
+        if asked:
+            raise Refused("scope-not-granted", "; ".join(f"{NAME} section {s}: {why}"
+                                                         for s, why in asked.items()))
+        return query, {}
+    kept = tuple(s for s in query.sections if s not in denied)
+    return BundleQuery(kept, query.logs_lines, False), denied
 
 
 @dataclass(frozen=True)
@@ -154,6 +193,8 @@ class BundleOperation:
         return partial(self.run, parse_bundle(params), context)
 
     async def run(self, query: BundleQuery, context: OperationContext, emit: Emit) -> dict[str, Any]:
+        # Checked in the run, so that a refusal is recorded as the attempt's result.
+        query, denied = allowed(query, self._settings, context.scopes)
         created_at = self._settings.clock()
         found, logs = await asyncio.gather(
             collect.readings(self._readers, query.sections),
@@ -161,14 +202,15 @@ class BundleOperation:
         handoff = Handoff()
         try:
             built = await asyncio.to_thread(self._build, query, context, created_at, found,
-                                            logs, handoff)
+                                            logs, denied, handoff)
             with handoff.take() as file:
                 await self._stream(file, built.size, emit)
         finally:
             handoff.end()
         return {"bundle": {"files": built.files, "redactions": built.redactions,
                            "errors": built.errors, "cut": built.cut, "bytes": built.size,
-                           "sha256": built.sha256, "manifest_sha256": built.manifest_sha256}}
+                           "sha256": built.sha256, "manifest_sha256": built.manifest_sha256,
+                           "withheld": sorted(denied)}}
 
     async def _stream(self, file: IO[bytes], size: int, emit: Emit) -> None:
         sent = 0
@@ -184,7 +226,8 @@ class BundleOperation:
 
     def _build(self, query: BundleQuery, context: OperationContext, created_at: float,
                found: Mapping[str, dict[str, Any] | collect.Fault],
-               logs: Sequence[tuple[Any, dict[str, Any]]], handoff: Handoff) -> Built:
+               logs: Sequence[tuple[Any, dict[str, Any]]], denied: Mapping[str, str],
+               handoff: Handoff) -> Built:
         spool = self._settings.spool()
         budget = self.limit - archive.reserve(self.limit)
         with Staging(spool, budget, handoff.stop) as staging:
@@ -194,7 +237,7 @@ class BundleOperation:
             collect.stage_logs(staging, logs)
             manifest = archive.manifest(agent_id=context.agent_id, case_id=context.case_id,
                                         created_at=created_at, sections=query.sections,
-                                        limit=self.limit, staging=staging)
+                                        limit=self.limit, staging=staging, withheld=denied)
             file = tempfile.TemporaryFile(dir=spool)  # handed off, or closed here
             try:
                 archive.write(file, manifest, staging, int(created_at))

@@ -204,10 +204,19 @@ def revoke(
     key = load_approver_key(paths, signer)
     item = known_grant(paths.socket, grant_id)
     envelope = sign_revocation(item.grant, key, reason=reason, now=int(time.time()))
-    delivery = run(_deliver(paths.socket, LocalClient.revoke, envelope))
+    delivery, shells = run(_revoke(paths.socket, envelope, grant_id))
     if opts.json:
         emit_json({"grant_id": grant_id, "cancelled_operations": delivery.cancelled_operations,
-                   "reported": delivery.reported})
+                   "ended_shells": shells, "reported": delivery.reported})
     else:
         console().print(f"revoked {grant_id}: {delivery.cancelled_operations} in-flight "
-                        f"operation(s) cancelled; {_reported(delivery)}")
+                        f"operation(s) cancelled, ended {shells} shell{'s' * (shells != 1)}; "
+                        f"{_reported(delivery)}")
+
+
+async def _revoke(socket: Path, envelope: Envelope, grant_id: str) -> tuple[Delivery, int]:
+    """Deliver the revocation; with the number of shells it ended: those live under the
+    grant just before (the agent ends every one of them as it takes the revocation)."""
+    async with LocalClient(socket) as client:
+        live = sum(1 for shell in await client.list_shells() if shell.grant_id == grant_id)
+        return await client.revoke(envelope), live

@@ -75,6 +75,10 @@ def guarded(command: Callable[_P, _R]) -> Callable[_P, _R]:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            # The reader went away (``rmagent log | head``): not an error to report. Click
+            # ends quietly on EPIPE, as rmctl does.
+            raise
         except Exception as exc:
             known = any(isinstance(exc, kind) for kind, _ in _MESSAGES)
             if not known and os.environ.get("RMAINT_DEBUG") == "1":

@@ -26,7 +26,9 @@ def locks(ctx: typer.Context, json_out: JsonOption = False) -> None:
     try:
         version, found = read_kept(path) if path.exists() else (0, ())
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read the kept locks {path}: {exc}") from exc
+        raise UserError(f"cannot read the kept locks {path}: {exc}; the agent refuses every "
+                        "operation (locks-unknown) until the controller's lock set "
+                        "arrives") from exc
     now = time.time()
     if opts.json:
         emit_json({"version": version, "locks": [

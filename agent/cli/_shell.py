@@ -54,6 +54,9 @@ def sessions(ctx: typer.Context, json_out: JsonOption = False) -> None:
     if opts.json:
         emit_json([_dict(s) for s in shells])
         return
+    if not shells:
+        console().print("no live shells")
+        return
     print_table(console(), "Live shells", ("Shell", "Engineer", "Case", "Grant", "Session",
                                            "User", "Started", "Idle"),
                 [(s.shell_id, s.engineer, s.case_id, s.grant_id, s.session_id, s.user,

@@ -27,6 +27,7 @@ from rmaint.v1 import controller_pb2_grpc
 
 SHELL_TICKET_HEADER = "rmaint-shell-ticket"
 CLOSE_WAIT = 10.0  # seconds for the controller to end the call after the shell's exit
+INBOX = 64  # messages read from the controller, not yet taken by the shell; then reads wait
 _log = logging.getLogger("agent.shell")
 
 
@@ -56,7 +57,7 @@ class ReverseShells:
                 metadata=((SHELL_TICKET_HEADER, ticket),))
             # One task reads the call: the session cancels its reader when the shell ends,
             # and a cancelled read would cancel the call before the exit is sent.
-            inbox: asyncio.Queue[pb.ShellClientMessage | None] = asyncio.Queue()
+            inbox: asyncio.Queue[pb.ShellClientMessage | None] = asyncio.Queue(INBOX)
             reader = asyncio.create_task(_read(call, inbox))
             try:
                 async for message in self._service.session(_drain(inbox)):
@@ -84,13 +85,14 @@ class ReverseShells:
 
 
 async def _read(call: Any, inbox: asyncio.Queue[pb.ShellClientMessage | None]) -> None:
+    """Pass the call's messages on; a full inbox stops reading, so the controller's
+    writes wait (flow control) instead of piling up here."""
     try:
         while (message := await call.read()) is not grpc.aio.EOF:
-            inbox.put_nowait(message)
+            await inbox.put(message)
     except grpc.aio.AioRpcError:
         pass  # the call ended: so does the session's input
-    finally:
-        inbox.put_nowait(None)
+    await inbox.put(None)
 
 
 async def _drain(inbox: asyncio.Queue[pb.ShellClientMessage | None],

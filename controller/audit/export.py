@@ -79,7 +79,8 @@ def _leaves(conn: Connection, scope: dict[str, Any], size: int) -> list[Leaf]:
     found = auditlog.leaves(conn, end=size, case_id=str(scope.get("case", "")),
                             session_id=str(scope.get("session", "")))
     if not found and not scope.get("full"):
-        raise NotFound(f"no logged events for {scope}")
+        named = " ".join(f"{k} {v}" for k, v in scope.items() if k in ("case", "session") and v)
+        raise NotFound(f"no logged events for {named}")
     return found
 
 

@@ -8,9 +8,17 @@ Operations are matched by session and sequence number, which both sides record. 
   but the mirrored agent log has no such attempt, although the mirror covers the receipt's
   log index (only operations the agent must have: relayed and receipted ones);
 - different: both have it, but the operation digest, or the receipt's outcome or result
-  digest, is not what the agent's log says.
+  digest, is not what the agent's log says;
+- bad receipt: a receipt the controller keeps that cannot be read, or is not signed by the
+  agent's enrolled key (it proves nothing, so it is not silently left out);
+- duplicate on the controller: two session events for one (session, seq).
 
 Receipts for entries beyond the mirror are "pending": the agent has not witnessed them yet.
+Events that never reached the agent (no receipt: the agent was unreachable or did not
+answer, the call was cancelled) are counted apart, so that the two totals are explained.
+A witnessing refusal kept on the agent's state (a fork, a rollback, a key change) makes the
+result "refused" whatever else matches; a failed exchange (witnessing stalled) makes it
+"incomplete" with its reason.
 :func:`compare` is pure; :func:`reconcile` reads the store in one transaction.
 """
 
@@ -22,16 +30,28 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from controller.audit.witness import EXCHANGE_FAILED
 from controller.errors import NotFound
 from controller.store import directory
 from controller.store import witness as rows
 from controller.store.codec import envelope_of
 from controller.store.schema import session_events, sessions
-from permissions import MalformedStatement, Receipt, digest
+from permissions import (
+    RECEIPT,
+    MalformedStatement,
+    PermissionsError,
+    PublicKey,
+    Receipt,
+    digest,
+    key_id,
+    load_public_key,
+    verify,
+)
 
-CONSISTENT, DIFFERENT, INCOMPLETE = "consistent", "different", "incomplete"
+CONSISTENT, DIFFERENT, INCOMPLETE, REFUSED = "consistent", "different", "incomplete", "refused"
 MISSING_ON_CONTROLLER, MISSING_ON_AGENT, DIFFERS = (
     "missing-on-controller", "missing-on-agent", "different")
+BAD_RECEIPT, DUPLICATE = "bad-receipt", "duplicate-on-controller"
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,8 @@ class ControllerOperation:
     seq: int
     operation_digest: str
     receipt: Receipt | None
+    receipt_problem: str = ""  # why a kept receipt is not used (unreadable, not the agent's)
+    outcome: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,23 +101,46 @@ class Reconciliation:
     controller_operations: int = 0
     pending: int = 0
     differences: tuple[Difference, ...] = field(default_factory=tuple)
+    not_relayed: int = 0  # controller events without a receipt, absent from the agent's log
+
+    def explained(self) -> str:
+        """Why the two operation counts may differ, in words (empty if nothing to say)."""
+        notes = []
+        if self.not_relayed:
+            notes.append(f"{self.not_relayed} controller event(s) never reached the agent's "
+                         "log (unreachable, no answer or cancelled: no receipt)")
+        if self.pending:
+            notes.append(f"{self.pending} receipted operation(s) not witnessed yet")
+        return "; ".join(notes)
 
 
 def reconcile(conn: Connection, agent_id: str) -> Reconciliation:
     """Compare ``agent_id``'s mirrored log with the controller's events for it."""
     if directory.get_agent(conn, agent_id) is None:
         raise NotFound(f"no agent {agent_id}")
+    record = directory.get_agent(conn, agent_id)
     state = rows.get_state(conn, agent_id)
-    controller = controller_operations(conn, agent_id)
+    controller = controller_operations(conn, agent_id, _agent_key(record.public_key)
+                                       if record is not None else None)
     if state is None:
         return Reconciliation(INCOMPLETE, controller_operations=len(controller),
                               last_refusal="the agent never witnessed its log")
     agent = agent_operations(entry.record for entry in rows.entries(conn, agent_id))
     found = compare(agent, controller, state.mirrored_size)
     return Reconciliation(
-        found.status, state.mirrored_size, state.cosigned_size, state.witnessed_at or 0.0,
-        state.log_key, state.last_refusal, len(agent), len(controller), found.pending,
-        found.differences)
+        with_refusal(found.status, state.last_refusal), state.mirrored_size,
+        state.cosigned_size, state.witnessed_at or 0.0, state.log_key, state.last_refusal,
+        len(agent), len(controller), found.pending, found.differences, found.not_relayed)
+
+
+def with_refusal(status: str, last_refusal: str) -> str:
+    """A kept refusal overrides "consistent": a refused fork or rollback is never
+    consistent, and a failed exchange leaves the comparison incomplete."""
+    if not last_refusal:
+        return status
+    if last_refusal.startswith(EXCHANGE_FAILED):
+        return INCOMPLETE if status == CONSISTENT else status
+    return REFUSED
 
 
 def compare(agent: list[AgentOperation], controller: list[ControllerOperation],
@@ -104,8 +149,8 @@ def compare(agent: list[AgentOperation], controller: list[ControllerOperation],
     agent's side can be expected to hold."""
     mine = _first(agent, lambda a: a.outcome != "denied")
     theirs = _first(controller, lambda c: c.receipt is not None)
-    found: list[Difference] = []
-    pending = 0
+    found: list[Difference] = [*_bad_receipts(controller), *_duplicates(controller)]
+    pending = not_relayed = 0
     for key, op in sorted(mine.items()):
         if key not in theirs:
             found.append(Difference(MISSING_ON_CONTROLLER, key[0], key[1], agent_index=op.index,
@@ -118,7 +163,9 @@ def compare(agent: list[AgentOperation], controller: list[ControllerOperation],
             if detail:
                 found.append(Difference(DIFFERS, key[0], key[1], op.index, event.event_id,
                                         detail))
-        elif event.receipt is not None:
+        elif event.receipt is None:
+            not_relayed += 1
+        else:
             if event.receipt.log_index > mirrored_size:
                 pending += 1
             else:
@@ -127,7 +174,26 @@ def compare(agent: list[AgentOperation], controller: list[ControllerOperation],
                     detail=f"the controller holds the agent's receipt naming log entry "
                     f"{event.receipt.log_index}, which the witnessed log does not hold"))
     status = DIFFERENT if found else INCOMPLETE if pending else CONSISTENT
-    return Reconciliation(status, mirrored_size, pending=pending, differences=tuple(found))
+    return Reconciliation(status, mirrored_size, pending=pending, differences=tuple(found),
+                          not_relayed=not_relayed)
+
+
+def _bad_receipts(controller: list[ControllerOperation]) -> list[Difference]:
+    return [Difference(BAD_RECEIPT, c.session_id, c.seq, event_id=c.event_id,
+                       detail=f"the receipt kept with event {c.event_id} is not used: "
+                       f"{c.receipt_problem}")
+            for c in controller if c.receipt_problem]
+
+
+def _duplicates(controller: list[ControllerOperation]) -> list[Difference]:
+    """One difference per (session, seq) the controller holds more than one event for."""
+    events: dict[tuple[str, int], list[int]] = {}
+    for c in controller:
+        events.setdefault((c.session_id, c.seq), []).append(c.event_id)
+    return [Difference(DUPLICATE, key[0], key[1], event_id=ids[1],
+                       detail=f"the controller holds {len(ids)} session events for this "
+                       f"operation: {', '.join(map(str, ids))}")
+            for key, ids in sorted(events.items()) if len(ids) > 1]
 
 
 def agent_operations(records: Any) -> list[AgentOperation]:
@@ -151,24 +217,45 @@ def agent_operations(records: Any) -> list[AgentOperation]:
     return found
 
 
-def controller_operations(conn: Connection, agent_id: str) -> list[ControllerOperation]:
+def controller_operations(conn: Connection, agent_id: str,
+                          key: tuple[str, PublicKey] | None = None,
+                          ) -> list[ControllerOperation]:
+    """The agent's session events; receipts are checked against ``key`` (the agent's
+    enrolled key: ``(key id, key)``; None: the key is unusable, no receipt counts)."""
     query = (sa.select(session_events.c.event_id, session_events.c.session_id,
                        session_events.c.seq, session_events.c.operation_envelope,
-                       session_events.c.receipt)
+                       session_events.c.receipt, session_events.c.outcome)
              .join(sessions, sessions.c.session_id == session_events.c.session_id)
              .where(sessions.c.agent_id == agent_id).order_by(session_events.c.event_id))
-    return [ControllerOperation(int(r.event_id), str(r.session_id), int(r.seq),
-                                digest(envelope_of(str(r.operation_envelope))),
-                                _receipt(r.receipt)) for r in conn.execute(query)]
+    found = []
+    for r in conn.execute(query):
+        receipt, problem = _receipt(r.receipt, key)
+        found.append(ControllerOperation(int(r.event_id), str(r.session_id), int(r.seq),
+                                         digest(envelope_of(str(r.operation_envelope))),
+                                         receipt, problem, str(r.outcome)))
+    return found
 
 
-def _receipt(text: str | None) -> Receipt | None:
-    if text is None:
-        return None
+def _agent_key(raw: bytes) -> tuple[str, PublicKey] | None:
     try:
-        return Receipt.from_payload(envelope_of(text).payload)
-    except (MalformedStatement, ValueError, KeyError):
+        key = load_public_key(raw)
+    except (MalformedStatement, PermissionsError, ValueError):
         return None
+    return key_id(key), key
+
+
+def _receipt(text: str | None, key: tuple[str, PublicKey] | None) -> tuple[Receipt | None, str]:
+    """The receipt kept as ``text`` if it is signed by ``key``, else why not."""
+    if text is None:
+        return None, ""
+    if key is None:
+        return None, "the agent's enrolled key is not usable"
+    try:
+        return Receipt.from_payload(verify(envelope_of(text), RECEIPT, {key[0]: key[1]})), ""
+    except (MalformedStatement, ValueError, KeyError) as exc:
+        return None, f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
+    except PermissionsError as exc:
+        return None, f"not signed by the agent's enrolled key ({exc})"
 
 
 def _first(items: Any, preferred: Any) -> dict[tuple[str, int], Any]:

@@ -35,6 +35,9 @@ MAX_ENTRIES = 1000
 """Entries one exchange may carry; the agent sends the rest in the next ones."""
 MAX_PROOF = 64
 KEY_PINNED, REFUSED = "witness.key-pinned", "witness.refused"
+# Starts the kept refusal of an exchange the controller could not take at all (a record
+# over its limit, too many entries): witnessing is stalled, not contradicted.
+EXCHANGE_FAILED = "exchange failed: "
 
 
 class WitnessRefused(AuditError):

@@ -2,6 +2,10 @@
 
 Exit status: 0 the bundle is intact, 1 an integrity failure (the first bad member is
 named), 3 a usage error (2 is not used, so that no failure can pass for a parse error).
+
+"ok" says what it rests on: without ``--sha256`` only that the bundle agrees with its own
+manifest (whoever changed a file could change the manifest too); with it, that the
+archive is the one whose hash the agent signed.
 The check itself is :func:`controller.bundle_verify.verify_bundle_file`: it trusts nothing
 but the file and the SHA-256 given.
 """
@@ -23,6 +27,9 @@ from controller.cli._app import Options, command
 USAGE = 3
 INTACT, FAILED = 0, 1
 MAX_SHOWN = 20
+SELF_CONSISTENT = ("ok: consistent with its own manifest; not checked against the hash the "
+                   "agent signed (pass --sha256 from 'rmctl bundle list')")
+SIGNED = "ok: matches the hash the agent signed, and its own manifest"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,12 +78,15 @@ def verify(opts: Options, file: Path, sha256: str) -> typer.Exit:
     out.fields([
         ("Status", "ok" if report.ok else "FAILED"),
         ("Archive", f"{out.size(report.size_bytes)}, sha256:{report.sha256}"
-                    + (" (as expected)" if expected and report.sha256 == expected else "")),
+                    + (" (the hash the agent signed)" if expected and report.sha256 == expected
+                       else " (NOT the hash given)" if expected else "")),
         ("Manifest", f"sha256:{report.manifest_sha256}" if report.manifest_sha256 else "-"),
         ("Agent", manifest.get("agent_id", "-")), ("Case", manifest.get("case_id", "-")),
         ("Created", out.when(manifest.get("created_at", 0))),
         ("Files checked", report.files_checked),
     ])
+    if report.ok:
+        out.note(SIGNED if expected else SELF_CONSISTENT)
     if report.first is not None:
         first = report.first
         out.note(f"first bad member: {first.member or '(the archive)'} ({first.kind}): "

@@ -36,12 +36,23 @@ def run_operation(opts: Options, operation: str, params: dict[str, Any],
     if opts.json:
         out.emit_json(result.result)
         typer.echo(line, err=True)  # stdout stays the agent's result alone
-        return
-    show(result.result)
-    hidden = redactions(result.result)
-    if hidden:
-        out.note(f"{hidden} value{'s' if hidden != 1 else ''} hidden by redaction")
-    out.note(line)
+    else:
+        show(result.result)
+        hidden = redactions(result.result)
+        if hidden:
+            out.note(f"{hidden} value{'s' if hidden != 1 else ''} hidden by redaction")
+        out.note(line)
+    if refused(result.result):
+        raise typer.Exit(1)
+
+
+def refused(result: Any) -> bool:
+    """Whether the agent answered that the operation could not be done on what was named (a
+    path outside the roots, not found, not a file; a process that does not exist): the
+    receipt is still shown, but a script must see the failure in the exit status."""
+    if not isinstance(result, dict):
+        return False
+    return result.get("exists") is False or ("error" in result and "message" in result)
 
 
 def signed_by(result: OperationResult) -> str:

@@ -36,9 +36,9 @@ def watch(opts: Options, params: dict[str, Any], where: tuple[str, str, str]) ->
         row = rows.row(sample if isinstance(sample, dict) else {})
         if not console.is_terminal:
             if not shown:
-                out.note("  ".join(columns))
+                out.note(render.plain_line(columns, columns))
             shown.append(row)
-            out.note("  ".join(row))
+            out.note(render.plain_line(columns, row))
             return
         shown.append(row)
         del shown[:-render.ROWS_SHOWN]

@@ -24,6 +24,19 @@ _HEADINGS = {
 }
 
 
+# Widths of the plain-text columns (rows come one by one, so they cannot be measured):
+# wide enough for typical values; a longer one shifts only its own row.
+_WIDTHS = {"#": 4, "Time": 8, "CPU %": 7, "Mem %": 7, "Swap %": 7, "Load 1m": 7,
+           "Fullest fs": 20, "Net in/s": 11, "Net out/s": 11}
+
+
+def plain_line(columns: Sequence[str], cells: Sequence[str]) -> str:
+    """One line of the plain (not a terminal) output, each cell padded to its column."""
+    padded = [cell.ljust(max(_WIDTHS.get(column, 0), len(column)))
+              for column, cell in zip(columns, cells, strict=False)]
+    return "  ".join(padded).rstrip()
+
+
 def headings(metrics: Sequence[str]) -> list[str]:
     """The table's columns for the metrics asked for, in their order."""
     return ["#", "Time", *[h for m in metrics for h in _HEADINGS.get(m, ())]]

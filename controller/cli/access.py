@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from controller.cli import _output as out
-from controller.cli._app import Options, command, group
+from controller.cli._app import Options, command, fail, group
 from controller.cli._run import with_client, with_workflow
 from controller.cli._tables import consent_table, requests_table
 
@@ -27,8 +27,11 @@ def access_request(
 ) -> None:
     """Ask the customer for access: a request signed by your key, delivered to the agent."""
     from controller.client.inputs import parse_duration
+    from permissions.statements import MAX_GRANT_SECONDS
 
     seconds = parse_duration(duration, "--for")
+    if seconds > MAX_GRANT_SECONDS:  # said in days here, before anything is signed
+        raise fail(f"--for {duration} is too long: at most {MAX_GRANT_SECONDS // 86400} days")
     request = with_workflow(opts, lambda w: w.request_access(
         case_id=case, agent_id=agent, scopes=scope, duration_seconds=seconds, reason=reason))
     if opts.json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -111,18 +111,27 @@ def agent_list(
     opts: Options,
     customer: Annotated[str, typer.Option(help="Only this customer's agents.")] = "",
 ) -> None:
-    """List enrolled agents: online or offline (heard from within the last 30 s: a
-    heartbeat, or an open dial-out stream) and when last seen."""
-    agents = with_client(opts, lambda c: c.list_agents(customer))
+    """List enrolled agents: locked (an agent lock is in force: 'rmctl lock list'), else
+    online or offline (heard from within the last 30 s: a heartbeat, or an open dial-out
+    stream) and when last seen."""
+    agents, locked = with_client(opts, lambda c: _agents_and_locks(c, customer))
     now = time.time()
     if opts.json:
-        out.emit_json([{**out.message_data(a), "online": is_online(a.last_seen, now)}
-                       for a in agents])
+        out.emit_json([{**out.message_data(a), "online": is_online(a.last_seen, now),
+                        "locked": a.agent_id in locked} for a in agents])
         return
     out.table("Agents", ("Agent", "Customer", "Address", "State", "Enrolled", "Last seen"),
               ((a.agent_id, a.customer_id, a.address or "(dial-out)",
-                "online" if is_online(a.last_seen, now) else "offline",
+                "locked" if a.agent_id in locked
+                else "online" if is_online(a.last_seen, now) else "offline",
                 out.when(a.enrolled_at), out.when(a.last_seen)) for a in agents))
+
+
+async def _agents_and_locks(client: Any, customer: str) -> tuple[list[Any], set[str]]:
+    """The agents, and the ids of those an agent lock in force covers."""
+    agents = list(await client.list_agents(customer))
+    targets = {record.lock.target for record in await client.list_locks(False)}
+    return agents, {a.agent_id for a in agents if f"agent:{a.agent_id}" in targets}
 
 
 @command(engineer_app, "add")

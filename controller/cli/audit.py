@@ -39,12 +39,29 @@ class _AuditGroup(TyperGroup):
         except UsageError as exc:
             exc.exit_code = USAGE
             raise
+        except Exception as exc:
+            from controller.client.errors import ConfigError, InputError, InvalidArgument, NotFound
+
+            # What the user named does not exist or cannot be used (a case, an agent, an
+            # event, a key file): a usage error, never to be read as an integrity failure.
+            if isinstance(exc, ConfigError | InputError | InvalidArgument | NotFound):
+                raise _usage(str(exc)) from exc
+            raise
 
 
 audit_app = typer.Typer(help=GROUPS["audit"].help, no_args_is_help=True, cls=_AuditGroup)
 
 KeyOpt = Annotated[Path | None, typer.Option(
     "--key", help="The log's verifier key file (log.vkey); default: the key pinned in the home.")]
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")]
+
+
+def _refuse_existing(path: Path, force: bool) -> None:
+    """Evidence already written is not replaced by accident: only with ``--force``."""
+    if path.exists() and not force:
+        raise _usage(f"{path} exists: pass --force to replace it")
 
 
 def _usage(message: str) -> typer.Exit:
@@ -96,7 +113,9 @@ def _show(opts: Options, evidence: Evidence, report: Report) -> typer.Exit:
 
 
 def _scope_text(scope: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in scope.items())
+    if scope.get("full"):
+        return "the full log"
+    return ", ".join(f"{k} {v}" for k, v in scope.items() if v not in ("", None, False))
 
 
 def _check(data: bytes, key: tlog.NoteVerifier,
@@ -124,7 +143,7 @@ def audit_verify(
 ) -> None:
     """Verify the controller's log here, against the pinned key; pinpoint the first fault."""
     _scope_count(case, session, full)
-    kept = _read(since) if since is not None else b""
+    kept = _kept(since) if since is not None else b""
     pinned, data = _fetch(opts, key, case=case, session=session, full=full, since=kept)
     evidence, report = _check(data, pinned)
     raise _show(opts, evidence, report)
@@ -157,14 +176,15 @@ def audit_reconcile(
     agent: Annotated[str, typer.Option("--agent", help="The agent whose log to compare.")],
 ) -> None:
     """Compare an agent's witnessed log with the controller's events for it: events missing
-    or different on either side (exit 0 consistent, 1 differences, 2 incomplete)."""
+    or different on either side (exit 0 consistent, 1 differences or a kept witnessing
+    refusal, 2 incomplete)."""
     from controller.client.audit import reconcile
 
     found = with_client(opts, lambda client: reconcile(client, agent))
     raise _show_reconciliation(opts, agent, found)
 
 
-RECONCILE_EXIT = {"consistent": 0, "different": 1, "incomplete": 2}
+RECONCILE_EXIT = {"consistent": 0, "different": 1, "refused": 1, "incomplete": 2}
 
 
 def _show_reconciliation(opts: Options, agent: str, found: Any) -> typer.Exit:
@@ -180,14 +200,27 @@ def _show_reconciliation(opts: Options, agent: str, found: Any) -> typer.Exit:
                        "last_refusal": found.last_refusal or None,
                        "agent_operations": found.agent_operations,
                        "controller_operations": found.controller_operations,
-                       "pending": found.pending, "differences": differences})
+                       "pending": found.pending, "not_relayed": found.not_relayed,
+                       "differences": differences})
     else:
-        out.fields([("Agent", agent), ("Status", found.status),
+        status = found.status
+        if found.status == "refused":
+            status = f"refused: {found.last_refusal}"
+        elif found.last_refusal and found.status == "incomplete":
+            status = f"incomplete: {found.last_refusal}"
+        notes = []
+        if found.not_relayed:
+            notes.append(f"{found.not_relayed} controller event(s) never reached the agent's "
+                         "log (unreachable, no answer or cancelled: no receipt)")
+        if found.pending:
+            notes.append(f"{found.pending} receipted operation(s) not witnessed yet")
+        out.fields([("Agent", agent), ("Status", status),
                     ("Mirrored", f"{found.mirrored_size} entries (cosigned size "
                      f"{found.cosigned_size})"),
                     ("Agent log key", found.agent_log_key or "-"),
                     ("Operations", f"agent {found.agent_operations}, controller "
                      f"{found.controller_operations}, pending {found.pending}"),
+                    ("Counts differ by", "; ".join(notes) or "-"),
                     ("Last refusal", found.last_refusal or "-")])
         out.table("Differences", ("Kind", "Session", "Seq", "Agent entry", "Event", "Detail"),
                   [(d["kind"], d["session"], d["seq"], d["agent_index"] or "-",
@@ -201,8 +234,10 @@ def audit_export(
     case: Annotated[str, typer.Option(help="The case to export.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle file to write.")],
     key: KeyOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Write a case's evidence bundle (records, proofs, checkpoints, envelopes)."""
+    _refuse_existing(output, force)
     pinned, data = _fetch(opts, key, case=case)
     _write(output, data)
     evidence, report = _check(data, pinned)
@@ -217,8 +252,10 @@ def audit_prove(
     event: Annotated[int, typer.Argument(help="The event's leaf index.", min=0)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The proof file to write.")],
     key: KeyOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Write a self-contained proof that one event is in the log."""
+    _refuse_existing(output, force)
     pinned, data = _fetch(opts, key, event=event)
     _write(output, data)
     evidence, report = _check(data, pinned)
@@ -263,6 +300,22 @@ def audit_checkpoint(
     else:
         out.note(f"kept checkpoint size {checkpoint.size}, root {checkpoint.root_hash.hex()} "
                  f"in {save}")
+
+
+def _kept(path: Path) -> bytes:
+    """A checkpoint saved by ``audit checkpoint --save``, refused here if it cannot be one
+    (the controller would refuse it too, in its own terms)."""
+    import tlog
+
+    data = _read(path)
+    refusal = f"--since {path} is not a saved checkpoint (see audit checkpoint --save)"
+    if len(data) > 64 * 1024:  # a signed checkpoint is a few hundred bytes
+        raise _usage(refusal)
+    try:
+        tlog.parse_checkpoint(data.decode().split("\n\n", 1)[0] + "\n")
+    except (UnicodeDecodeError, tlog.TlogError) as exc:
+        raise _usage(refusal) from exc
+    return data
 
 
 def _read(path: Path) -> bytes:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from controller.cli import _output as out
-from controller.cli._app import Options, command, group
+from controller.cli._app import Options, command, fail, group
 from controller.cli._bundle_verify import verify, verify_command
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt
 from controller.cli._run import with_client
@@ -33,13 +33,16 @@ BUNDLE_SECTIONS = ("system", "cpu", "memory", "disks", "network", "processes", "
 def bundle_create(
     opts: Options,
     include: Annotated[str, typer.Option(
-        help=f"Comma-separated sections (default all: {', '.join(BUNDLE_SECTIONS)}).")] = "",
+        help=f"Comma-separated sections from: {', '.join(BUNDLE_SECTIONS)}. Default: every "
+             "section the grant and agent allow (logs need diag.logs; configs need diag.files "
+             "and the agent's [bundle] configs = true); naming one not allowed is refused.")] = "",
     log_lines: Annotated[int, typer.Option(
         min=1, max=10000, help="Lines of each allowlisted log's tail.")] = 1000,
     session: SessionOpt = "", case: CaseOpt = "", agent: AgentOpt = "",
 ) -> None:
     """Collect a support bundle on the agent (redacted there); the controller stores it by
-    its SHA-256 and attaches it to the case. Prints the hash."""
+    its SHA-256 and attaches it to the case. Prints the hash. Needs diag.read; its manifest
+    lists the sections withheld and why."""
     params: dict[str, Any] = {"logs_lines": log_lines}
     if include:
         params["include"] = [s.strip() for s in include.split(",") if s.strip()]
@@ -90,8 +93,7 @@ def bundle_get(
     """Fetch a case's bundle into a file, checking its SHA-256 while writing; the file
     appears complete or not at all."""
     if not force and os.path.lexists(output):
-        raise typer.BadParameter(f"{output} exists (give --force to replace it)",
-                                 param_hint="--output")
+        raise fail(f"{output} exists: pass --force to replace it")
     bundle = with_client(opts, lambda c: fetch_bundle(c, case, sha256.lower(), output,
                                                       force=force))
     if opts.json:
@@ -109,7 +111,10 @@ async def fetch_bundle(client: ControllerClient, case_id: str, sha256: str, path
 
     digest, size, bundle = hashlib.sha256(), 0, None
     temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:  # the user named ``path``, not our temporary file
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         with os.fdopen(fd, "wb") as file:
             async for chunk in client.bundle_chunks(case_id, sha256):
@@ -127,7 +132,10 @@ async def fetch_bundle(client: ControllerClient, case_id: str, sha256: str, path
         if force:
             os.replace(temporary, path)
         else:
-            os.link(temporary, path)  # fails if the name exists: never overwrites
+            try:
+                os.link(temporary, path)  # fails if the name exists: never overwrites
+            except FileExistsError as exc:
+                raise FileExistsError(exc.errno, exc.strerror, str(path)) from exc
             os.unlink(temporary)
         _sync_directory(path.parent)
     finally:

@@ -7,13 +7,16 @@ what the customer's grants allow, never more.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from controller.cli import _output as out
 from controller.cli._app import Options, command, group
 from controller.cli._run import with_client
+
+if TYPE_CHECKING:
+    from rmaint.v1 import controller_pb2 as pb
 
 lock_app = group("lock")
 
@@ -36,18 +39,31 @@ def lock_add(
     reason: Annotated[str, typer.Option(help="Why (kept with the lock, shown to admins).")],
     for_: Annotated[str, typer.Option("--for", help="Lock for this long (e.g. 2h, 30m); "
                                                     "default: until removed.")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Lock a target that is not known "
+                                                        "(yet): no such agent, case, grant "
+                                                        "or enrolled engineer key.")] = False,
 ) -> None:
     """Lock a target: what it covers is refused from now on and running work under it ends."""
     from controller.client.inputs import parse_duration
+    from rmaint.v1 import controller_pb2 as pb
 
     seconds = parse_duration(for_, "--for") if for_ else 0
-    record = with_client(opts, lambda c: c.add_lock(target, reason, seconds))
+    request = pb.AddLockRequest(target=target, reason=reason, duration_seconds=seconds,
+                                force=force)
+    record = with_client(opts, lambda c: _add(c, request))
     if opts.json:
         out.emit_json(_record(record))
         return
     lock = record.lock
     until = f" until {out.when(lock.expires_at)}" if lock.expires_at else ""
     out.note(f"lock {lock.lock_id} on {lock.target}{until}: {lock.reason}")
+
+
+async def _add(client: Any, request: pb.AddLockRequest) -> pb.LockRecord:
+    """AddLock with every field of ``request`` (``force`` too)."""
+    reply: pb.AddLockResponse = await client._call(client._admin.AddLock, request,
+                                                   name="AddLock")
+    return reply.lock
 
 
 @command(lock_app, "list")

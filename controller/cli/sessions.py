@@ -93,11 +93,14 @@ def session_replay(
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="Save the asciicast v2 file instead of playing it.")] = None,
     index: Annotated[int, typer.Option(help="Which recording of the session (-1: last).")] = -1,
+    force: Annotated[bool, typer.Option("--force", help="Replace the -o file if it exists.")
+                     ] = False,
 ) -> None:
     """Play a session's recorded shell with its timing, as fetched from the controller."""
     from controller.cli.shell import replay
 
-    replay(opts, session_id, speed=speed, no_wait=no_wait, output=output, index=index)
+    replay(opts, session_id, speed=speed, no_wait=no_wait, output=output, index=index,
+           force=force)
 
 
 @command(session_app, "close")

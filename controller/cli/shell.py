@@ -158,13 +158,15 @@ def gateway_key(
 
 
 def replay(opts: Options, session_id: str, *, speed: float, no_wait: bool,
-           output: Path | None, index: int) -> None:
+           output: Path | None, index: int, force: bool = False) -> None:
     """Play (or save) the recording of ``session_id``, fetched from the controller."""
     from controller.gateway import asciicast
 
+    if output is not None and not force and os.path.lexists(output):
+        raise fail(f"{output} exists: pass --force to replace it")
     cast = _recording(opts, session_id, index)
     if output is not None:
-        output.write_bytes(cast)
+        _save(output, cast, force)
         out.note(f"saved {len(cast)} bytes to {output}")
         return
     _, events = asciicast.parse(cast)
@@ -176,6 +178,26 @@ def replay(opts: Options, session_id: str, *, speed: float, no_wait: bool,
             time.sleep(min(wait, 5.0))  # long pauses are cut to 5 s
         stream.write(event.raw())
         stream.flush()
+
+
+def _save(path: Path, data: bytes, force: bool) -> None:
+    """Write ``path`` whole or not at all; without ``force`` never over a file that
+    appeared meanwhile."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(temporary, "xb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if force:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
+    except OSError as exc:  # named by the user's path, never the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def _recording(opts: Options, session_id: str, index: int) -> bytes:

@@ -123,8 +123,8 @@ def _unavailable(call: Call) -> str:
 
 
 def _denied(call: Call) -> str:
-    if call.method == RUN_OPERATION:
-        return "permission denied by the agent"
+    # Not who refused: the controller refuses some operations itself (locks) before the
+    # agent sees them, and outward every refusal reads the same; the logs say which.
     return "permission denied"
 
 

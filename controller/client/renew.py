@@ -39,8 +39,8 @@ def validity(config: ClientConfig) -> Validity:
 async def renew_home(config: ClientConfig, *, now: float | None = None) -> Renewed:
     """Renew the home's certificate now; LoginError if that cannot be done."""
     if config.role not in RENEWABLE_ROLES:
-        raise LoginError(f"a {config.role} certificate is not renewed this way: "
-                         "use 'rmctl login --token T' with a new token")
+        raise LoginError(f"an {config.role}'s certificate is not renewed: log in again with "
+                         "a new token from an administrator ('rmctl login --token T')")
     now = time.time() if now is None else now
     try:
         old = read_cert(config.cert)

@@ -9,6 +9,9 @@ agent (the ticket is redeemed there, for the engineer key the SSH client proved)
 
 An offer is keyed by the agent's certificate identity and the ticket's SHA-256, so one
 agent can never answer another's login; it is dropped when its ticket would have expired.
+One agent holds at most ``MAX_OFFERS_PER_AGENT`` offers (so it cannot take the room of
+every other agent's logins), and the gateway's input waits while ``OUTBOX`` messages are
+not yet taken by the agent (backpressure, as gRPC flow control gives in direct mode).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ SHELL_TICKET_HEADER = "rmaint-shell-ticket"  # the ShellLink call's metadata nam
 OFFER_TTL = 75.0  # a ticket lives at most 60 s on the agent; then the offer is useless
 CLAIM_WAIT = 10.0  # the login may arrive before the agent's stream does
 MAX_OFFERS = 256  # per controller process: each is an open stream
+MAX_OFFERS_PER_AGENT = 4  # a login claims one within seconds of its ticket
+OUTBOX = 64  # messages to the agent not yet sent; then the gateway's input waits
 _END = None
 
 
@@ -39,7 +44,7 @@ class ReverseLink:
 
     def __init__(self, incoming: AsyncIterator[pb.ShellServerMessage]) -> None:
         self._incoming = incoming
-        self._outgoing: asyncio.Queue[pb.ShellClientMessage | None] = asyncio.Queue()
+        self._outgoing: asyncio.Queue[pb.ShellClientMessage | None] = asyncio.Queue(OUTBOX)
         self.claimed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def send(self, message: pb.ShellClientMessage) -> None:
@@ -58,6 +63,8 @@ class ReverseLink:
             return None
 
     async def close(self) -> None:
+        while not self._outgoing.empty():  # unsent input is dropped: the session is over
+            self._outgoing.get_nowait()
         self._outgoing.put_nowait(_END)
 
     async def outgoing(self) -> AsyncIterator[pb.ShellClientMessage]:
@@ -78,7 +85,8 @@ class ReverseShells:
         """The agent's side: offer the stream for ``ticket``, then carry the gateway's
         messages until it closes; ends quietly if no login claims it in time."""
         key = _key(agent_id, ticket)
-        if key in self._offers or len(self._offers) >= MAX_OFFERS:
+        if key in self._offers or len(self._offers) >= MAX_OFFERS \
+                or sum(k[0] == agent_id for k in self._offers) >= MAX_OFFERS_PER_AGENT:
             raise FailedPrecondition("no room for another shell stream")
         link = ReverseLink(incoming)
         self._offers[key] = link

@@ -31,7 +31,9 @@ from controller.gateway.userca import CertificateRefused
 from controller.logs import log_event
 from controller.services._common import Deps
 from controller.store import directory, sessions
+from controller.store import locks as store_locks
 from permissions import key_id
+from permissions.locks import Subject
 from pki.tls import TlsFiles
 from rmaint.v1 import agent_pb2 as pb
 
@@ -111,6 +113,7 @@ class GatewaySession:
             raise Refusal("key-unusable", str(exc)) from exc
         engineer = await self._engineer(kid)
         agent_id, ticket = _target(login)
+        await self._refuse_locked(Subject(agent_id=agent_id, engineer_key_id=kid))
         agent = await self._deps.store.read(directory.get_agent, agent_id)
         dialin = self._deps.relay.dialin
         dialed_out = dialin is not None and agent_id in dialin.connected()
@@ -131,6 +134,7 @@ class GatewaySession:
             raise Refusal("agent-refused", str(exc)) from exc
         try:
             await self._check_session(opened, engineer, agent_id)
+            await self._refuse_locked(Subject(agent_id, opened.grant_id, opened.case_id, kid))
         except Refusal:
             await link.close()
             raise
@@ -141,6 +145,13 @@ class GatewaySession:
         if found is None:
             raise Refusal("key-not-enrolled", kid)
         return found
+
+    async def _refuse_locked(self, subject: Subject) -> None:
+        """Refusal if a lock in force covers the login's agent, engineer key, grant or case
+        (checked before dialling, and again once the agent named the grant and case)."""
+        lock = await self._deps.store.read(store_locks.lock_on, subject, self._deps.clock())
+        if lock is not None:
+            raise Refusal("locked", f"{lock.target} ({lock.lock_id}: {lock.reason})")
 
     async def _check_session(self, opened: pb.ShellOpened, engineer: str, agent_id: str) -> None:
         session = await self._deps.store.read(sessions.get_session, opened.session_id)

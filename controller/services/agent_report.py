@@ -36,6 +36,7 @@ from permissions import (
     open_change_consent,
     verify_decision,
 )
+from permissions.locks import Subject
 from rmaint.envelopes import to_wire
 from rmaint.v1 import agent_pb2, controller_pb2_grpc
 from rmaint.v1 import controller_pb2 as pb
@@ -114,6 +115,7 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         ticket = metadata.get(SHELL_TICKET_HEADER, "")
         if not isinstance(ticket, str) or not _TICKET.fullmatch(ticket):
             raise InvalidArgument(f"{SHELL_TICKET_HEADER} must be a shell ticket (32 hex)")
+        await self._deps.store.read(_may_offer_shell, agent_id, self._deps.clock())
         async for message in self._deps.reverse_shells.serve(agent_id, ticket,
                                                              request_iterator):
             yield message
@@ -148,6 +150,12 @@ def _enrolled(conn: Connection, agent_id: str) -> AgentRecord:
     if agent is None:
         raise PermissionDenied(f"agent {agent_id} holds a certificate but is not enrolled")
     return agent
+
+
+def _may_offer_shell(conn: Connection, agent_id: str, now: float) -> None:
+    """PermissionDenied for an agent not enrolled or locked: it offers no shell stream."""
+    _enrolled(conn, agent_id)
+    _locks.refuse_locked(conn, Subject(agent_id=agent_id), now, "shell stream")
 
 
 def _pending(conn: Connection, agent_id: str, since: float) -> list[Envelope]:

@@ -79,6 +79,7 @@ class AuditService(controller_pb2_grpc.AuditServiceServicer):
             agent_log_key=found.agent_log_key, last_refusal=found.last_refusal,
             agent_operations=found.agent_operations,
             controller_operations=found.controller_operations, pending=found.pending,
+            not_relayed=found.not_relayed,
             differences=[pb.ReconcileDifference(
                 kind=d.kind, session_id=d.session_id, seq=d.seq, agent_index=d.agent_index,
                 event_id=d.event_id, detail=d.detail) for d in found.differences])

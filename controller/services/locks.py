@@ -43,13 +43,17 @@ async def add_lock(deps: Deps, by: str, request: pb.AddLockRequest) -> pb.LockRe
     if not 0 <= request.duration_seconds <= MAX_LOCK_SECONDS:
         raise InvalidArgument(f"duration_seconds must be between 0 (no expiry) and "
                               f"{MAX_LOCK_SECONDS}")
+    if not request.force and not await deps.store.read(store_locks.target_known, kind, ident):
+        what = "an enrolled engineer's key" if kind == "engineer-key" else f"a known {kind}"
+        raise NotFound(f"{target(kind, ident)} is not {what}; check the id, or lock it "
+                       "anyway with --force (a target not known yet)")
     now = deps.clock()
     lock = Lock(lock_id=f"L-{secrets.token_hex(6)}", target=target(kind, ident), reason=reason,
                 created_by=by, created_at=now,
                 expires_at=now + request.duration_seconds if request.duration_seconds else 0.0)
     version = await deps.store.write(store_locks.add_lock, lock)
     log_event("lock.added", lock_id=lock.lock_id, target=lock.target, reason=reason, by=by,
-              expires_at=lock.expires_at, version=version)
+              expires_at=lock.expires_at, version=version, forced=request.force)
     await _pushed(deps)
     return record(store_locks.LockRow(lock, None, None), now)
 
@@ -79,9 +83,11 @@ async def list_locks(deps: Deps, include_inactive: bool) -> list[pb.LockRecord]:
 
 
 async def fetch_locks(deps: Deps, agent_id: str) -> agent_pb2.LockSet:
-    version, found = await deps.store.read(store_locks.locks_for_agent, agent_id,
-                                           deps.clock())
-    return lock_set(version, found)
+    if deps.locks is not None:  # the broker draws the epoch of this controller process
+        return await deps.locks.for_agent(agent_id)
+    epoch, version, found = await deps.store.read(store_locks.lock_set_for_agent, agent_id,
+                                                  deps.clock())
+    return lock_set(version, found, epoch)
 
 
 def record(row: store_locks.LockRow, now: float) -> pb.LockRecord:

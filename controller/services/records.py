@@ -1,4 +1,9 @@
-"""RecordsService: read-only views of cases, sessions and the consent log."""
+"""RecordsService: read-only views of cases, sessions and the consent log.
+
+An engineer whose key is locked reads nothing here (as they may do nothing else), and an
+engineer fetches support bundles (log and configuration content) only of the cases
+assigned to them; auditors and admins read everything.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ from collections.abc import AsyncIterator
 import grpc
 from sqlalchemy.engine import Connection
 
-from controller.errors import NotFound
+from controller.authz import current_caller
+from controller.errors import NotFound, PermissionDenied
 from controller.gateway.recording import recording_of
 from controller.services import _common, _convert, archive
 from controller.services._common import Deps
+from controller.services.locks import refuse_locked
 from controller.store import bundles, cases, requests, sessions
+from permissions.locks import Subject
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
 
@@ -24,8 +32,17 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
+    async def _reader(self, bundle_of: str = "") -> None:
+        """PermissionDenied for an engineer whose key is locked, or (``bundle_of`` given)
+        who is not the assignee of that case; a case not found is left to the caller."""
+        caller = current_caller()
+        if caller.role == "engineer":
+            await self._deps.store.read(_engineer_may_read, caller.name, caller.key_id,
+                                        bundle_of, self._deps.clock())
+
     async def ListCases(self, request: pb.ListCasesRequest,
                         context: grpc.aio.ServicerContext) -> pb.ListCasesResponse:
+        await self._reader()
         status = _common.choice(request.status, "status", CASE_STATUSES)
         found = await self._deps.store.read(cases.list_cases, status=status,
                                             customer_id=request.customer_id)
@@ -33,21 +50,25 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
 
     async def GetCase(self, request: pb.GetCaseRequest,
                       context: grpc.aio.ServicerContext) -> pb.GetCaseResponse:
+        await self._reader()
         case_id = _common.text(request.case_id, "case_id", limit=64)
         return await self._deps.store.read(_get_case, case_id)
 
     async def ListSessions(self, request: pb.ListSessionsRequest,
                            context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
+        await self._reader()
         found = await self._deps.store.read(sessions.list_sessions, case_id=request.case_id)
         return pb.ListSessionsResponse(sessions=[_convert.session(s) for s in found])
 
     async def GetSession(self, request: pb.GetSessionRequest,
                          context: grpc.aio.ServicerContext) -> pb.GetSessionResponse:
+        await self._reader()
         session_id = _common.text(request.session_id, "session_id", limit=64)
         return await self._deps.store.read(_get_session, session_id)
 
     async def ConsentLog(self, request: pb.ConsentLogRequest,
                          context: grpc.aio.ServicerContext) -> pb.ConsentLogResponse:
+        await self._reader()
         found = await self._deps.store.read(requests.consent_entries, case_id=request.case_id,
                                             agent_id=request.agent_id)
         return pb.ConsentLogResponse(entries=[_convert.consent(e) for e in found])
@@ -55,11 +76,13 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
     async def GetCustomerArchive(
             self, request: pb.GetCustomerArchiveRequest,
             context: grpc.aio.ServicerContext) -> pb.GetCustomerArchiveResponse:
+        await self._reader()
         customer_id = _common.name(request.customer_id, "customer_id")
         return await self._deps.store.read(archive.archive, customer_id, self._deps.clock())
 
     async def GetRecording(self, request: pb.GetRecordingRequest,
                            context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RecordingChunk]:
+        await self._reader()
         session_id = _common.text(request.session_id, "session_id", limit=64)
         found = await self._deps.store.read(recording_of, session_id)
         if not found:
@@ -79,8 +102,11 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
                         context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BundleChunk]:
         case_id = _common.text(request.case_id, "case_id", limit=64)
         sha256 = _common.text(request.sha256, "sha256", required=False, limit=64).lower()
+        await self._reader(bundle_of=case_id)
         found = await self._deps.store.read(bundles.get_bundle, case_id, sha256)
         if found is None:
+            if await self._deps.store.read(cases.get_case, case_id) is None:
+                raise NotFound(f"unknown case {case_id}")  # as GetCase (bundle list) says
             raise NotFound(f"case {case_id} has no bundle" + (f" {sha256}" if sha256 else ""))
         bundle, data = found
         if data is None:
@@ -95,6 +121,16 @@ def bundle_message(bundle: bundles.Bundle) -> pb.Bundle:
                      session_id=bundle.session_id, event_id=bundle.event_id,
                      agent_id=bundle.agent_id, created_at=bundle.created_at,
                      stored=bundle.stored)
+
+
+def _engineer_may_read(conn: Connection, name: str, key_id: str, bundle_of: str,
+                       now: float) -> None:
+    refuse_locked(conn, Subject(engineer_key_id=key_id), now, "read")
+    if bundle_of:
+        case = cases.get_case(conn, bundle_of)
+        if case is not None and case.assignee != name:
+            raise PermissionDenied(f"engineer {name} asked for a bundle of {bundle_of} "
+                                   f"assigned to {case.assignee}")
 
 
 def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:

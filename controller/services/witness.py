@@ -3,7 +3,9 @@
 
 A refused exchange is uniform outside (``PERMISSION_DENIED``) and precise inside: the
 reason goes to the structured log at error level, onto the agent's witness state and into
-the controller's own log, where ``rmctl audit reconcile`` shows it.
+the controller's own log, where ``rmctl audit reconcile`` shows it. An exchange that cannot
+be taken at all (``INVALID_ARGUMENT``: a record over 256 KiB, too many entries) is kept the
+same way, its reason starting "exchange failed: ", so that a stalled witnessing says why.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Connection
 import tlog
 from controller.audit.checkpointer import log_signer
 from controller.audit.witness import (
+    EXCHANGE_FAILED,
     MAX_ENTRIES,
     MAX_PROOF,
     Exchange,
@@ -40,8 +43,12 @@ async def serve_witness(deps: Deps, agent_id: str, request: pb.WitnessRequest) -
     signer = log_signer(deps.store)
     if signer is None:
         raise FailedPrecondition("this controller's log is not open")
-    exchange = _exchange(request)
     now = deps.clock()
+    try:
+        exchange = _exchange(request)
+    except InvalidArgument as exc:  # kept: reconcile says why witnessing stalls
+        await _refuse(deps, agent_id, EXCHANGE_FAILED + str(exc), now)
+        raise
     origin = agent_origin(agent_id, deps.trust_domain)
     try:
         done = await deps.store.write(_witness, agent_id, exchange, origin, signer, now)

@@ -3,21 +3,28 @@
 Every change (add, remove) takes the next value of the ``locks`` counter in the same
 transaction, so the version agents compare only grows and two replicas never hand out the
 same one. Rows are never deleted: a removed lock keeps who removed it and when.
+
+The versions count within the store's *epoch* (the ``locks_epoch`` counter row), a random
+id drawn again by :func:`new_epoch` whenever a controller starts: after a store is restored
+from a backup its counter is older than what agents hold, and only the new epoch makes
+agents take the sets it hands out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from controller.audit.records import Event
 from controller.store import auditlog
-from controller.store.schema import agents, cases, counters, grants, locks
+from controller.store.schema import agents, cases, counters, grants, locks, principals
 from permissions.locks import Lock, Subject, covering
 
 LOCK_COUNTER = "locks"
+EPOCH_COUNTER = "locks_epoch"
 ACTIVE, EXPIRED, REMOVED = "active", "expired", "removed"
 
 
@@ -49,6 +56,23 @@ def current_version(conn: Connection) -> int:
     return int(value or 0)
 
 
+def current_epoch(conn: Connection) -> int:
+    """The store's epoch; 0 until a controller first started on it."""
+    value = conn.execute(
+        sa.select(counters.c.value).where(counters.c.name == EPOCH_COUNTER)).scalar_one_or_none()
+    return int(value or 0)
+
+
+def new_epoch(conn: Connection) -> int:
+    """Draw a new epoch (positive, fits a signed 64-bit column) and keep it."""
+    epoch = secrets.randbits(62) + 1
+    done = conn.execute(counters.update().where(counters.c.name == EPOCH_COUNTER)
+                        .values(value=epoch))
+    if not done.rowcount:
+        conn.execute(counters.insert().values(name=EPOCH_COUNTER, value=epoch))
+    return epoch
+
+
 def add_lock(conn: Connection, lock: Lock) -> int:
     """Store ``lock`` and record it in the tamper-evident log; the new version."""
     conn.execute(locks.insert().values(
@@ -75,6 +99,18 @@ def remove_lock(conn: Connection, lock_id: str, by: str, now: float) -> int | No
     auditlog.append(conn, Event("lock.removed", now, _case_of(target), by,
                                 details={"lock_id": lock_id, "target": target}))
     return next_version(conn)
+
+
+def target_known(conn: Connection, kind: str, ident: str) -> bool:
+    """Whether the agent, case or grant exists, or the key is an enrolled engineer's."""
+    if kind == "engineer-key":
+        query = sa.select(principals.c.name).where(principals.c.role == "engineer",
+                                                   principals.c.key_fingerprint == ident)
+    else:
+        table, column = {"agent": (agents, agents.c.agent_id), "case": (cases, cases.c.case_id),
+                         "grant": (grants, grants.c.grant_id)}[kind]
+        query = sa.select(column).select_from(table).where(column == ident)
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def _case_of(target: str) -> str:
@@ -110,9 +146,16 @@ def lock_on(conn: Connection, subject: Subject, now: float) -> Lock | None:
     return covering((_row(r).lock for r in conn.execute(query)), subject, now)
 
 
+def lock_set_for_agent(conn: Connection, agent_id: str,
+                       now: float) -> tuple[int, int, list[Lock]]:
+    """The epoch, version and locks of :func:`locks_for_agent`."""
+    return (current_epoch(conn), *locks_for_agent(conn, agent_id, now))
+
+
 def locks_for_agent(conn: Connection, agent_id: str, now: float) -> tuple[int, list[Lock]]:
     """The version and the locks in force an agent needs: its own agent lock, locks on its
-    grants and on its customer's cases, and every engineer-key lock."""
+    grants and on its customer's cases, and every engineer-key lock with its key id only
+    (an engineer key serves every customer: its reason and author stay here)."""
     version = current_version(conn)
     found = in_force(conn, now)
     if not found:
@@ -126,7 +169,8 @@ def locks_for_agent(conn: Connection, agent_id: str, now: float) -> tuple[int, l
         if customer is not None else set()
     mine = {f"agent:{agent_id}", *(f"grant:{g}" for g in grant_ids),
             *(f"case:{c}" for c in case_ids)}
-    return version, [lock for lock in found
+    return version, [lock if lock.target in mine else replace(lock, reason="", created_by="")
+                     for lock in found
                      if lock.target in mine or lock.target.startswith("engineer-key:")]
 
 

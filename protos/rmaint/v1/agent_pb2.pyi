@@ -71,9 +71,15 @@ class LockSet(_message.Message):
 
     VERSION_FIELD_NUMBER: _builtins.int
     LOCKS_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """Grows with every change of the controller's locks; a set with a version at or below
     the one an agent holds is ignored.
+    """
+    epoch: _builtins.int
+    """The controller store's epoch, a random id drawn again whenever a controller starts;
+    versions compare only within an epoch: an agent takes any set of another epoch (a
+    store restored from a backup has an older counter). 0 for none.
     """
     @_builtins.property
     def locks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lock]:
@@ -86,10 +92,11 @@ class LockSet(_message.Message):
         *,
         version: _builtins.int = ...,
         locks: _abc.Iterable[Global___Lock] | None = ...,
+        epoch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["locks", b"locks", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "locks", b"locks", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -99,22 +99,28 @@ class AddLockRequest(_message.Message):
     TARGET_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
     target: _builtins.str
     """"agent:<id>", "engineer-key:sha256:<hex>", "grant:<id>" or "case:<id>"."""
     reason: _builtins.str
     """Why (required)."""
     duration_seconds: _builtins.int
     """Seconds until the lock stops applying; 0 for never."""
+    force: _builtins.bool
+    """Lock the target even if no such agent, case, grant or enrolled engineer key is known
+    (yet); without it such a target is refused.
+    """
     def __init__(
         self,
         *,
         target: _builtins.str = ...,
         reason: _builtins.str = ...,
         duration_seconds: _builtins.int = ...,
+        force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "force", b"force", "reason", b"reason", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1915,7 +1921,9 @@ class ReconcileDifference(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """"missing-on-controller", "missing-on-agent" or "different"."""
+    """"missing-on-controller", "missing-on-agent", "different", "bad-receipt" (a kept receipt
+    that cannot be read or is not the agent's) or "duplicate-on-controller".
+    """
     session_id: _builtins.str
     """The session that names the operation on both sides."""
     seq: _builtins.int
@@ -1960,8 +1968,12 @@ class ReconcileResponse(_message.Message):
     CONTROLLER_OPERATIONS_FIELD_NUMBER: _builtins.int
     PENDING_FIELD_NUMBER: _builtins.int
     DIFFERENCES_FIELD_NUMBER: _builtins.int
+    NOT_RELAYED_FIELD_NUMBER: _builtins.int
     status: _builtins.str
-    """"consistent", "different" or "incomplete" (never witnessed, or behind the receipts)."""
+    """"consistent", "different", "incomplete" (never witnessed, behind the receipts, or a
+    failed exchange: last_refusal says which) or "refused" (a witnessing refusal is kept:
+    last_refusal).
+    """
     mirrored_size: _builtins.int
     """Entries of the agent's log the controller mirrors."""
     cosigned_size: _builtins.int
@@ -1978,6 +1990,10 @@ class ReconcileResponse(_message.Message):
     """The controller's session events for the agent."""
     pending: _builtins.int
     """Receipts the controller holds for entries beyond the mirror (the agent is behind)."""
+    not_relayed: _builtins.int
+    """Controller events with no receipt that the agent's log does not hold (the agent was
+    unreachable, did not answer, or the call was cancelled): why the counts may differ.
+    """
     @_builtins.property
     def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconcileDifference]:
         """Every difference found, agent-side ones first."""
@@ -1995,10 +2011,11 @@ class ReconcileResponse(_message.Message):
         controller_operations: _builtins.int = ...,
         pending: _builtins.int = ...,
         differences: _abc.Iterable[Global___ReconcileDifference] | None = ...,
+        not_relayed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_log_key", b"agent_log_key", "agent_operations", b"agent_operations", "controller_operations", b"controller_operations", "cosigned_size", b"cosigned_size", "differences", b"differences", "last_refusal", b"last_refusal", "mirrored_size", b"mirrored_size", "pending", b"pending", "status", b"status", "witnessed_at", b"witnessed_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_log_key", b"agent_log_key", "agent_operations", b"agent_operations", "controller_operations", b"controller_operations", "cosigned_size", b"cosigned_size", "differences", b"differences", "last_refusal", b"last_refusal", "mirrored_size", b"mirrored_size", "not_relayed", b"not_relayed", "pending", b"pending", "status", b"status", "witnessed_at", b"witnessed_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -35,7 +35,7 @@ from controller.audit.witness import Exchange, Witnessed, WitnessRefused, agent_
 from controller.store import Store, auditlog, sessions
 from controller.store import witness as rows
 from controller.store.records import Session, SessionEvent
-from controller.store.schema import session_events, witness_entries
+from controller.store.schema import agents, session_events, witness_entries
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc as rpc
 from tests.integration.controller._support import Deployment
@@ -196,6 +196,14 @@ def _relay(store: Store, agent_side: AgentSide, engineer: ec.EllipticCurvePrivat
                                                      duration_ms=1.0, receipt=receipt))
 
 
+def _enroll_receipt_key(store: Store, key: ec.EllipticCurvePrivateKey) -> None:
+    """Enroll ``key`` as the agent's (the one its receipts must be signed with)."""
+    public = key.public_key()
+    store.write_sync(lambda c: c.execute(agents.update().where(agents.c.agent_id == "web-1")
+                                         .values(public_key=p.public_key_bytes(public),
+                                                 key_fingerprint=p.key_id(public))))
+
+
 def test_reconcile_finds_events_deleted_on_either_side(store: Store,
                                                        agent_side: AgentSide) -> None:
     store.write_sync(_seed)
@@ -204,6 +212,7 @@ def test_reconcile_finds_events_deleted_on_either_side(store: Store,
     store.write_sync(sessions.add_session, Session("S-1", "alice", "C-0001", "web-1", "G-1",
                                                    T0, None, None))
     engineer = ec.generate_private_key(ec.SECP256R1())
+    _enroll_receipt_key(store, agent_side.receipt_key)
     assert store.read_sync(reconcile, "web-1").status == INCOMPLETE  # never witnessed
     for seq in (1, 2, 3):
         _relay(store, agent_side, engineer, seq)
@@ -211,6 +220,12 @@ def test_reconcile_finds_events_deleted_on_either_side(store: Store,
     found = store.read_sync(reconcile, "web-1")
     assert (found.status, found.agent_operations, found.controller_operations) == (
         CONSISTENT, 3, 3)
+    # Receipts not signed by the agent's enrolled key prove nothing: named, never dropped.
+    _enroll_receipt_key(store, ec.generate_private_key(ec.SECP256R1()))
+    forged = store.read_sync(reconcile, "web-1")
+    assert forged.status == DIFFERENT
+    assert [d.kind for d in forged.differences] == ["bad-receipt"] * 3
+    _enroll_receipt_key(store, agent_side.receipt_key)
 
     _relay(store, agent_side, engineer, 4)  # receipted, not witnessed yet: pending
     behind = store.read_sync(reconcile, "web-1")
@@ -273,6 +288,21 @@ async def test_an_agent_witnesses_a_real_controller_over_mutual_tls(
         reconciled = await auditor.Reconcile(pb.ReconcileRequest(agent_id="web-1"))
         assert (reconciled.status, reconciled.mirrored_size) == (CONSISTENT, 9)
 
+        # An exchange the controller cannot take at all is kept: reconcile says why it
+        # stalls; the next accepted exchange clears it.
+        with pytest.raises(grpc.aio.AioRpcError) as oversized:
+            await stub.Witness(pb.WitnessRequest(
+                log_key=side.signer.verifier.vkey(), checkpoint=b"c", mirrored_size=9,
+                entries=[b"x" * (256 * 1024 + 1)]))
+        assert oversized.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        stalled = await auditor.Reconcile(pb.ReconcileRequest(agent_id="web-1"))
+        assert stalled.status == INCOMPLETE
+        assert stalled.last_refusal == "exchange failed: entries: a record is at most 256 KiB"
+        side.noise(1)
+        await mine.round(stub, 10)
+        cleared = await auditor.Reconcile(pb.ReconcileRequest(agent_id="web-1"))
+        assert (cleared.status, cleared.last_refusal) == (CONSISTENT, "")
+
         # Another key for the same agent: refused, uniformly outside, kept inside.
         stranger = AgentSide(tmp_path / "stranger.db")
         strange = Witness(tmp_path / "stranger.db", stranger.signer)
@@ -288,12 +318,14 @@ async def test_an_agent_witnesses_a_real_controller_over_mutual_tls(
             stranger.close()
         reconciled = await auditor.Reconcile(pb.ReconcileRequest(agent_id="web-1"))
         assert "log key changed" in reconciled.last_refusal
+        assert reconciled.status == "refused"  # never "consistent" over a kept refusal
         store = Store.open(deployment.controller.config.database_url)
         try:  # in the controller's own log, once however often the agent retries
             kinds = [decode(leaf.record).kind for leaf in await store.read(auditlog.leaves)]
         finally:
             store.close()
-        assert kinds.count("witness.refused") == 1 and kinds.count("witness.key-pinned") == 1
+        # (the stalled exchange above is one more)
+        assert kinds.count("witness.refused") == 2 and kinds.count("witness.key-pinned") == 1
 
         # The agent refuses a controller log that does not extend what it cosigned...
         side.conn.execute("UPDATE witnessed SET root = ? WHERE size = (SELECT MAX(size) "

@@ -81,6 +81,17 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
 
     bundle = tmp_path / "case.json"
     d.auditor("audit", "export", "--case", granted.case_id, "-o", str(bundle))
+    written = bundle.read_bytes()
+    again = d.auditor("audit", "export", "--case", granted.case_id, "-o", str(bundle),
+                      check=False)
+    assert (again.returncode, again.stderr) == (
+        3, f"error: {bundle} exists: pass --force to replace it\n")
+    assert bundle.read_bytes() == written
+    d.auditor("audit", "export", "--case", granted.case_id, "-o", str(bundle), "--force")
+    not_kept = d.auditor("audit", "verify", "--full", "--since", str(bundle), check=False)
+    assert (not_kept.returncode, not_kept.stderr) == (3, f"error: --since {bundle} is not a "
+                                                         "saved checkpoint (see audit "
+                                                         "checkpoint --save)\n")
     index = json.loads(bundle.read_text())["records"][-1]["index"]
     proof = tmp_path / "event.json"
     d.auditor("audit", "prove", str(index), "-o", str(proof))
@@ -90,3 +101,22 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
     d.auditor("audit", "report", "--case", granted.case_id, "--html", str(page))
     html = page.read_text()
     assert "session.opened" in html and "<script" not in html and "verified" in html
+
+
+def test_usage_errors_exit_3_in_one_line(deployment: E2E, tmp_path: Path) -> None:
+    d = deployment.d
+    d.auditor("audit", "checkpoint", "--save", str(tmp_path / "kept"))  # pins the key
+    for args, message in (
+            (("verify", "--case", "C-8888"), "no logged events for case C-8888"),
+            (("verify", "--full", "--key", str(tmp_path / "nope.vkey")), "nope.vkey"),
+            (("verify-bundle", str(tmp_path / "kept"), "--agent-key", str(tmp_path / "bad")),
+             "bad"),
+            (("reconcile", "--agent", "nope"), "nope"),
+            (("prove", "99999", "-o", str(tmp_path / "p.json")), "no event 99999")):
+        done = d.auditor("audit", *args, check=False)
+        assert done.returncode == 3, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "p.json").exists()
+    full = d.auditor("audit", "verify", "--full")
+    assert "the full log" in full.stdout and "full True" not in full.stdout

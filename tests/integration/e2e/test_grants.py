@@ -181,7 +181,7 @@ def test_scope_not_granted_is_denied(deployment: E2E, granted_session: Any) -> N
     d = deployment.d
     mark = deployment.agent_log_mark()
     done = d.engineer("diag", "system", "--session", narrowed.session_id, check=False)
-    assert (done.returncode, done.stderr.strip()) == (1, "error: permission denied by the agent")
+    assert (done.returncode, done.stderr.strip()) == (1, "error: permission denied")
     entries = deployment.agent_log(mark)
     assert [(e["kind"], e["session_id"], e["operation"], e["outcome"], e["reason"], e["detail"])
             for e in entries] == [("attempt", narrowed.session_id, "diag.system", "denied",

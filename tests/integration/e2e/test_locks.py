@@ -131,7 +131,7 @@ def test_a_lock_cancels_a_running_operation(deployment: E2E, granted_session: An
         if running.poll() is None:
             running.kill()
             running.communicate()
-    assert (running.returncode, stderr.strip()) == (1, "error: permission denied by the agent")
+    assert (running.returncode, stderr.strip()) == (1, "error: permission denied")
     assert ended < 1.0, ended
     results = [e for e in deployment.agent_log(mark)
                if e["kind"] == "result" and e["attempt_id"] == attempt["id"]]
@@ -146,6 +146,9 @@ def test_an_agent_lock_stops_everything_and_closes_its_stream(
     log_mark = deployment.agent_daemon_log.mark()
     with _locked(deployment, f"agent:{AGENT_ID}"):
         _refused_by_agent_within_a_second(deployment, granted)
+        listed = {a["agent_id"]: a for a in d.json(d.rmctl("agent", "list", "--json"))}
+        assert listed[AGENT_ID]["locked"] is True
+        assert "locked" in d.rmctl("agent", "list").stdout
         error = refusal(lambda: deployment.run_through_controller(
             deployment.session_operation(granted)))
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -181,6 +184,14 @@ def test_only_admins_lock_and_the_cli_manages_locks(deployment: E2E,
         ["removed"]
     bad = d.rmctl("lock", "add", "nothing:x", "--reason", "r", check=False)
     assert bad.returncode == 1 and "lock target must be one of" in bad.stderr
+    for unknown in ("case:C-9999", "agent:nope", "grant:G-nope", "engineer-key:sha256:" + "0" * 64):
+        refused = d.rmctl("lock", "add", unknown, "--reason", "r", check=False)
+        assert refused.returncode == 1 and "--force" in refused.stderr, refused.stderr
+    assert all(lock["target"] != "agent:nope" for lock in d.json(d.rmctl("lock", "list", "--json")))
+    forced = d.json(d.rmctl("lock", "add", "agent:nope", "--reason", "not yet enrolled",
+                            "--force", "--json"))
+    assert forced["target"] == "agent:nope"
+    d.rmctl("lock", "remove", forced["lock_id"])
     deployment.still_serving(granted)
 
 

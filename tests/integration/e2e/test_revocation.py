@@ -40,7 +40,7 @@ def test_revoke_cancels_a_running_operation_within_a_second(deployment: E2E,
             running.communicate()
     assert revoked["cancelled_operations"] == 1
     assert (running.returncode, stdout, stderr.strip()) == \
-        (1, "", "error: permission denied by the agent")
+        (1, "", "error: permission denied")
     # Within about a second of the moment the agent took the revocation.
     revocation = deployment.agent_daemon_log.wait_for(
         log_mark, lambda r: r.get("msg") == "grant revoked")

@@ -170,10 +170,19 @@ def test_a_bundle_is_stored_by_hash_attached_and_fetched(deployment: E2E, tmp_pa
     assert target.stat().st_mode & 0o777 == 0o600
     again = d.engineer("bundle", "get", "--case", granted.case_id, "--sha256", sha256,
                        "-o", str(target), check=False)
-    assert again.returncode != 0 and "--force" in again.stderr
+    assert (again.returncode, again.stderr) == (
+        1, f"error: {target} exists: pass --force to replace it\n")
     d.engineer("bundle", "get", "--case", granted.case_id, "-o", str(target), "--force")
     assert hashlib.sha256(target.read_bytes()).hexdigest() == sha256
     missing = d.engineer("bundle", "get", "--case", granted.case_id, "--sha256", "0" * 64,
                          "-o", str(tmp_path / "none"), check=False)
     assert missing.returncode == 1 and not (tmp_path / "none").exists()
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+    nowhere = tmp_path / "no" / "dir" / "x.tgz"
+    unwritable = d.engineer("bundle", "get", "--case", granted.case_id, "-o", str(nowhere),
+                            check=False)
+    assert (unwritable.returncode, unwritable.stderr) == (
+        1, f"error: No such file or directory: {nowhere}\n")
+    for args in (("get", "-o", str(tmp_path / "y")), ("list",)):
+        unknown = d.engineer("bundle", *args, "--case", "C-9999", check=False)
+        assert (unknown.returncode, unknown.stderr) == (1, "error: unknown case C-9999\n")

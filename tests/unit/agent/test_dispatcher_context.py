@@ -37,7 +37,8 @@ async def test_operation_receives_the_verified_context(make_rig: RigFactory) -> 
     assert seen == [OperationContext(agent_id="web-1", grant_id=grant.grant_id,
                                      case_id=grant.case_id, session_id="S-1", seq=1,
                                      engineer=grant.engineer,
-                                     engineer_key_id=grant.engineer_key_id)]
+                                     engineer_key_id=grant.engineer_key_id,
+                                     scopes=tuple(grant.scopes))]
 
 
 async def test_refusal_while_running_is_recorded_and_raised(make_rig: RigFactory) -> None:

@@ -100,6 +100,31 @@ async def test_malformed_sets_and_files_change_nothing(make_rig: RigFactory) -> 
     assert keeper.version == 0
     (home / LOCKS_FILE).write_text("{not json")
     broken = LockKeeper(home, rig.dispatcher)
-    broken.load()  # logged; starts empty and takes the controller's next set
-    assert broken.version == 0
-    await rig.dispatcher.execute(rig.world.op(1))
+    broken.load()  # logged; fails closed until the controller's next set
+    assert broken.version == 0 and broken.unknown
+    with pytest.raises(Refused, match="locked"):
+        await rig.dispatcher.execute(rig.world.op(1))
+    assert await broken.apply(_set(0), "pull")  # any set ends it, even version 0
+    await rig.dispatcher.execute(rig.world.op(2))
+
+
+async def test_a_new_epoch_is_taken_whatever_its_version(make_rig: RigFactory) -> None:
+    """A controller store restored from a backup hands out lower versions: its new epoch
+    makes the agent take them; within an epoch versions only grow."""
+    rig = make_rig()
+    keeper = LockKeeper(rig.state_path.parent, rig.dispatcher)
+    old = _set(40)
+    old.epoch = 7
+    assert await keeper.apply(old, "pull")
+    restored = _set(31, "grant:G-1")
+    restored.epoch = 9
+    assert await keeper.apply(restored, "push")
+    with pytest.raises(Refused, match="locked"):
+        await rig.dispatcher.execute(rig.world.op(1))
+    stale = _set(30)
+    stale.epoch = 9
+    assert not await keeper.apply(stale, "push")  # older within the epoch: ignored
+    again = LockKeeper(rig.state_path.parent, rig.dispatcher)
+    again.load()
+    assert (again.epoch, again.version) == (9, 31)
+    assert not await again.apply(stale, "pull")

@@ -78,6 +78,7 @@ class FakeAgent(agent_pb2_grpc.AgentLocalServiceServicer):
     pins: list[agent_pb2.EngineerKey] = field(default_factory=list)
     accept_new_key_sent: list[bool] = field(default_factory=list)
     sync_error: str = ""
+    shells: list[agent_pb2.LiveShell] = field(default_factory=list)
 
     def pin(self, envelope: p.Envelope, pinned_at: int = 1_800_000_000,
             approver: str = "ops") -> None:
@@ -142,6 +143,9 @@ class FakeAgent(agent_pb2_grpc.AgentLocalServiceServicer):
         assert isinstance(revocation, p.Revocation)
         self.revoked[revocation.grant_id] = from_wire(request.revocation)
         return agent_pb2.RevokeResponse(cancelled_operations=2, reported=True)
+
+    def ListShells(self, request, context):  # type: ignore[no-untyped-def]
+        return agent_pb2.ListShellsResponse(shells=self.shells)
 
     def ListGrants(self, request, context):  # type: ignore[no-untyped-def]
         items = [agent_pb2.GrantState(grant=to_wire(env),

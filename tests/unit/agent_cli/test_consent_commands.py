@@ -8,6 +8,7 @@ import pytest
 
 import permissions as p
 from agent.cli import _decide
+from rmaint.v1 import agent_pb2
 
 from .conftest import FakeAgent, Invoke, signed_request
 
@@ -104,9 +105,11 @@ def test_revoke_prints_cancelled_operations(rmagent: Invoke, daemon: FakeAgent) 
     rmagent("approver", "init")
     grant_id = json.loads(rmagent("approve", "R-1", "--yes", "--json").stdout)["grant_id"]
     assert grant_id in rmagent("grants").stdout
+    daemon.shells = [agent_pb2.LiveShell(shell_id="sh-1", grant_id=grant_id),
+                     agent_pb2.LiveShell(shell_id="sh-2", grant_id="G-other")]
     result = rmagent("revoke", grant_id, "--reason", "done")
     assert result.exit_code == 0, result.output
-    assert "2 in-flight operation(s) cancelled" in result.stdout
+    assert "2 in-flight operation(s) cancelled, ended 1 shell;" in result.stdout
     revocation = p.Revocation.from_payload(daemon.revoked[grant_id].payload)
     assert revocation.reason == "done"
     _one_line_error(rmagent("revoke", grant_id), "already revoked")
@@ -137,3 +140,8 @@ def test_interactive_approval_shows_the_engineer_key(
     accepted = rmagent("approve", "R-1", input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert len(daemon.grants) == 1
+
+
+def test_sessions_without_shells_says_so(rmagent: Invoke, daemon: FakeAgent) -> None:
+    result = rmagent("sessions")
+    assert (result.exit_code, result.stdout) == (0, "no live shells\n")

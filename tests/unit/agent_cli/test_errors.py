@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from agent.cli import _consent
@@ -31,6 +33,14 @@ def test_unexpected_failure_is_one_line(rmagent: Invoke, monkeypatch: pytest.Mon
     result = rmagent("grants")
     assert result.exit_code == 1
     assert result.stderr == "error: unexpected failure (RuntimeError): disk on fire\n"
+
+
+def test_a_closed_pipe_ends_quietly(rmagent: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RMAINT_DEBUG", raising=False)
+    monkeypatch.setattr(_consent, "run", _raise(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    result = rmagent("grants", "--json")
+    assert result.exit_code == 1
+    assert result.stderr == ""
 
 
 def test_messages_come_from_one_table() -> None:

@@ -64,3 +64,36 @@ def test_usage_errors_exit_3(runner: CliRunner, tmp_path: Path, args: list[str])
     args = [a.format(missing=tmp_path / "missing.tar.gz", bundle=path) for a in args]
     code, output = run(runner, tmp_path, *args)
     assert code == 3, output
+
+
+def test_ok_says_what_was_checked(runner: CliRunner, tmp_path: Path) -> None:
+    # A file AND its manifest entry changed: consistent, but not what the agent signed.
+    forged_files = dict(FILES, **{"diag/system.json": b'{"hostname": "evil"}\n'})
+    path = write(tmp_path / "forged.tar.gz", [
+        regular("MANIFEST.json", json.dumps(manifest_for(forged_files)).encode()),
+        *(regular(n, d) for n, d in forged_files.items())])
+    code, output = run(runner, tmp_path, str(path))
+    assert code == 0, output
+    assert "consistent with its own manifest; not checked against the hash the agent signed " \
+           "(pass --sha256 from 'rmctl bundle list')" in output
+    assert "matches the hash the agent signed" not in output
+    signed = hashlib.sha256(bundle(tmp_path / "g.tar.gz").read_bytes()).hexdigest()
+    code, output = run(runner, tmp_path, str(path), "--sha256", signed)
+    assert code == 1 and "first bad member: (the archive) (sha256-mismatch)" in output
+    good = tmp_path / "g.tar.gz"
+    code, output = run(runner, tmp_path, str(good), "--sha256", signed)
+    assert code == 0 and "matches the hash the agent signed" in output
+    assert json.loads(run(runner, tmp_path, str(path), "--json")[1])["checked"] == "own-manifest"
+
+
+def test_the_changed_file_is_named_first(runner: CliRunner, tmp_path: Path) -> None:
+    from tests.unit.controller.bundle_files import special
+
+    tampered = dict(FILES, **{"config/etc/app/app.conf": b"listen = 8080\npassword = xyz\n"})
+    path = write(tmp_path / "t.tar.gz", [
+        regular("MANIFEST.json", json.dumps(manifest_for(FILES)).encode()),
+        special("diag", b"5"), *(regular(n, d) for n, d in tampered.items())])
+    code, output = run(runner, tmp_path, str(path))
+    assert code == 1
+    assert "first bad member: config/etc/app/app.conf (sha256-mismatch)" in output
+    assert "also: diag (not-a-file)" in output

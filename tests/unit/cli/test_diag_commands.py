@@ -240,7 +240,7 @@ def test_parameters_are_signed_and_the_result_is_readable(
         params: dict[str, Any], result: Any, shown: list[str]) -> None:
     in_session(runner, alice, channel, result)
     code, out, err = rmctl(runner, alice, *args)
-    assert code == 0, out + err
+    assert code == (1 if {"error", "message"} <= set(result) else 0), out + err
     [op] = signed_operations(channel, alice)
     assert (op.operation, op.params) == (operation, params)
     for text in shown:
@@ -256,7 +256,7 @@ def test_json_prints_the_agents_result_as_is(
         params: dict[str, Any], result: Any, shown: list[str]) -> None:
     in_session(runner, alice, channel, result)
     code, out, err = rmctl(runner, alice, *args, "--json")
-    assert code == 0, err
+    assert code == (1 if {"error", "message"} <= set(result) else 0), err
     assert json.loads(out) == result
     assert err.startswith("receipt sha256:")
 
@@ -290,7 +290,17 @@ def test_unavailable_results_say_why(runner: CliRunner, alice: Home,
 def test_a_process_that_is_gone(runner: CliRunner, alice: Home, channel: FakeChannel) -> None:
     in_session(runner, alice, channel, {"pid": 4242, "exists": False})
     code, out, _ = rmctl(runner, alice, "diag", "process", "4242")
-    assert code == 0 and "no process 4242 on the agent" in out
+    assert code == 1 and "no process 4242 on the agent" in out
+    assert "receipt sha256:" in out  # the refusal is still a signed, logged answer
+
+
+@pytest.mark.parametrize("error", ["outside-allowlist", "not-found", "not-a-file"])
+def test_a_hash_the_agent_refuses_exits_1(runner: CliRunner, alice: Home, channel: FakeChannel,
+                                          error: str) -> None:
+    in_session(runner, alice, channel, {"path": "/srv/escape", "error": error,
+                                        "message": "refused"})
+    code, out, _ = rmctl(runner, alice, "files", "hash", "/srv/escape")
+    assert code == 1 and f"{error}: refused" in out
 
 
 def test_logs_defaults_and_a_regex_search(runner: CliRunner, alice: Home,

@@ -202,7 +202,7 @@ def test_a_denied_operation_still_uses_up_its_number(runner: CliRunner, alice: H
                                                            "permission denied")
     rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
     code, _, err = rmctl(runner, alice, "diag", "system")
-    assert (code, err) == (1, "error: permission denied by the agent\n")
+    assert (code, err) == (1, "error: permission denied\n")
     channel.handlers["RunOperation"] = FakeAgent(SYSTEM)
     assert rmctl(runner, alice, "diag", "system")[0] == 0
     assert [o.seq for o in signed_operations(channel, alice)] == [1, 2]
@@ -264,3 +264,20 @@ def test_half_a_target_is_a_user_error(runner: CliRunner, alice: Home,
     code, _, err = rmctl(runner, alice, "diag", "disks", "--case", "C-0001")
     assert (code, err) == (1, "error: give both --case and --agent to open a session\n")
     assert channel.calls == []
+
+
+def test_access_longer_than_the_limit_is_said_in_days(runner: CliRunner, alice: Home,
+                                                      channel: FakeChannel) -> None:
+    code, _, err = rmctl(runner, alice, "access", "request", "--case", "C-1", "--agent", "web-1",
+                         "--scope", "diag.read", "--for", "30d", "--reason", "r")
+    assert (code, err) == (1, "error: --for 30d is too long: at most 14 days\n")
+    assert channel.calls == []
+
+
+def test_an_auditor_is_told_to_log_in_again_instead_of_renewing(
+        runner: CliRunner, home_factory: Callable[..., Home]) -> None:
+    auditor = home_factory(role="auditor", name="ada")
+    code, _, err = rmctl(runner, auditor, "renew")
+    assert code == 1
+    assert err == ("error: an auditor's certificate is not renewed: log in again with a new "
+                   "token from an administrator ('rmctl login --token T')\n")

@@ -36,8 +36,9 @@ ADDRESS = "127.0.0.1:7443"
      "a concurrent change collided; retry"),
     ("PERMISSION_DENIED", "permission denied", "ListCases", errors.PermissionDenied,
      "permission denied"),
+    # Not "by the agent": the controller refuses some operations itself (locks).
     ("PERMISSION_DENIED", "permission denied", "RunOperation", errors.PermissionDenied,
-     "permission denied by the agent"),
+     "permission denied"),
     ("UNAUTHENTICATED", "unauthenticated", "ListCases", errors.Unauthenticated,
      "unauthenticated: the controller did not accept this identity (ask for a new token "
      "and run 'rmctl login --token T')"),

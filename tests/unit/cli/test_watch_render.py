@@ -42,3 +42,17 @@ def test_missing_values_show_as_dashes_and_the_live_table_renders() -> None:
     console = Console(file=io.StringIO(), force_terminal=True, width=100)
     console.print(_watch._table(_watch_render.headings(["cpu", "disk", "processes"]), [row]))
     assert "CPU %" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_plain_lines_keep_their_columns_aligned() -> None:
+    metrics = ["cpu", "memory", "disk", "network", "processes"]
+    columns = _watch_render.headings(metrics)
+    rows = _watch_render.WatchRows(metrics)
+    row = rows.row({"seq": 12, "at": 1_700_000_000.0, "cpu": {"percent": 3.5},
+                    "disk": {"filesystems": [{"mountpoint": "/", "percent": 22.8}]},
+                    "processes": {"processes": [{"name": "python", "pid": 7,
+                                                 "cpu_percent": 1.0}]}})
+    header = _watch_render.plain_line(columns, columns)
+    line = _watch_render.plain_line(columns, row)
+    for column, cell in zip(columns, row, strict=True):
+        assert header.index(column) == line.index(cell, header.index(column)), (header, line)

@@ -170,3 +170,63 @@ def test_names_and_manifests_judged_alone() -> None:
         assert unsafe_name(bad) is not None, bad
     assert manifest_fault(manifest_for(FILES)) is None
     assert manifest_fault([]) == "not a JSON object"
+
+
+def _tar_end(path: Path) -> bytes:
+    """The unpacked tar of ``path`` cut where its last member ends (before the end blocks)."""
+    raw = gzip.decompress(path.read_bytes())
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        tar.getmembers()
+        return raw[:tar.offset]
+
+
+def test_a_member_hidden_behind_a_lone_zero_block_is_refused(tmp_path: Path) -> None:
+    body = _tar_end(bundle(tmp_path / "good.tar.gz"))
+    hidden = io.BytesIO()
+    with tarfile.open(fileobj=hidden, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info, data = regular("evil.sh", b"echo pwned\n")
+        tar.addfile(info, io.BytesIO(data))
+    # tarfile stops at the zero block; `tar --ignore-zeros` would extract evil.sh.
+    forged = tmp_path / "hidden.tar.gz"
+    forged.write_bytes(gzip.compress(body + b"\0" * 512 + hidden.getvalue()))
+    assert kinds(forged) == [(None, "trailing-data")]
+    garbage = tmp_path / "garbage.tar.gz"  # a block that is no header, then the end blocks
+    garbage.write_bytes(gzip.compress(body + b"X" * 512 + b"\0" * 1024))
+    assert kinds(garbage) == [(None, "trailing-data")]
+    late = tmp_path / "late.tar.gz"  # garbage far past tarfile's read-ahead
+    late.write_bytes(gzip.compress(body + b"\0" * 300_000 + b"X" + b"\0" * 1023))
+    assert kinds(late) == [(None, "trailing-data")]
+    short = tmp_path / "short.tar.gz"  # one end block only
+    short.write_bytes(gzip.compress(body + b"\0" * 512))
+    assert kinds(short) == [(None, "truncated")]
+    padded = tmp_path / "padded.tar.gz"  # any number of zero blocks is fine
+    padded.write_bytes(gzip.compress(body + b"\0" * 300_000))
+    assert kinds(padded) == []
+
+
+def test_manifest_paths_that_differ_only_by_case_are_refused() -> None:
+    manifest = manifest_for({"config/App.conf": b"a", "config/app.conf": b"b"})
+    fault = manifest_fault(manifest)
+    assert fault is not None and "only by case" in fault
+
+
+def test_a_changed_file_is_named_before_directory_entries(tmp_path: Path) -> None:
+    # As `tar czf` of an unpacked tree makes it: directory entries before the files.
+    tampered = dict(FILES, **{"logs/var/log/app.log": b"request 1 ok\nrequest 2 OK\n"})
+    path = write(tmp_path / "t.tar.gz", [
+        regular("MANIFEST.json", json.dumps(manifest_for(FILES)).encode()),
+        special("diag", tarfile.DIRTYPE), special("config", tarfile.DIRTYPE),
+        *(regular(n, d) for n, d in tampered.items())])
+    digest = hashlib.sha256(bundle(tmp_path / "g.tar.gz").read_bytes()).hexdigest()
+    report = verify_bundle_file(path, digest)
+    assert [(p.member, p.kind) for p in report.problems] == [
+        ("logs/var/log/app.log", "sha256-mismatch"), (None, "sha256-mismatch"),
+        ("diag", "not-a-file"), ("config", "not-a-file")]
+    assert report.first is not None and report.first.member == "logs/var/log/app.log"
+    assert report.signed_hash_checked and report.to_json()["checked"] == "signed-hash"
+
+
+def test_an_empty_archive_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.tar.gz"
+    empty.write_bytes(gzip.compress(b"\0" * 10240))
+    assert kinds(empty) == [("MANIFEST.json", "manifest-not-first")]

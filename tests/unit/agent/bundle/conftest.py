@@ -20,7 +20,8 @@ from agent.diag.policy import DiagConfig, parse
 
 SNAPSHOT = 1_750_000_000.0
 CONTEXT = OperationContext(agent_id="web-1", grant_id="G-1", case_id="C-7", session_id="S-1",
-                           seq=1, engineer="eve", engineer_key_id="k1")
+                           seq=1, engineer="eve", engineer_key_id="k1",
+                           scopes=("diag.read", "diag.logs", "diag.files"))
 Emit = Callable[[bytes], Awaitable[None]]
 
 

@@ -20,6 +20,7 @@ from agent.bundle import policy
 from agent.bundle.collect import Stopped
 from agent.bundle.operation import BundleSettings, Handoff
 from agent.catalogue import build_catalogue
+from agent.context import OperationContext
 from agent.diag.policy import DiagConfig
 from agent.errors import InvalidParams
 from controller.bundle_verify import verify_bundle_file
@@ -37,12 +38,14 @@ from tests.unit.agent.bundle.conftest import (
 
 async def create(world: World, params: dict[str, Any], *, diag: DiagConfig | None = None,
                  max_bytes: int = policy.DEFAULT_MAX_BYTES,
-                 emit: Emit | None = None) -> tuple[dict[str, Any], bytes]:
-    settings = BundleSettings(home=world.home, max_bytes=max_bytes, clock=lambda: SNAPSHOT)
+                 emit: Emit | None = None, configs: bool = True,
+                 context: OperationContext = CONTEXT) -> tuple[dict[str, Any], bytes]:
+    settings = BundleSettings(home=world.home, max_bytes=max_bytes, clock=lambda: SNAPSHOT,
+                              configs=configs)
     spec = build_catalogue(diag or world.diag(), bundle=settings)["bundle.create"]
     assert spec.prepare_stream is not None and spec.streams
     collector = Collector()
-    summary = await spec.prepare_stream(params, CONTEXT)(emit or collector)
+    summary = await spec.prepare_stream(params, context)(emit or collector)
     return summary, collector.data
 
 
@@ -78,6 +81,7 @@ async def test_bundle_holds_readings_configs_and_logs_redacted_manifest_first(
         assert secret not in data and all(secret not in body for body in files.values())
 
     bundle = summary["bundle"]
+    assert manifest["sections_withheld"] == [] and bundle["withheld"] == []  # all allowed
     assert bundle["files"] == len(names) - 1
     assert bundle["redactions"] == sum(e["redactions"] for e in listed.values()) >= 4
     assert bundle["manifest_sha256"] == hashlib.sha256(files["MANIFEST.json"]).hexdigest()
@@ -219,8 +223,11 @@ def test_the_bundle_section_of_agent_toml() -> None:
     assert policy.parse({}) == policy.BundleConfig(64 * 1024 * 1024)
     assert policy.parse({"max_bytes": 8 * 1024 * 1024}).max_bytes == 8 * 1024 * 1024
     assert policy.to_toml(policy.parse({})) == {}
+    assert policy.parse({}).configs is False  # nothing under file_roots is copied by default
+    assert policy.parse({"configs": True}).configs is True
+    assert policy.to_toml(policy.parse({"configs": True})) == {"configs": True}
     for bad in ({"max_bytes": 1}, {"max_bytes": True}, {"max_bytes": "64M"},
-                {"max_bytes": 2 * 1024**3}, {"limit": 1}):
+                {"max_bytes": 2 * 1024**3}, {"limit": 1}, {"configs": "yes"}, {"configs": 1}):
         with pytest.raises(policy.BundleConfigInvalid, match=r"bundle"):
             policy.parse(bad)
 
@@ -231,6 +238,7 @@ def test_agent_toml_carries_the_bundle_section(tmp_path: Path) -> None:
     c.save(tmp_path, c.AgentConfig(id="web-1", trust_domain="example.test",
                                    bundle=policy.BundleConfig(8 * 1024 * 1024)))
     assert c.load(tmp_path).bundle.max_bytes == 8 * 1024 * 1024
+    assert c.load(tmp_path).bundle.configs is False
     assert "[bundle]" in (tmp_path / "agent.toml").read_text()
     (tmp_path / "agent.toml").write_text(
         (tmp_path / "agent.toml").read_text().replace("8388608", "12"))
