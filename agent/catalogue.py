@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.bundle.operation import BundleSettings, bundle_spec
 from agent.context import OperationContext
-from agent.data.ops import DataOperations
 from agent.diag import (
     connect,
     database,
@@ -37,6 +36,9 @@ from agent.diag import (
 from agent.diag.params import ParamReader
 from agent.diag.policy import DiagConfig
 from agent.errors import InvalidParams
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by an agent with data sources
+    from agent.data.ops import DataOperations
 
 Params = Mapping[str, Any]
 Runner = Callable[[], Awaitable[dict[str, Any]]]
@@ -118,15 +120,27 @@ def _data(name: str, scope: str, writes: bool,
     return in_context(name, scope, writes, prepare)
 
 
-def data_specs(data: DataOperations) -> tuple[OperationSpec, ...]:
-    """The data-correction operations bound to the customer's data sources."""
-    return (
-        _data("data.describe", "data.read", False, data.prepare_describe),
-        _data("data.query", "data.read", False, data.prepare_query),
-        _data("data.preview", "data.write", False, data.prepare_preview),
-        _data("data.apply", "data.write", True, data.prepare_apply),
-        _data("data.undo", "data.write", False, data.prepare_undo),
-    )
+_DATA_OPERATIONS = (("data.describe", "data.read", False), ("data.query", "data.read", False),
+                    ("data.preview", "data.write", False), ("data.apply", "data.write", True),
+                    ("data.undo", "data.write", False))
+
+
+def data_specs(data: DataOperations | None) -> tuple[OperationSpec, ...]:
+    """The data-correction operations bound to the customer's data sources; without any
+    (``data`` None), the same operations refusing with that reason."""
+    if data is None:
+        return tuple(_data(name, scope, writes, _no_data_sources(name))
+                     for name, scope, writes in _DATA_OPERATIONS)
+    prepares = (data.prepare_describe, data.prepare_query, data.prepare_preview,
+                data.prepare_apply, data.prepare_undo)
+    return tuple(_data(name, scope, writes, prepare)
+                 for (name, scope, writes), prepare in zip(_DATA_OPERATIONS, prepares, strict=True))
+
+
+def _no_data_sources(name: str) -> Callable[[Params, OperationContext], Runner]:
+    def prepare(params: Params, context: OperationContext) -> Runner:
+        raise InvalidParams(f"{name}: no data sources are configured on this agent")
+    return prepare
 
 
 def _bind(parse: Callable[[Params], Q],
@@ -186,7 +200,7 @@ def build_catalogue(diag: DiagConfig, data: DataOperations | None = None,
         OperationSpec("files.hash", "diag.files", False, 25.0, 16 * KIB,
                       _bind(partial(files.parse_file, "files.hash", diag=diag), files.hash_file)),
     )
-    extra = data_specs(data) if data is not None else ()
+    extra = data_specs(data)
     bundled = bundle_spec(diag, specs, bundle or BundleSettings())
     return {spec.name: spec for spec in (*specs, bundled, *extra, *more)}
 

@@ -18,7 +18,6 @@ from typing import Any
 import grpc
 
 from agent.changes import ChangeStore, StoredPreview
-from agent.data.ops import preview_rows
 from agent.errors import BadInput, ConsentRejected, NotFound
 from agent.rpc import envelope_field, translated
 from agent.state import StateStore
@@ -123,6 +122,7 @@ def _detail(stored: StoredPreview) -> dict[str, Any]:
         return {"kind": "service", "name": stored.source, "action": stored.plan["action"],
                 "current": stored.plan["current"], "expected": stored.plan["expected"],
                 "needs_consent": stored.plan["needs_consent"]}
+    from agent.data.ops import preview_rows  # SQLAlchemy only for an agent with data sources
     return {"kind": "data", "rows": preview_rows(stored), "counts": stored.images["counts"],
             "side_effects": stored.images["side_effects"]}
 

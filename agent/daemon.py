@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,8 +32,6 @@ from agent.change_consent import ChangeGate
 from agent.changes import CHANGES_NAME, ChangeStore
 from agent.checkpoints import signer_for, start_checkpoints
 from agent.config import AgentConfig, AgentPaths
-from agent.data.ops import DataOperations
-from agent.data.undo import resolve_applying
 from agent.device_ops import device_specs
 from agent.dialout import DialOut
 from agent.dispatcher import Dispatcher
@@ -51,6 +50,9 @@ from agent.state import StateStore
 from agent.sync import SyncLoop
 from agent.trust import PinnedTrust
 from agent.witness import Witness
+
+if TYPE_CHECKING:
+    from agent.data.ops import DataOperations
 from pki.certs import identity_of
 from pki.files import read_cert, read_ec_key
 from pki.handshakes import HandshakeWatch
@@ -165,10 +167,16 @@ def _start_upkeep(stack: contextlib.AsyncExitStack, config: AgentConfig, identit
 
 
 async def _start_changes(stack: contextlib.AsyncExitStack, home: Path, config: AgentConfig,
-                         trust: PinnedTrust, clock: Clock) -> tuple[ChangeStore, DataOperations]:
-    """The change store and data sources, after resolving applies a crash cut off."""
+                         trust: PinnedTrust, clock: Clock,
+                         ) -> tuple[ChangeStore, DataOperations | None]:
+    """The change store and data sources (None when the customer configured none), after
+    resolving applies a crash cut off."""
     changes = ChangeStore(home / CHANGES_NAME)
     stack.callback(changes.close)
+    if not config.data.sources:  # SQLAlchemy is loaded only by an agent that needs it
+        return changes, None
+    from agent.data.ops import DataOperations
+    from agent.data.undo import resolve_applying
     data = DataOperations(config.data, changes, trust, clock)
     stack.callback(data.close)
     await asyncio.to_thread(resolve_applying, changes, data.engine, data.source, clock)

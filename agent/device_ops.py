@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import partial
 
 from agent.catalogue import KIB, MIB, OperationSpec, Runner
-from agent.devices import operations
 from agent.devices.policy import DevicesConfig
 from agent.diag.params import Params
 
@@ -30,10 +29,12 @@ def device_specs(devices: DevicesConfig) -> tuple[OperationSpec, ...]:
 
 
 def _prepare_list(devices: DevicesConfig, params: Params) -> Runner:
+    from agent.devices import operations  # paramiko only for an agent with devices
     listed = operations.parse_list(params, devices)
     return lambda: operations.list_devices(listed)
 
 
 def _prepare_exec(devices: DevicesConfig, params: Params) -> Runner:
+    from agent.devices import operations  # paramiko only for an agent with devices
     command = operations.parse_exec(params, devices)
     return lambda: operations.execute(command)

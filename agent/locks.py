@@ -37,7 +37,7 @@ from pki.tls import TlsFiles, secure_channel
 from rmaint.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 
 LOCKS_FILE = "locks.json"
-PULL_INTERVAL = 5.0
+PULL_INTERVAL = 30.0  # a fallback: changes are pushed at once (ApplyLocks, the dial-out stream)
 PULL_TIMEOUT = 10.0
 MAX_LOCKS = 10_000
 UNKNOWN = "locks-unknown"

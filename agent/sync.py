@@ -34,6 +34,7 @@ from pki.tls import TlsFiles, secure_channel
 from rmaint.envelopes import from_wire, to_wire
 from rmaint.v1 import common_pb2, controller_pb2, controller_pb2_grpc
 
+INTERVAL = 5.0  # seconds between rounds; decisions and `rmagent requests` sync at once
 _log = logging.getLogger("agent.sync")
 NO_CONTROLLER = "no controller address is configured"
 Stub: TypeAlias = controller_pb2_grpc.AgentReportServiceStub
@@ -49,7 +50,7 @@ class SyncLoop:
 
     def __init__(self, *, controller: str, trust_domain: str, files: TlsFiles,
                  state: StateStore, trust: PinnedTrust, address: str,
-                 clock: Callable[[], float] = time.time, interval: float = 2.0,
+                 clock: Callable[[], float] = time.time, interval: float = INTERVAL,
                  max_backoff: float = 30.0, rpc_timeout: float = 5.0,
                  witness: Witness | None = None) -> None:
         self._controller = controller

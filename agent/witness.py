@@ -33,7 +33,7 @@ from rmaint.v1 import controller_pb2, controller_pb2_grpc
 
 BATCH = 500
 MAX_BATCH_BYTES = 1024 * 1024  # one record alone may exceed it (the controller caps records)
-INTERVAL = 10.0
+INTERVAL = 60.0
 MAX_EXCHANGES = 50  # per round: a long backlog is sent over the next rounds
 _log = logging.getLogger("agent.witness")
 P = ParamSpec("P")

@@ -3,7 +3,7 @@
 ::
 
     [witness]
-    interval_seconds = 10       # a round at least this often (default 10, 1..3600)
+    interval_seconds = 60       # a round at least this often (default 60, 1..3600)
 
 The sync loop also runs a round whenever the agent's log grew (see :mod:`agent.witness`),
 so the interval bounds how stale the controller's cosignature of an idle log may be.
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_INTERVAL = 10
+DEFAULT_INTERVAL = 60
 MIN_INTERVAL = 1
 MAX_INTERVAL = 3600
 _KEYS = frozenset({"interval_seconds"})

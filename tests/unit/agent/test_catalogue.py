@@ -19,13 +19,16 @@ SCOPES = {
     "logs.search": "diag.logs",
     "files.stat": "diag.files", "files.hash": "diag.files",
     "bundle.create": "diag.read", "diag.watch": "diag.read",
+    # Offered by every agent; without data sources they refuse, saying so.
+    "data.describe": "data.read", "data.query": "data.read", "data.preview": "data.write",
+    "data.apply": "data.write", "data.undo": "data.write",
 }
 
 
 def test_catalogue_declares_scope_and_limits() -> None:
     assert {name: spec.scope for name, spec in CATALOGUE.items()} == SCOPES
     for spec in CATALOGUE.values():
-        assert not spec.writes
+        assert spec.writes == (spec.name == "data.apply")
         # The controller waits 30 s for a result; a stream reports as it goes.
         assert 0 < spec.deadline and (spec.streams or spec.deadline <= 25)
         assert spec.output_limit > 0
@@ -71,3 +74,12 @@ async def test_operations_return_json_ready_values() -> None:
     assert rss == sorted(rss, reverse=True)
     assert {"pid", "name", "user", "cpu_percent", "memory_percent", "status", "cmdline"} <= \
         set(top["processes"][0])
+
+
+def test_data_operations_without_data_sources_say_so() -> None:
+    from agent.context import OperationContext
+    from agent.errors import InvalidParams
+    context = OperationContext(agent_id="web-1", grant_id="G-1", case_id="C-1", session_id="S-1",
+                               seq=1, engineer="alice", engineer_key_id="sha256:" + "0" * 64)
+    with pytest.raises(InvalidParams, match="no data sources are configured on this agent"):
+        CATALOGUE["data.query"].runner({"source": "shop"}, context)

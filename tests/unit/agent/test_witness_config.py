@@ -17,9 +17,9 @@ def _load(tmp_path: Path, text: str) -> c.AgentConfig:
     return c.load(tmp_path)
 
 
-def test_the_interval_defaults_to_ten_seconds(tmp_path: Path) -> None:
-    assert _load(tmp_path, "").witness == WitnessConfig(interval_seconds=10)
-    assert _load(tmp_path, "[witness]\n").witness.interval_seconds == 10
+def test_the_interval_defaults_to_a_minute(tmp_path: Path) -> None:
+    assert _load(tmp_path, "").witness == WitnessConfig(interval_seconds=60)
+    assert _load(tmp_path, "[witness]\n").witness.interval_seconds == 60
 
 
 @pytest.mark.parametrize("seconds", [1, 45, 3600])
