@@ -13,6 +13,7 @@ from controller.presence import ONLINE_WINDOW, is_online
 from controller.relay import OFFLINE, Outcome
 from rmaint.v1 import agent_pb2
 from rmaint.v1 import controller_pb2 as pb
+from tests.unit.controller.dialin_frames import written
 
 REQUEST = agent_pb2.ExecuteRequest()
 RESPONSE = agent_pb2.ExecuteResponse(result_json=b'{"ok": true}')
@@ -23,22 +24,13 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
 
 
-async def _sent(link: Link) -> list[pb.ControllerFrame]:
-    """The frames the link would write, until nothing more is queued."""
-    frames: list[pb.ControllerFrame] = []
-    stream = link.outgoing()
-    while True:
-        try:
-            frames.append(await asyncio.wait_for(anext(stream), 0.05))
-        except (TimeoutError, StopAsyncIteration):
-            return frames
 
 
 async def test_an_answer_resolves_the_call_it_names() -> None:
     link = Link("web-1", "peer")
     first = asyncio.create_task(link.call(REQUEST, 5))
     second = asyncio.create_task(link.call(REQUEST, 5))
-    sent = await _sent(link)
+    sent = await written(link)
     assert [f.WhichOneof("body") for f in sent] == ["execute", "execute"]
     assert len({f.call_id for f in sent}) == 2
     assert link.answer(pb.AgentFrame(call_id=sent[1].call_id, response=RESPONSE)) is None
@@ -54,7 +46,7 @@ async def test_an_answer_resolves_the_call_it_names() -> None:
 async def test_an_id_that_was_not_sent_or_already_answered_is_refused() -> None:
     link = Link("web-1", "peer")
     call = asyncio.create_task(link.call(REQUEST, 5))
-    (frame,) = await _sent(link)
+    (frame,) = await written(link)
     refusal = link.answer(pb.AgentFrame(call_id=frame.call_id + 1, response=RESPONSE))
     assert refusal is not None
     assert (refusal.code, refusal.message) == \
@@ -75,7 +67,7 @@ async def test_a_malformed_answer_is_refused_and_the_call_still_waits(
         frame: pb.AgentFrame) -> None:
     link = Link("web-1", "peer")
     call = asyncio.create_task(link.call(REQUEST, 5))
-    (sent,) = await _sent(link)
+    (sent,) = await written(link)
     assert sent.call_id == frame.call_id
     refusal = link.answer(frame)
     assert refusal is not None
@@ -89,21 +81,21 @@ async def test_a_malformed_answer_is_refused_and_the_call_still_waits(
 async def test_calls_in_flight_fail_unavailable_when_the_stream_closes() -> None:
     link = Link("web-1", "peer")
     calls = [asyncio.create_task(link.call(REQUEST, 5)) for _ in range(3)]
-    await _sent(link)
+    await written(link)
     link.close()
     for relayed in await asyncio.gather(*calls):
         assert (relayed.response, relayed.code, relayed.detail) == \
             (None, grpc.StatusCode.UNAVAILABLE, OFFLINE)
     after = await link.call(REQUEST, 5)
     assert (after.code, after.detail) == (grpc.StatusCode.UNAVAILABLE, OFFLINE)
-    assert await _sent(link) == []  # nothing is re-sent after the loss
+    assert await written(link) == []  # nothing is re-sent after the loss
 
 
 async def test_a_call_without_an_answer_ends_at_its_deadline_and_is_cancelled() -> None:
     link = Link("web-1", "peer")
     relayed = await link.call(REQUEST, 0.01)
     assert relayed.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    execute, cancel = await _sent(link)
+    execute, cancel = await written(link)
     assert (cancel.call_id, cancel.WhichOneof("body")) == (execute.call_id, "cancel")
     late = link.answer(pb.AgentFrame(call_id=execute.call_id, response=RESPONSE))
     assert late is not None and late.message == "permission denied"
@@ -112,21 +104,21 @@ async def test_a_call_without_an_answer_ends_at_its_deadline_and_is_cancelled() 
 async def test_a_call_the_engineer_abandons_is_cancelled_on_the_agent() -> None:
     link = Link("web-1", "peer")
     call = asyncio.create_task(link.call(REQUEST, 5))
-    (execute,) = await _sent(link)
+    (execute,) = await written(link)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    (cancel,) = await _sent(link)
+    (cancel,) = await written(link)
     assert (cancel.call_id, cancel.WhichOneof("body")) == (execute.call_id, "cancel")
 
 
 async def test_an_answered_call_sends_no_cancel() -> None:
     link = Link("web-1", "peer")
     call = asyncio.create_task(link.call(REQUEST, 5))
-    (execute,) = await _sent(link)
+    (execute,) = await written(link)
     assert link.answer(pb.AgentFrame(call_id=execute.call_id, response=RESPONSE)) is None
     await call
-    assert await _sent(link) == []
+    assert await written(link) == []
 
 
 def test_online_means_heard_from_within_the_window() -> None:

@@ -13,20 +13,13 @@ import pytest
 from controller.dialin import OVERRUN, STREAM_BUFFER, Link
 from rmaint.v1 import agent_pb2
 from rmaint.v1 import controller_pb2 as pb
+from tests.unit.controller.dialin_frames import written
 
 REQUEST = agent_pb2.ExecuteRequest()
 RESPONSE = agent_pb2.ExecuteResponse(result_json=b'{"stream": {}}')
 PART = b"x" * (256 * 1024)
 
 
-async def _sent(link: Link) -> list[pb.ControllerFrame]:
-    frames: list[pb.ControllerFrame] = []
-    stream = link.outgoing()
-    while True:
-        try:
-            frames.append(await asyncio.wait_for(anext(stream), 0.05))
-        except (TimeoutError, StopAsyncIteration):
-            return frames
 
 
 async def test_a_stalled_call_is_cancelled_and_the_others_go_on(
@@ -47,10 +40,10 @@ async def test_a_stalled_call_is_cancelled_and_the_others_go_on(
 
     slow_call = asyncio.create_task(link.call_stream(REQUEST, 30, slow))
     other_call = asyncio.create_task(link.call_stream(REQUEST, 30, quick))
-    first, second = await _sent(link)
+    first, second = await written(link)
     for _ in range(800):  # 200 MiB offered: the reader never waits
         assert link.answer(pb.AgentFrame(call_id=first.call_id, part=PART)) is None
-    (cancel,) = await _sent(link)
+    (cancel,) = await written(link)
     assert cancel.call_id == first.call_id and cancel.WhichOneof("body") == "cancel"
     assert link.answer(pb.AgentFrame(call_id=second.call_id, part=b"ok")) is None
     assert link.answer(pb.AgentFrame(call_id=second.call_id, response=RESPONSE)) is None
@@ -59,4 +52,4 @@ async def test_a_stalled_call_is_cancelled_and_the_others_go_on(
     ended = await slow_call
     assert (ended.code, ended.detail) == (grpc.StatusCode.RESOURCE_EXHAUSTED, OVERRUN)
     assert 0 < len(taken) * len(PART) <= STREAM_BUFFER  # no more was ever held
-    assert link.idle and await _sent(link) == []  # cancelled once
+    assert link.idle and await written(link) == []  # cancelled once

@@ -12,6 +12,7 @@ from controller.dialin import Link
 from controller.relay import OFFLINE
 from rmaint.v1 import agent_pb2
 from rmaint.v1 import controller_pb2 as pb
+from tests.unit.controller.dialin_frames import written
 
 REQUEST = agent_pb2.ExecuteRequest()
 RESPONSE = agent_pb2.ExecuteResponse(result_json=b'{"stream": {}}')
@@ -22,14 +23,6 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
 
 
-async def _sent(link: Link) -> list[pb.ControllerFrame]:
-    frames: list[pb.ControllerFrame] = []
-    stream = link.outgoing()
-    while True:
-        try:
-            frames.append(await asyncio.wait_for(anext(stream), 0.05))
-        except (TimeoutError, StopAsyncIteration):
-            return frames
 
 
 class _Parts:
@@ -47,7 +40,7 @@ async def test_parts_are_handed_on_in_order_then_the_answer_ends_the_call() -> N
     link = Link("web-1", "peer")
     parts = _Parts()
     call = asyncio.create_task(link.call_stream(REQUEST, 5, parts))
-    (sent,) = await _sent(link)
+    (sent,) = await written(link)
     assert sent.WhichOneof("body") == "execute_stream"
     for data in (b"one", b"", b"three"):
         assert link.answer(pb.AgentFrame(call_id=sent.call_id, part=data)) is None
@@ -56,13 +49,13 @@ async def test_parts_are_handed_on_in_order_then_the_answer_ends_the_call() -> N
     assert parts.parts == [b"one", b"", b"three"]
     late = link.answer(pb.AgentFrame(call_id=sent.call_id, part=b"late"))
     assert late is not None and late.message == "permission denied"
-    assert link.idle and await _sent(link) == []  # answered: no cancel frame
+    assert link.idle and await written(link) == []  # answered: no cancel frame
 
 
 async def test_a_part_for_a_unary_call_is_refused() -> None:
     link = Link("web-1", "peer")
     call = asyncio.create_task(link.call(REQUEST, 5))
-    (sent,) = await _sent(link)
+    (sent,) = await written(link)
     refusal = link.answer(pb.AgentFrame(call_id=sent.call_id, part=b"x"))
     assert refusal is not None and refusal.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert not call.done()
@@ -73,11 +66,11 @@ async def test_a_part_for_a_unary_call_is_refused() -> None:
 async def test_a_failing_receiver_cancels_the_call_on_the_agent() -> None:
     link = Link("web-1", "peer")
     call = asyncio.create_task(link.call_stream(REQUEST, 5, _Parts(fail_at=1)))
-    (sent,) = await _sent(link)
+    (sent,) = await written(link)
     link.answer(pb.AgentFrame(call_id=sent.call_id, part=b"x"))
     with pytest.raises(OverflowError):
         await call
-    (cancel,) = await _sent(link)
+    (cancel,) = await written(link)
     assert (cancel.call_id, cancel.WhichOneof("body")) == (sent.call_id, "cancel")
 
 
@@ -85,8 +78,8 @@ async def test_a_lost_stream_or_a_timeout_ends_a_streaming_call() -> None:
     link = Link("web-1", "peer")
     timed_out = await link.call_stream(REQUEST, 0.05, _Parts())
     assert timed_out.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert [f.WhichOneof("body") for f in await _sent(link)] == ["execute_stream", "cancel"]
+    assert [f.WhichOneof("body") for f in await written(link)] == ["execute_stream", "cancel"]
     call = asyncio.create_task(link.call_stream(REQUEST, 5, _Parts()))
-    await _sent(link)
+    await written(link)
     link.close()
     assert ((await call).code, (await call).detail) == (grpc.StatusCode.UNAVAILABLE, OFFLINE)
