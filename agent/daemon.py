@@ -264,18 +264,21 @@ def _log_handshake_refusal(reason: str, detail: str) -> None:
 
 
 async def _serve(home: Path) -> None:
-    handle = await start(home)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before anything is served: a stop asked for while starting is a clean stop once started.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    _log.info("rmagent serving", extra={"fields": {
-        "agent_id": handle.identity.name, "address": handle.address,
-        "socket": str(handle.socket), "dial_out": handle.dialout is not None}})
     try:
-        await stopping.wait()
+        handle = await start(home)
+        _log.info("rmagent serving", extra={"fields": {
+            "agent_id": handle.identity.name, "address": handle.address,
+            "socket": str(handle.socket), "dial_out": handle.dialout is not None}})
+        try:
+            await stopping.wait()
+        finally:
+            await handle.stop()
+            _log.info("rmagent stopped")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await handle.stop()
-        _log.info("rmagent stopped")
