@@ -43,8 +43,8 @@ def to_db(column: sa.Column[Any], value: Any) -> Any:
         return value
     try:
         kind = column.type.python_type
-    except NotImplementedError:
-        return value
+    except NotImplementedError:  # SQLAlchemy's answer for types with no Python type
+        return value  # (e.g. a database-specific type): the driver binds the text as it is
     try:
         return _PARSERS[kind](value) if kind in _PARSERS else value
     except (ValueError, decimal.InvalidOperation) as exc:
