@@ -104,6 +104,8 @@ def test_a_pid_reused_by_another_program_is_never_signalled(make_service: MakeSe
     service = make_service()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
+        # Until exec completes the new pid shows an empty command line, which reads as exiting.
+        assert _wait_for(lambda: "time.sleep(30)" in " ".join(psutil.Process(other.pid).cmdline()))
         service.pidfile.parent.mkdir(parents=True, exist_ok=True)
         service.pidfile.write_text(f"{other.pid}\n")
         assert status(service.config, "worker")["detail"] == \
