@@ -21,22 +21,34 @@ Every match is replaced by ``***`` and counted under the pattern's name. Pure.
 
 from __future__ import annotations
 
+import importlib.util
 import os.path
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
-
 MAX_PATTERNS = 64
 MAX_PATTERN_CHARS = 1000
 _MAX_PROGRAM_BYTES = 1 << 20  # RE2's memory budget for one compiled pattern
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-# Where re2 is imported from: a child interpreter started without site-packages
-# (``python -I -S``, see agent.diag._grep) puts it on its path.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-RE2_PATH = os.path.dirname(os.path.dirname(os.path.abspath(re2.__file__)))
+
+
+def _re2() -> Any:
+    """google-re2 (it ships no type information), loaded with the first pattern: an agent
+    without custom patterns never needs it."""
+    import re2  # type: ignore[import-untyped]
+    return re2
+
+
+def re2_path() -> str:
+    """Where re2 is imported from: a child interpreter started without site-packages
+    (``python -I -S``, see agent.diag._grep) puts it on its path. Found, not imported."""
+    spec = importlib.util.find_spec("re2")
+    if spec is None or spec.origin is None:
+        raise ImportError("google-re2 is not installed")
+    return os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
 
 
 class PatternInvalid(ValueError):
@@ -44,7 +56,7 @@ class PatternInvalid(ValueError):
 
 
 def _options() -> Any:
-    options = re2.Options()
+    options = _re2().Options()
     options.log_errors = False  # the reason goes into PatternInvalid, not to stderr
     options.max_mem = _MAX_PROGRAM_BYTES
     return options
@@ -68,6 +80,7 @@ class CustomPattern:
         if name is not None and not _NAME.fullmatch(name):
             raise PatternInvalid(f"{shown}: name must be 1 to 64 letters, digits, '_', '.' "
                                  "or '-', starting with a letter or digit")
+        re2 = _re2()
         try:
             regex = re2.compile(pattern, _options())
         except re2.error as exc:

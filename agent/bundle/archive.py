@@ -16,11 +16,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import tarfile
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from agent.bundle.collect import Staging
+
+if TYPE_CHECKING:
+    import tarfile
 
 FORMAT = "rmaint-bundle/1"
 MANIFEST_NAME = "MANIFEST.json"
@@ -53,6 +55,8 @@ def manifest(*, agent_id: str, case_id: str, created_at: float, sections: Sequen
 
 
 def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = mtime
@@ -68,6 +72,8 @@ def write(out: IO[bytes], manifest_bytes: bytes, staging: Staging, mtime: int) -
 
     Checks between members whether the operation was cancelled (``staging.check``).
     """
+    import tarfile  # loaded with the first bundle: an idle agent does not hold it
+
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=mtime) as packed, \
             tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info(MANIFEST_NAME, len(manifest_bytes), mtime), io.BytesIO(manifest_bytes))

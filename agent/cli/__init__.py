@@ -6,11 +6,28 @@ with exit status 1 (usage errors 2, interrupted 130); ``--json`` gives machine o
 
 from __future__ import annotations
 
-from agent.cli._app import app
+from typing import TYPE_CHECKING
+
+from agent.cli._daemon import main_if_daemon
+
+if TYPE_CHECKING:
+    from agent.cli._app import app
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
     """Run ``rmagent`` with the process's arguments; exits with the command's status."""
+    main_if_daemon()
+    from agent.cli._app import app
+
     app(prog_name="rmagent")
+
+
+def __getattr__(name: str) -> object:
+    # The command tree loads on use: ``rmagent run`` serves without it (see _daemon).
+    if name == "app":
+        from agent.cli._app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,8 @@ from agent.cli import (
     _status,
     _sync,
 )
-from agent.cli._common import DEFAULT_HOME, Options
+from agent.cli._common import Options
+from agent.cli._daemon import DEFAULT_HOME
 from agent.cli._locks import locks as _locks_command
 
 app = typer.Typer(

@@ -13,9 +13,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from agent.cli._daemon import DEFAULT_HOME
 from agent.config import AgentConfig, AgentPaths, load
 
-DEFAULT_HOME = "~/.rmaint-agent"
 _T = TypeVar("_T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]

@@ -60,6 +60,12 @@ def message_for(exc: BaseException) -> str:
     return f"unexpected failure ({type(exc).__name__}): {exc}"
 
 
+def reported_as_is(exc: BaseException) -> bool:
+    """True for an unexpected error under ``RMAINT_DEBUG=1``: it keeps its traceback."""
+    known = any(isinstance(exc, kind) for kind, _ in _MESSAGES)
+    return not known and os.environ.get("RMAINT_DEBUG") == "1"
+
+
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr; the caller raises the returned Exit(1)."""
     print(f"error: {message}", file=sys.stderr)
@@ -80,8 +86,7 @@ def guarded(command: Callable[_P, _R]) -> Callable[_P, _R]:
             # ends quietly on EPIPE, as rmctl does.
             raise
         except Exception as exc:
-            known = any(isinstance(exc, kind) for kind, _ in _MESSAGES)
-            if not known and os.environ.get("RMAINT_DEBUG") == "1":
+            if reported_as_is(exc):
                 raise
             raise fail(message_for(exc)) from None
 

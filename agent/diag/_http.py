@@ -8,7 +8,6 @@ up to ``MAX_REDIRECTS`` times, and only to targets that ``allowed`` accepts.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
 import socket
 import ssl
@@ -44,6 +43,8 @@ async def get(url: str, *, verify: bool, allowed: Allowed, timeout: float) -> di
 
 
 def _get(url: str, verify: bool, allowed: Allowed, timeout: float) -> dict[str, Any]:
+    import http.client  # loaded with the first check: an idle agent does not hold it
+
     started = time.monotonic()
     redirects: list[dict[str, Any]] = []
     current = url
@@ -83,6 +84,8 @@ def _refuse_redirect(url: str, allowed: Allowed, followed: int) -> str | None:
 
 
 def _request(url: str, verify: bool, timeout: float) -> tuple[int, str, str | None]:
+    import http.client
+
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
     connection: http.client.HTTPConnection

@@ -40,7 +40,7 @@ from agent.diag.logs import (
 )
 from agent.diag.params import ParamReader, Params
 from agent.diag.policy import DiagConfig
-from agent.redact_custom import NO_PATTERNS, RE2_PATH, CustomRedaction
+from agent.redact_custom import NO_PATTERNS, CustomRedaction, re2_path
 
 SEARCH_BUDGET = 10.0
 DEFAULT_SCAN_BYTES = 16 * 1024 * 1024
@@ -157,7 +157,7 @@ async def _run_child(query: SearchQuery, scan: _Scan) -> dict[str, Any]:
               "end": scan.end, "max_line": MAX_LINE_BYTES, "match_chars": MAX_LINE_CHARS,
               "redact_patterns": query.custom.to_json()}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(config), _ROOT, RE2_PATH,
+        sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(config), _ROOT, re2_path(),
         stdin=scan.fd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, limit=1 << 20)
     matches: deque[dict[str, Any]] = deque(maxlen=query.limit)

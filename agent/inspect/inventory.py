@@ -7,20 +7,17 @@ readings as ``diag.system``.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import platform
 import socket
 
 import psutil
 
+from rmaint import __version__
 from rmaint.v1 import controller_pb2 as pb
 
 
 def agent_version() -> str:
-    try:
-        return importlib.metadata.version("rmaint")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 @functools.cache

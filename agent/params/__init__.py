@@ -17,9 +17,8 @@ validation command. The functions block (file system, a subprocess): call them i
 worker thread.
 """
 
-from agent.params._apply import apply, undo
-from agent.params._preview import Change, ParamPreview, preview
-from agent.params.backups import Backups
+from typing import TYPE_CHECKING
+
 from agent.params.errors import (
     ChangeRejected,
     Drifted,
@@ -31,6 +30,25 @@ from agent.params.errors import (
     ValidationFailed,
 )
 from agent.params.policy import ParamFile, ParamsConfig, parse, to_toml
+
+if TYPE_CHECKING:
+    from agent.params._apply import apply, undo
+    from agent.params._preview import Change, ParamPreview, preview
+    from agent.params.backups import Backups
+
+# The engine loads on first use: reading the policy (agent.toml) must not pull in the
+# TOML and YAML editors, which an idle agent never needs.
+_ENGINE = {"apply": "_apply", "undo": "_apply", "Change": "_preview",
+           "ParamPreview": "_preview", "preview": "_preview", "Backups": "backups"}
+
+
+def __getattr__(name: str) -> object:
+    module = _ENGINE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = ["Backups", "Change", "ChangeRejected", "Drifted", "FileRefused", "ParamFile",
            "ParamPreview", "ParamsConfig", "ParamsConfigInvalid", "ParamsError", "UndoRefused",

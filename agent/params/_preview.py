@@ -8,7 +8,6 @@ the digest is consent to one file going from one exact text to another.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -107,6 +106,8 @@ def digest(name: str, before_sha256: str, after_sha256: str, changes: tuple[Chan
 
 
 def unified_diff(name: str, before: str, after: str) -> str:
+    import difflib  # loaded with the first change preview
+
     return "".join(difflib.unified_diff(before.splitlines(keepends=True),
                                         after.splitlines(keepends=True),
                                         fromfile=f"{name} (before)", tofile=f"{name} (after)"))

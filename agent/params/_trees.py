@@ -2,7 +2,8 @@
 
 TOML goes through ``tomlkit`` and YAML through ``ruamel.yaml``'s round-trip mode, so
 comments, order and layout outside the changed values stay as written. JSON has no
-comments: it is re-serialised with the indentation it was written with.
+comments: it is re-serialised with the indentation it was written with. Both libraries
+load on first use of their format: an idle agent never edits a file and need not hold them.
 """
 
 from __future__ import annotations
@@ -12,26 +13,25 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
-from typing import Any
-
-import tomlkit
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-from tomlkit.exceptions import TOMLKitError
+from typing import TYPE_CHECKING, Any
 
 from agent.params._values import Values, checked, plain
 from agent.params.errors import ChangeRejected, FileRefused
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 
 def load(fmt: str, text: str) -> Any:
     """The document tree of ``text``; FileRefused if it does not parse."""
     try:
         if fmt == "toml":
+            import tomlkit
             return tomlkit.parse(text)
         if fmt == "json":
             return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
         return _yaml(text).load(text)
-    except (TOMLKitError, YAMLError, ValueError) as exc:
+    except _parse_errors(fmt) as exc:
         raise FileRefused("unparsable", f"the file is not valid {fmt.upper()}: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
 
@@ -63,18 +63,32 @@ def verify(fmt: str, before: str, after: str, new: Values) -> None:
 
 
 def _plain(fmt: str, text: str) -> Any:
+    errors: tuple[type[Exception], ...] = (tomllib.TOMLDecodeError, *_parse_errors(fmt))
     try:
         if fmt == "toml":
             return tomllib.loads(text)
         if fmt == "json":
             return json.loads(text)
+        from ruamel.yaml import YAML
         return YAML(typ="safe", pure=True).load(text)
-    except (tomllib.TOMLDecodeError, YAMLError, ValueError) as exc:
+    except errors as exc:
         raise ChangeRejected(f"the edited {fmt.upper()} does not parse") from exc
+
+
+def _parse_errors(fmt: str) -> tuple[type[Exception], ...]:
+    """What the format's parser raises for a text it cannot read (evaluated on failure only)."""
+    if fmt == "toml":
+        from tomlkit.exceptions import TOMLKitError
+        return TOMLKitError, ValueError
+    if fmt == "yaml":
+        from ruamel.yaml.error import YAMLError
+        return YAMLError, ValueError
+    return (ValueError,)
 
 
 def dump(fmt: str, tree: Any, original: str) -> str:
     if fmt == "toml":
+        import tomlkit
         return tomlkit.dumps(tree)
     if fmt == "json":
         return _dump_json(tree, original)
@@ -109,6 +123,7 @@ def _json_indent(original: str) -> int | str | None:
 
 def _yaml(text: str) -> YAML:
     """A round-trip YAML that writes lists indented the way ``text`` does."""
+    from ruamel.yaml import YAML
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never fold a long line that was not folded
