@@ -27,7 +27,14 @@ from controller.store.schema import (
 _LEAF_COLUMNS = ("leaf_index", "record", "leaf_hash", "case_id", "session_id")
 _NODE_COLUMNS = ("level", "node_index", "digest")
 _HEAD = sa.select(audit_head.c.size, audit_head.c.compact_range).where(audit_head.c.head_id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
 _SET_HEAD = audit_head.update().where(audit_head.c.head_id == 1)
+# Built once with an expanding parameter: SQLAlchemy reuses their compiled form on the hot path.
+_SESSION_HEADS = sa.select(audit_session_heads).where(
+    audit_session_heads.c.session_id.in_(sa.bindparam("b_ids", expanding=True)))
+_DROP_SESSION_HEADS = audit_session_heads.delete().where(
+    audit_session_heads.c.session_id.in_(sa.bindparam("b_ids", expanding=True)))
+_ADD_SESSION_HEAD = audit_session_heads.insert()
 _NODE = sa.select(audit_nodes.c.digest).where(audit_nodes.c.level == sa.bindparam("b_level"),
                                               audit_nodes.c.node_index == sa.bindparam("b_index"))
 
@@ -93,23 +100,21 @@ def _insert_many(conn: Connection, table: str, columns: tuple[str, ...],
 def _session_heads(conn: Connection, session_ids: set[str]) -> dict[str, Link]:
     if not session_ids:
         return {}
-    rows = conn.execute(sa.select(audit_session_heads).where(
-        audit_session_heads.c.session_id.in_(sorted(session_ids))))
+    rows = conn.execute(_SESSION_HEADS, {"b_ids": sorted(session_ids)})
     return {r.session_id: Link(int(r.leaf_index), bytes(r.leaf_hash)) for r in rows}
 
 
 def _set_session_heads(conn: Connection, heads: dict[str, Link]) -> None:
     if not heads:
         return
-    conn.execute(audit_session_heads.delete().where(
-        audit_session_heads.c.session_id.in_(sorted(heads))))
-    conn.execute(audit_session_heads.insert(), [
+    conn.execute(_DROP_SESSION_HEADS, {"b_ids": sorted(heads)})
+    conn.execute(_ADD_SESSION_HEAD, [
         {"session_id": s, "leaf_index": link.index, "leaf_hash": link.leaf_hash}
         for s, link in heads.items()])
 
 
 def _head(conn: Connection, *, lock: bool = False) -> tuple[int, tlog.CompactRange]:
-    row = conn.execute(_HEAD.with_for_update() if lock else _HEAD).one()
+    row = conn.execute(_HEAD_LOCKED if lock else _HEAD).one()
     raw = bytes(row.compact_range)
     nodes = tuple(raw[i:i + tlog.HASH_SIZE] for i in range(0, len(raw), tlog.HASH_SIZE))
     return int(row.size), tlog.CompactRange(int(row.size), nodes)

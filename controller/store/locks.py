@@ -137,13 +137,18 @@ def in_force(conn: Connection, now: float) -> list[Lock]:
     return [row.lock for row in list_locks(conn, now)]
 
 
+# Checked before every relayed operation: built once, so its compiled form is reused.
+_LOCKS_ON = locks.select().where(locks.c.target.in_(sa.bindparam("b_targets", expanding=True)),
+                                 locks.c.removed_at.is_(None))
+
+
 def lock_on(conn: Connection, subject: Subject, now: float) -> Lock | None:
     """The lock in force that covers ``subject``, if any (one indexed lookup)."""
     targets = sorted(subject.targets())
     if not targets:
         return None
-    query = locks.select().where(locks.c.target.in_(targets), locks.c.removed_at.is_(None))
-    return covering((_row(r).lock for r in conn.execute(query)), subject, now)
+    rows = conn.execute(_LOCKS_ON, {"b_targets": targets})
+    return covering((_row(r).lock for r in rows), subject, now)
 
 
 def lock_set_for_agent(conn: Connection, agent_id: str,

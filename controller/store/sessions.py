@@ -27,6 +27,7 @@ _RELAY_TARGET = (
 _ADD_EVENT = session_events.insert()
 _CASE_OF_SESSION = sa.select(sessions.c.case_id).where(
     sessions.c.session_id == sa.bindparam("b_session_id"))
+_EVENT = session_events.select().where(session_events.c.event_id == sa.bindparam("b_event_id"))
 # The SET clause comes from the parameter names given at execution.
 _FINISH_EVENT = session_events.update().where(
     session_events.c.event_id == sa.bindparam("b_event_id"))
@@ -134,6 +135,5 @@ def list_events(conn: Connection, session_id: str) -> list[SessionEvent]:
 
 
 def get_event(conn: Connection, event_id: int) -> SessionEvent | None:
-    row = conn.execute(
-        session_events.select().where(session_events.c.event_id == event_id)).first()
+    row = conn.execute(_EVENT, {"b_event_id": event_id}).first()
     return None if row is None else load(SessionEvent, row)
