@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 PRIVATE_MODE = 0o600
 
@@ -66,4 +69,6 @@ def read_ed25519_key(path: Path) -> ed25519.Ed25519PrivateKey:
 
 
 def read_cert(path: Path) -> x509.Certificate:
+    from cryptography import x509  # loaded on use: it adds to every rmctl start
+
     return x509.load_pem_x509_certificate(path.read_bytes())

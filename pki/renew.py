@@ -12,17 +12,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from permissions import key_id
-from pki.certs import identity_of, make_csr
 from pki.identity import Identity, IdentityError
 from pki.tls import TlsFiles, secure_channel
 from rmaint.v1 import controller_pb2, controller_pb2_grpc
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 RENEW_AT = 0.5  # of the certificate's life
 JITTER = 0.05  # of the life, at most, added after half-life
@@ -62,6 +64,11 @@ def renewal_delay(validity: Validity, now: float, rand: Callable[[], float]) -> 
 def check_renewed(pem: bytes, ca_pem: bytes, identity: Identity,
                   key: ec.EllipticCurvePrivateKey, now: float) -> x509.Certificate:
     """The certificate in ``pem`` if it is what a renewal must give, else RenewalFailed."""
+    # x509 loads on use: rmctl checks whether renewal is due before every command.
+    from cryptography import x509
+
+    from pki.certs import identity_of
+
     try:
         cert = x509.load_pem_x509_certificate(pem)
         ca = x509.load_pem_x509_certificate(ca_pem)
@@ -85,6 +92,8 @@ async def renew(controller: str, files: TlsFiles, identity: Identity,
                 timeout: float = RENEW_TIMEOUT) -> tuple[bytes, x509.Certificate]:
     """A renewed certificate (PEM and parsed) for ``key``, asked with the certificate in
     ``files``; RenewalFailed if refused, unreachable or unusable. Writes nothing."""
+    from pki.certs import make_csr
+
     server = Identity(identity.trust_domain, "controller")
     request = controller_pb2.RenewCertificateRequest(csr_pem=make_csr(key, identity))
     try:

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
 
-from pki.certs import identity_of
 from pki.identity import Identity, IdentityError
 
 MAX_MESSAGE = 4 * 1024 * 1024
@@ -66,6 +64,11 @@ def secure_channel(address: str, files: TlsFiles, server: Identity) -> grpc.aio.
 
 def peer_identity(context: grpc.aio.ServicerContext) -> Identity | None:
     """The caller's identity, from the certificate TLS verified; None if there is none."""
+    # Here, not at the top: clients need this module, and x509 adds to every rmctl start.
+    from cryptography import x509
+
+    from pki.certs import identity_of
+
     auth = context.auth_context()
     pems = auth.get("x509_pem_cert") or []
     if len(pems) != 1:

@@ -1,14 +1,53 @@
 """rmctl, the service company's command line: a thin layer over ``controller.client``.
 
-Top-level commands (init, serve, login) register on :data:`app` when their modules are
-imported here; command groups are listed in :data:`controller.cli._app.GROUPS`, in the
-order ``rmctl --help`` lists them, and each group's module is imported on first use.
+Top-level commands (init, serve, login, renew, ssh, ...) register on :data:`app` when
+their modules load, on first use of :data:`app` or :func:`main`; command groups are listed
+in :data:`controller.cli._app.GROUPS`, in the order ``rmctl --help`` lists them, and each
+group's module is imported on first use. Importing this package loads nothing else, so
+that :func:`main` can set the garbage collector (see :mod:`controller.cli._gc`) before the
+command tree loads.
 """
 
-from controller.cli import host as _host  # noqa: F401 -- registers "rmctl init" and "serve"
-from controller.cli import login as _login  # noqa: F401 -- registers "rmctl login"
-from controller.cli import renew as _renew  # noqa: F401 -- registers "rmctl renew"
-from controller.cli import shell as _shell  # noqa: F401 -- registers "rmctl ssh", "gateway-key"
-from controller.cli._app import app, main
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from controller.cli import _gc
+
+if TYPE_CHECKING:
+    import typer
+
+    app: typer.Typer
 
 __all__ = ["app", "main"]
+
+# Modules of the top-level commands: init and serve; login; renew; ssh, ssh-cert, gateway-key.
+_TOP_LEVEL = ("host", "login", "renew", "shell")
+
+
+def main() -> None:
+    """Console entry point ``rmctl``: never a traceback; Ctrl-C exits 130."""
+    _gc.starting()
+    try:
+        _root()
+        from controller.cli._app import main as run
+
+        run()
+    finally:
+        _gc.exiting()
+
+
+def _root() -> typer.Typer:
+    """The root command, with the top-level commands registered on it."""
+    for module in _TOP_LEVEL:
+        importlib.import_module(f"{__name__}.{module}")
+    from controller.cli._app import app
+
+    return app
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        return _root()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from controller.cli import _gc
 from controller.cli import _output as out
 from controller.cli._app import Options, app, command
 
@@ -41,4 +42,5 @@ def serve(opts: Options) -> None:
     """Run the controller of the deployment in the home until interrupted."""
     from controller.server import run
 
+    _gc.working()  # a server: the usual collections from here on
     run(opts.home)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -18,6 +17,8 @@ def login(
                                             "'rmctl auditor add'.")],
 ) -> None:
     """Enroll this home's identity key (made on first login) as an engineer or auditor."""
+    import asyncio
+
     from controller.client.login import login as enroll_home
 
     done = asyncio.run(enroll_home(opts.home, token))

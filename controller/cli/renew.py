@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from controller.cli import _output as out
 from controller.cli._app import Options, app, command
 
@@ -14,6 +12,8 @@ def renew(opts: Options) -> None:
 
     rmctl also renews on its own before any command once half the certificate's life has
     passed."""
+    import asyncio
+
     from controller.client.config import load_config
     from controller.client.renew import renew_home
 

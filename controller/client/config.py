@@ -7,12 +7,14 @@ relative to the home.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.client._validity import read_validity
 from controller.client.errors import ConfigError
 from pki.identity import Identity, IdentityError
 
@@ -47,15 +49,13 @@ class ClientConfig:
 
     def check_certificate(self, now: float) -> None:
         """Raise ConfigError if the certificate cannot be read or has expired at ``now``."""
-        from cryptography import x509
-
         try:
-            cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
+            _, not_after = read_validity(self.cert)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the certificate {self.cert}: {_reason(exc)}") from exc
-        expiry = cert.not_valid_after_utc
-        if expiry.timestamp() <= now:
-            local = expiry.astimezone().isoformat(timespec="seconds")
+        if not_after <= now:
+            local = dt.datetime.fromtimestamp(not_after, dt.UTC).astimezone().isoformat(
+                timespec="seconds")
             raise ConfigError(f"your certificate expired at {local}: ask for a new token "
                               "and run 'rmctl login --token T'")
 

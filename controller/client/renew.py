@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from controller.client._validity import read_validity
 from controller.client.config import ClientConfig
 from controller.client.errors import ConfigError, LoginError
 from pki.files import read_cert, read_ec_key, write_public
@@ -31,7 +32,7 @@ class Renewed:
 
 def validity(config: ClientConfig) -> Validity:
     try:
-        return Validity.of(read_cert(config.cert))
+        return Validity(*read_validity(config.cert))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the certificate {config.cert}: {exc}") from exc
 
