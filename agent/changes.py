@@ -11,8 +11,9 @@ One durable SQLite database (``<home>/changes.db``, every commit fsynced):
   conditional update, so a consent is consumed exactly once even under concurrency.
 - ``journal``: one entry per apply, written ``applying`` (with the before-image) before
   the change is made, then ``applied`` (with the apply's ``record``, what an undo needs)
-  or ``aborted``; data entries still ``applying`` at start are resolved by
-  :func:`agent.data.undo.resolve_applying`.
+  or ``aborted``; entries still ``applying`` at start are resolved by
+  :func:`agent.data.undo.resolve_applying` (data), ``ParamOperations.resolve_applying``
+  (config) and ``ServiceOperations.resolve_applying`` (service).
 
 Methods block; failures raise StateUnavailable.
 """

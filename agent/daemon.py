@@ -190,8 +190,10 @@ def _change_specs(home: Path, config: AgentConfig, changes: ChangeStore, trust: 
     backups = params.Backups(home / PARAMS_BACKUPS)
     param_ops = ParamOperations(config.params, backups, gate, clock)
     param_ops.resolve_applying()  # before any operation: the store is not shared yet
+    service_ops = ServiceOperations(config.services, gate, clock)
+    service_ops.resolve_applying()
     return (*param_ops.specs(),
-            *ServiceOperations(config.services, gate, clock).specs(),
+            *service_ops.specs(),
             *device_specs(config.devices))
 
 

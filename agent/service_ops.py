@@ -110,6 +110,42 @@ class ServiceOperations:
             "digest": digest, "service": previewed.name, "action": previewed.action}})
         return {**record, "digest": digest, "kind": KIND, "status": "applied"}
 
+    def resolve_applying(self) -> dict[str, str]:
+        """Close the service actions a crash cut off, by the service's state now: the
+        previewed state and process unchanged means the action never ran (``aborted``); the
+        state the action asks for means it ran (``applied``, marked ``recovered``). A reload
+        leaves no trace, and any other state is neither: those stay ``applying`` (logged) for
+        the customer to look at. Blocking: run at start, before any operation."""
+        store, verdicts = self._gate.store, {}
+        for digest in store.applying(KIND):
+            verdict, record = self._verdict(digest)
+            if verdict is not None:
+                store.journal_end(digest, verdict, self._clock(), record)
+                verdicts[digest] = verdict
+            _log.warning("interrupted service action resolved", extra={"fields": {
+                "digest": digest, "verdict": verdict or "undetermined"}})
+        return verdicts
+
+    def _verdict(self, digest: str) -> tuple[str | None, dict[str, Any] | None]:
+        stored = self._gate.store.preview(digest)
+        if stored is None:
+            return None, None
+        try:
+            previewed = _service_preview(stored)
+            found = svc.status(self._config, previewed.name, self._host)
+        except (OperationFailed, svc.ServiceError):
+            return None, None  # a malformed preview, or a service no longer allowlisted
+        now = svc.ServiceState(found["state"], found["pid"], found["since"], found["detail"])
+        if previewed.action == "reload":
+            return None, None
+        if now.identity() == previewed.current.identity():
+            return "aborted", None
+        if svc.reached(previewed.action, previewed.current, now):
+            return "applied", {"name": previewed.name, "action": previewed.action,
+                               "digest": previewed.digest, "before": previewed.current.to_dict(),
+                               "after": now.to_dict(), "verified": True, "recovered": True}
+        return None, None
+
 
     async def _not_applied(self, digest: str, previewed: svc.ServicePreview,
                            exc: svc.ServiceError) -> dict[str, Any]:

@@ -14,7 +14,15 @@ Every call takes an optional ``Host`` (clock, sleep, the systemctl runner). Back
 process the agent supervises). The functions block: call them in a worker thread.
 """
 
-from agent.servicectl._control import Host, ServicePreview, apply, needs_consent, preview, status
+from agent.servicectl._control import (
+    Host,
+    ServicePreview,
+    apply,
+    needs_consent,
+    preview,
+    reached,
+    status,
+)
 from agent.servicectl.errors import (
     ActionFailed,
     ActionNotAllowed,
@@ -30,4 +38,4 @@ from agent.servicectl.state import ServiceState
 __all__ = ["ActionFailed", "ActionNotAllowed", "Host", "ServiceError", "ServicePreview",
            "ServiceRule", "ServiceState", "ServicesConfig", "ServicesConfigInvalid",
            "StateChanged", "SystemdUnavailable", "UnknownService", "apply", "needs_consent",
-           "parse", "preview", "status", "to_toml"]
+           "parse", "preview", "reached", "status", "to_toml"]

@@ -79,7 +79,8 @@ class Ops:
         self.params = ParamOperations(self.param_config(), params.Backups(self.home / "bk"),
                                       gate, self.clock)
         self.pidfile = self.home / "run" / "worker.pid"
-        self.services = ServiceOperations(self.service_config(), gate, self.clock)
+        self.services_config = self.service_config()
+        self.services = ServiceOperations(self.services_config, gate, self.clock)
 
     def param_config(self) -> params.ParamsConfig:
         return params.parse({"files": [{

@@ -7,6 +7,7 @@ import os
 import psutil
 import pytest
 
+from agent import servicectl as svc
 from agent.data.errors import ChangeNotConsented, ChangeNotFound
 from agent.errors import InvalidParams
 from tests.integration.agent.ops.conftest import Ops
@@ -91,3 +92,53 @@ def test_bad_names_and_actions(ops: Ops) -> None:
         ops.run("service.preview", {"name": "worker", "action": "kill"})
     with pytest.raises(InvalidParams, match="cannot reload"):
         preview(ops, "reload")
+
+
+# -- an apply cut off by a crash: journal "applying", resolved at the next start ----------
+
+def cut_off(ops: Ops, action: str, *, act: bool) -> str:
+    """A consented preview whose apply began (journal ``applying``) and whose agent died
+    either before the action (``act`` False) or after it, before the journal was closed."""
+    shown = preview(ops, action)
+    digest = str(shown["digest"])
+    if shown["needs_consent"]:
+        ops.consent(digest)
+    ops.store.journal_begin(digest, [], ops.clock())
+    if act:  # the engine's own preview of the same state: the action the agent began
+        svc.apply(ops.services_config, svc.preview(ops.services_config, "worker", action))
+    return digest
+
+
+@pytest.mark.parametrize(("action", "act", "verdict"), [
+    ("stop", True, "applied"), ("stop", False, "aborted"),
+    ("restart", True, "applied"), ("restart", False, "aborted"),
+])
+def test_an_interrupted_action_is_closed_by_the_state_it_left(
+        ops: Ops, action: str, act: bool, verdict: str) -> None:
+    start(ops)
+    digest = cut_off(ops, action, act=act)
+    assert ops.store.applying("service") == [digest]
+    assert ops.services.resolve_applying() == {digest: verdict}
+    assert ops.store.journal_state(digest) == verdict
+    assert ops.store.preview(digest).status == verdict  # type: ignore[union-attr]
+    record = ops.store.journal_record(digest)
+    if verdict == "applied":
+        assert record is not None and record["recovered"] is True
+        assert record["after"]["state"] == ("stopped" if action == "stop" else "running")
+    else:
+        assert record is None
+    assert ops.store.applying("service") == []
+
+
+def test_an_interrupted_start_is_applied_when_the_service_runs(ops: Ops) -> None:
+    digest = cut_off(ops, "start", act=True)
+    assert ops.services.resolve_applying() == {digest: "applied"}
+    assert status(ops) == "running"
+
+
+def test_what_cannot_be_told_stays_applying(ops: Ops) -> None:
+    start(ops)
+    reload = cut_off(ops, "reload", act=False)  # a reload leaves no trace either way
+    assert ops.services.resolve_applying() == {}
+    assert ops.store.applying("service") == [reload]
+    assert ops.store.journal_state(reload) == "applying"
