@@ -203,6 +203,11 @@ class ChangeStore:
         rows = self._db.query("SELECT state FROM journal WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
 
+    def journal_started_at(self, digest: str) -> float | None:
+        """When the apply of ``digest`` began (by the agent's clock), if it is journalled."""
+        rows = self._db.query("SELECT started_at FROM journal WHERE digest = ?", (digest,))
+        return float(rows[0][0]) if rows else None
+
     def journal_record(self, digest: str) -> dict[str, Any] | None:
         """The record an ``applied`` entry was closed with, if any."""
         rows = self._db.query("SELECT record FROM journal WHERE digest = ? "

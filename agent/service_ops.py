@@ -36,6 +36,9 @@ from agent.diag.params import ParamReader, Params
 from agent.errors import InvalidParams, OperationFailed
 
 KIND = "service"
+# A process's start time and the agent's clock are read differently (boot time plus ticks,
+# the wall clock): a state change this much before the apply began still counts as after.
+_CLOCK_SLACK = 1.0
 _log = logging.getLogger("agent.servicectl")
 
 
@@ -111,11 +114,16 @@ class ServiceOperations:
         return {**record, "digest": digest, "kind": KIND, "status": "applied"}
 
     def resolve_applying(self) -> dict[str, str]:
-        """Close the service actions a crash cut off, by the service's state now: the
-        previewed state and process unchanged means the action never ran (``aborted``); the
-        state the action asks for means it ran (``applied``, marked ``recovered``). A reload
-        leaves no trace, and any other state is neither: those stay ``applying`` (logged) for
-        the customer to look at. Blocking: run at start, before any operation."""
+        """Close the service actions a crash cut off, by the service's state now.
+
+        ``aborted`` when the service is exactly as previewed: state, main process and the
+        time of its last change (a stopped supervised process keeps no time, but a start
+        that ran leaves its pidfile). ``applied`` (its record marked ``recovered``) when the
+        service is in the state the action asks for and its last change fell while the
+        apply could still have been acting (a stop: cleanly stopped, not failed). Anything
+        else (a reload leaves no trace; a service that crashed, was changed later by someone
+        else, or is still changing) stays ``applying``, logged, for the customer to look at.
+        Blocking: run at start, before any operation."""
         store, verdicts = self._gate.store, {}
         for digest in store.applying(KIND):
             verdict, record = self._verdict(digest)
@@ -127,25 +135,41 @@ class ServiceOperations:
         return verdicts
 
     def _verdict(self, digest: str) -> tuple[str | None, dict[str, Any] | None]:
-        stored = self._gate.store.preview(digest)
-        if stored is None:
+        store = self._gate.store
+        stored, began = store.preview(digest), store.journal_started_at(digest)
+        if stored is None or began is None:
             return None, None
         try:
             previewed = _service_preview(stored)
             found = svc.status(self._config, previewed.name, self._host)
-        except (OperationFailed, svc.ServiceError):
-            return None, None  # a malformed preview, or a service no longer allowlisted
+        except Exception as exc:  # undetermined: the agent still starts
+            _log.warning("cannot read an interrupted service action's state", extra={
+                "fields": {"digest": digest, "error": type(exc).__name__, "reason": str(exc)}})
+            return None, None
+        before = previewed.current
         now = svc.ServiceState(found["state"], found["pid"], found["since"], found["detail"])
         if previewed.action == "reload":
             return None, None
-        if now.identity() == previewed.current.identity():
+        if (now.identity(), now.since) == (before.identity(), before.since) \
+                and (now.since is not None or now.state == svc.STOPPED):
             return "aborted", None
-        if svc.reached(previewed.action, previewed.current, now):
+        if previewed.action == "stop":
+            done = now.state == svc.STOPPED and (now.since is None or self._ours(now, began, previewed))
+        else:
+            done = svc.reached(previewed.action, before, now) and self._ours(now, began, previewed)
+        if done:
             return "applied", {"name": previewed.name, "action": previewed.action,
-                               "digest": previewed.digest, "before": previewed.current.to_dict(),
+                               "digest": previewed.digest, "before": before.to_dict(),
                                "after": now.to_dict(), "verified": True, "recovered": True}
         return None, None
 
+    def _ours(self, now: svc.ServiceState, began: float, previewed: svc.ServicePreview) -> bool:
+        """Whether the service's last change fell while the interrupted apply could still
+        have been acting: from its start to the longest the action may take."""
+        rule = self._config.rule(previewed.name)
+        longest = 2 * (rule.verify_timeout + rule.stop_timeout + rule.start_settle)
+        return now.since is not None and \
+            began - _CLOCK_SLACK <= now.since <= began + longest + _CLOCK_SLACK
 
     async def _not_applied(self, digest: str, previewed: svc.ServicePreview,
                            exc: svc.ServiceError) -> dict[str, Any]:

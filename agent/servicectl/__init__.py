@@ -33,9 +33,9 @@ from agent.servicectl.errors import (
     UnknownService,
 )
 from agent.servicectl.policy import ServiceRule, ServicesConfig, parse, to_toml
-from agent.servicectl.state import ServiceState
+from agent.servicectl.state import STOPPED, ServiceState
 
-__all__ = ["ActionFailed", "ActionNotAllowed", "Host", "ServiceError", "ServicePreview",
+__all__ = ["STOPPED", "ActionFailed", "ActionNotAllowed", "Host", "ServiceError", "ServicePreview",
            "ServiceRule", "ServiceState", "ServicesConfig", "ServicesConfigInvalid",
            "StateChanged", "SystemdUnavailable", "UnknownService", "apply", "needs_consent",
            "parse", "preview", "reached", "status", "to_toml"]

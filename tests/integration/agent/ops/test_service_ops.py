@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import psutil
 import pytest
@@ -96,14 +98,16 @@ def test_bad_names_and_actions(ops: Ops) -> None:
 
 # -- an apply cut off by a crash: journal "applying", resolved at the next start ----------
 
-def cut_off(ops: Ops, action: str, *, act: bool) -> str:
-    """A consented preview whose apply began (journal ``applying``) and whose agent died
-    either before the action (``act`` False) or after it, before the journal was closed."""
+def cut_off(ops: Ops, action: str, *, act: bool, began: float | None = None) -> str:
+    """A consented preview whose apply began (journal ``applying``, at ``began``: now by
+    default) and whose agent died either before the action (``act`` False) or after it,
+    before the journal was closed."""
     shown = preview(ops, action)
     digest = str(shown["digest"])
     if shown["needs_consent"]:
         ops.consent(digest)
-    ops.store.journal_begin(digest, [], ops.clock())
+    # The verdict compares the service's real change times with when the apply began.
+    ops.store.journal_begin(digest, [], time.time() if began is None else began)
     if act:  # the engine's own preview of the same state: the action the agent began
         svc.apply(ops.services_config, svc.preview(ops.services_config, "worker", action))
     return digest
@@ -142,3 +146,22 @@ def test_what_cannot_be_told_stays_applying(ops: Ops) -> None:
     assert ops.services.resolve_applying() == {}
     assert ops.store.applying("service") == [reload]
     assert ops.store.journal_state(reload) == "applying"
+
+
+def test_a_restart_by_someone_else_long_after_is_not_taken_for_ours(ops: Ops) -> None:
+    start(ops)
+    digest = cut_off(ops, "restart", act=True, began=time.time() - 3600)
+    assert ops.services.resolve_applying() == {}
+    assert ops.store.journal_state(digest) == "applying"
+
+
+def test_a_service_that_crashed_is_not_taken_for_a_stop(ops: Ops) -> None:
+    pid = start(ops)
+    digest = cut_off(ops, "stop", act=False)
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while status(ops) == "running" and time.monotonic() < deadline:  # the kill lands
+        time.sleep(0.02)
+    assert status(ops) == "failed"
+    assert ops.services.resolve_applying() == {}
+    assert ops.store.journal_state(digest) == "applying"
