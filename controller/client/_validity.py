@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
+import math
 from pathlib import Path
+
+from pki.files import write_public
 
 SUFFIX = ".validity"
 
@@ -43,8 +45,9 @@ def _sidecar(path: Path) -> Path:
 def _remembered(sidecar: Path, digest: str) -> tuple[float, float] | None:
     try:
         kept = json.loads(sidecar.read_bytes())
-        if kept["sha256"] == digest:
-            return float(kept["not_before"]), float(kept["not_after"])
+        window = float(kept["not_before"]), float(kept["not_after"])
+        if kept["sha256"] == digest and all(math.isfinite(t) for t in window):
+            return window
     except (OSError, ValueError, TypeError, KeyError):
         pass  # missing, damaged or of another certificate: read the certificate itself
     return None
@@ -53,10 +56,5 @@ def _remembered(sidecar: Path, digest: str) -> tuple[float, float] | None:
 def _remember(sidecar: Path, digest: str, window: tuple[float, float]) -> None:
     """Best effort: a home the user cannot write to still works, one x509 load slower."""
     data = json.dumps({"sha256": digest, "not_before": window[0], "not_after": window[1]})
-    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(data + "\n")
-        os.replace(tmp, sidecar)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        write_public(sidecar, data.encode() + b"\n")

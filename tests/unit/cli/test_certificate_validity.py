@@ -93,3 +93,14 @@ def test_what_is_not_a_certificate_gets_the_x509_error(cert_path: Path, text: by
 def test_an_unreadable_file_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_validity(tmp_path / "absent.crt")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_record_that_is_not_a_finite_time_is_ignored(cert_path: Path, value: str) -> None:
+    cert = leaf(12)
+    cert_path.write_bytes(certs.cert_pem(cert))
+    read_validity(cert_path)
+    sidecar = cert_path.parent / (cert_path.name + SUFFIX)
+    kept = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps(kept).replace(str(kept["not_after"]), value))
+    assert read_validity(cert_path) == by_x509(cert)
