@@ -31,7 +31,7 @@ from agent.renewal import reloading_server_credentials
 from agent.rpc import translated, translated_stream
 from agent.shell.rpc import serve_shell
 from agent.shell.service import ShellService
-from pki.tls import TlsFiles, server_options
+from pki.tls import TlsFiles, server_options, why_not_listening
 from rmaint.envelopes import to_wire
 from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
@@ -141,7 +141,7 @@ async def start_network_server(listen: str, trust_domain: str, files: TlsFiles,
     try:
         port = server.add_secure_port(listen, credentials)
     except RuntimeError as exc:
-        raise StartupError(f"cannot listen on {listen}: {exc}") from exc
+        raise StartupError(f"cannot listen on {listen}: {why_not_listening(listen)}") from exc
     await server.start()
     return server, port
 

@@ -36,11 +36,11 @@ from controller.services.audit import register_audit
 from controller.store import Store, migrate
 from controller.sweeper import SWEEP_INTERVAL, Sweeper
 from pki.handshakes import HandshakeWatch
-from pki.tls import TlsFiles, server_credentials, server_options
+from pki.tls import TlsFiles, server_credentials, server_options, why_not_listening
 
 STOP_GRACE = 2.0
 # gRPC on Linux shares ports (SO_REUSEPORT) by default; a second controller must fail.
-_OPTIONS = [*server_options(), ("grpc.so_reuseport", 0),
+_OPTIONS = [*server_options(),
             # Dial-out agents hold idle streams: keep pinging them, and let them ping.
             ("grpc.http2.max_pings_without_data", 0), ("grpc.keepalive_permit_without_calls", 1)]
 
@@ -167,7 +167,7 @@ def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredent
     try:
         return int(server.add_secure_port(address, credentials))
     except RuntimeError as exc:
-        raise ConfigError(f"cannot listen on {address}: is the address in use?") from exc
+        raise ConfigError(f"cannot listen on {address}: {why_not_listening(address)}") from exc
 
 
 async def _add_health(server: grpc.aio.Server, services: list[str], *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ def channel_options(server: Identity) -> list[tuple[str, Any]]:
 
 def server_options() -> list[tuple[str, Any]]:
     return [
+        # A port already served by another process is an error, never shared with it.
+        ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", MAX_MESSAGE),
         ("grpc.max_send_message_length", MAX_MESSAGE),
         *_KEEPALIVE,
@@ -77,3 +80,22 @@ def peer_identity(context: grpc.aio.ServicerContext) -> Identity | None:
         return identity_of(x509.load_pem_x509_certificate(pems[0]))
     except (ValueError, IdentityError):
         return None
+
+
+def why_not_listening(address: str) -> str:
+    """Why a server cannot listen on ``host:port``, in the system's words ("address already
+    in use", "cannot assign requested address"): gRPC only says that binding failed."""
+    host, _, port = address.rpartition(":")
+    try:
+        found = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (OSError, ValueError) as exc:
+        return f"not a usable address ({exc})"
+    for family, kind, proto, _, where in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+            try:
+                probe.bind(where)
+            except OSError as exc:
+                return (exc.strerror or str(exc)).lower()
+    return "the address is in use or not available"
