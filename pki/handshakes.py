@@ -51,7 +51,10 @@ class HandshakeWatch:
         self._saved = os.dup(2)
         os.dup2(write_end, 2)
         os.close(write_end)
-        self._thread = threading.Thread(target=self._pump, args=(read_end,), daemon=True,
+        # The pump's own copy of the real stderr: stop() may close self._saved before the
+        # thread first runs.
+        out = os.dup(self._saved)
+        self._thread = threading.Thread(target=self._pump, args=(read_end, out), daemon=True,
                                         name="handshake-watch")
         self._thread.start()
         return self
@@ -65,17 +68,18 @@ class HandshakeWatch:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
-    def _pump(self, read_end: int) -> None:
-        out = os.dup(self._saved)
+    def _pump(self, read_end: int, out: int) -> None:
         pending = b""
-        with open(read_end, "rb", buffering=0) as pipe:
-            while chunk := pipe.read(65536):
-                os.write(out, chunk)
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    self._report(line)
-        os.close(out)
+        try:
+            with open(read_end, "rb", buffering=0) as pipe:
+                while chunk := pipe.read(65536):
+                    os.write(out, chunk)
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        self._report(line)
+        finally:
+            os.close(out)
 
     def _report(self, raw: bytes) -> None:
         found = classify(raw.decode("utf-8", "replace"))

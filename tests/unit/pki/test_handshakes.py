@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 from pki.handshakes import HandshakeWatch, classify
@@ -35,3 +36,17 @@ def test_watch_tees_stderr_and_reports(capfd: object) -> None:
     assert [r for r, _ in seen] == ["no client certificate"]
     err = capfd.readouterr().err  # type: ignore[attr-defined]
     assert "unrelated" in err and "Handshake failed" in err
+
+
+def test_a_watch_stopped_at_once_leaves_no_thread_error(capfd: object) -> None:
+    failures: list[BaseException | None] = []
+    before = threading.excepthook
+    threading.excepthook = lambda args: failures.append(args.exc_value)
+    try:
+        for _ in range(50):  # stop() used to close the fd the thread had yet to dup
+            HandshakeWatch(lambda reason, detail: None).start().stop()
+    finally:
+        threading.excepthook = before
+    assert failures == []
+    os.write(2, b"stderr still works\n")
+    assert "stderr still works" in capfd.readouterr().err  # type: ignore[attr-defined]
