@@ -36,6 +36,9 @@ async def fetch_grants(socket: Path, *, include_inactive: bool) -> list[KnownGra
 def pending_request(socket: Path, request_id: str) -> ReceivedRequest:
     """The request ``request_id`` if the agent holds it and it awaits a decision."""
     items, _ = run(fetch_requests(socket, include_decided=True, sync=False))
+    if not any(item.request.request_id == request_id for item in items):
+        # Filed moments ago: the daemon fetches requests every few seconds; ask it now.
+        items, _ = run(fetch_requests(socket, include_decided=True, sync=True))
     for item in items:
         if item.request.request_id == request_id:
             if item.status != "pending":

@@ -69,3 +69,15 @@ def test_access_request_is_refused_clearly(deployment: E2E, refusable: dict[str,
     assert one_error_line(done) == target.message
     assert done.stdout == ""
     assert deployment.consent_log(target.case_id) == []
+
+
+def test_a_request_can_be_approved_the_moment_it_is_filed(deployment: E2E) -> None:
+    """rmagent approve asks the daemon to fetch new requests when it holds none by that id:
+    the customer need not run 'rmagent requests' first, nor wait for the next sync."""
+    d = deployment.d
+    case_id = deployment.open_case()
+    filed = d.json(d.engineer("access", "request", "--case", case_id, "--agent", AGENT_ID,
+                              "--scope", "diag.read", "--for", "1h", "--reason",
+                              "e2e: approved at once", "--json"))
+    grant = d.json(d.rmagent("approve", filed["request_id"], "--yes", "--json"))
+    assert grant["request_id"] == filed["request_id"] and grant["scopes"] == ["diag.read"]
