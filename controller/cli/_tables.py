@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 def requests_table(requests: Sequence[pb.AccessRequest]) -> None:
     from permissions import format_duration
 
+    # What was asked, then what the customer granted: an approval may narrow both.
     out.table("Access requests", (
-        "Request", "Case", "Agent", "Engineer", "Scopes", "For", "Status", "Filed", "Grant",
-        "Reason",
+        "Request", "Case", "Agent", "Engineer", "Asked", "For", "Status", "Filed", "Grant",
+        "Granted", "Until", "Reason",
     ), ((r.request_id, r.case_id, r.agent_id, r.engineer, ", ".join(r.scopes),
          format_duration(r.duration_seconds), r.status, out.when(r.created_at),
-         r.grant_id or "-", r.reason) for r in requests))
+         r.grant_id or "-", ", ".join(r.granted_scopes) or "-", out.when(r.granted_until),
+         r.reason) for r in requests))
 
 
 def sessions_table(sessions: Iterable[pb.Session], current: str | None = None) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Connection
+
+from controller.store import grants
 from controller.store.records import (
     AgentRecord,
     Case,
     ConsentEntry,
     Customer,
+    GrantRecord,
     Principal,
     RequestRecord,
     Session,
@@ -41,13 +47,23 @@ def case(record: Case) -> pb.Case:
                    resolution=record.resolution)
 
 
-def request(record: RequestRecord) -> pb.AccessRequest:
+def request(record: RequestRecord, grant: GrantRecord | None = None) -> pb.AccessRequest:
+    """The request as filed, with what the customer granted once the grant is reported."""
     return pb.AccessRequest(
         request_id=record.request_id, case_id=record.case_id, agent_id=record.agent_id,
         engineer=record.engineer, scopes=list(record.scopes),
         duration_seconds=record.duration_seconds, reason=record.reason, status=record.status,
         created_at=int(record.created_at), grant_id=record.grant_id or "",
+        granted_scopes=list(grant.scopes) if grant else [],
+        granted_until=grant.not_after if grant else 0,
     )
+
+
+def requests_with_grants(conn: Connection,
+                         records: Sequence[RequestRecord]) -> list[pb.AccessRequest]:
+    """``records`` as messages, each with its reported grant (one query for all)."""
+    granted = grants.grants_by_id(conn, {r.grant_id for r in records if r.grant_id})
+    return [request(r, granted.get(r.grant_id or "")) for r in records]
 
 
 def session(record: Session) -> pb.Session:

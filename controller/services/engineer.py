@@ -59,9 +59,8 @@ class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
     async def ListMyRequests(self, request: pb.ListMyRequestsRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListMyRequestsResponse:
         caller = caller_as("engineer")
-        found = await self._deps.store.read(requests.list_requests, engineer=caller.name,
-                                            case_id=request.case_id)
-        return pb.ListMyRequestsResponse(requests=[_convert.request(r) for r in found])
+        found = await self._deps.store.read(_my_requests, caller.name, request.case_id)
+        return pb.ListMyRequestsResponse(requests=found)
 
     async def OpenSession(self, request: pb.OpenSessionRequest,
                           context: grpc.aio.ServicerContext) -> pb.OpenSessionResponse:
@@ -123,6 +122,11 @@ class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
         return pb.IssueShellCertificateResponse(
             certificate=issued.line, principal=issued.principal,
             valid_after=issued.valid_after, valid_before=issued.valid_before)
+
+
+def _my_requests(conn: Connection, engineer: str, case_id: str) -> list[pb.AccessRequest]:
+    return _convert.requests_with_grants(
+        conn, requests.list_requests(conn, engineer=engineer, case_id=case_id))
 
 
 def _verified_request(envelope: Envelope) -> AccessRequest:

@@ -141,8 +141,8 @@ def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:
         case=_convert.case(case),
         sessions=[_convert.session(s) for s in
                   sessions.list_sessions(conn, case_id=case_id, newest_first=False)],
-        requests=[_convert.request(r) for r in
-                  requests.list_requests(conn, case_id=case_id, newest_first=False)],
+        requests=_convert.requests_with_grants(
+            conn, requests.list_requests(conn, case_id=case_id, newest_first=False)),
         bundles=[bundle_message(b) for b in bundles.list_bundles(conn, case_id)],
     )
 

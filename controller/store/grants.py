@@ -18,6 +18,14 @@ def get_grant(conn: Connection, grant_id: str) -> GrantRecord | None:
     return None if row is None else load(GrantRecord, row)
 
 
+def grants_by_id(conn: Connection, grant_ids: set[str]) -> dict[str, GrantRecord]:
+    """The reported grants among ``grant_ids``, by id."""
+    if not grant_ids:
+        return {}
+    rows = conn.execute(grants.select().where(grants.c.grant_id.in_(sorted(grant_ids))))
+    return {record.grant_id: record for record in (load(GrantRecord, r) for r in rows)}
+
+
 def newest_active_grant(conn: Connection, *, case_id: str, agent_id: str,
                         engineer_key_id: str, now: float) -> GrantRecord | None:
     """The newest grant for that key on case and agent, unrevoked and valid at ``now``."""

@@ -807,6 +807,8 @@ class AccessRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     GRANT_ID_FIELD_NUMBER: _builtins.int
+    GRANTED_SCOPES_FIELD_NUMBER: _builtins.int
+    GRANTED_UNTIL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Request id."""
     case_id: _builtins.str
@@ -825,9 +827,19 @@ class AccessRequest(_message.Message):
     """Unix seconds when filed."""
     grant_id: _builtins.str
     """Grant id once approved."""
+    granted_until: _builtins.int
+    """Unix seconds when the grant ends (an approval may shorten what was asked); 0 until the
+    agent reports the grant.
+    """
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Scopes asked for."""
+
+    @_builtins.property
+    def granted_scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Scopes the customer granted (an approval may narrow what was asked); empty until the
+        agent reports the grant.
+        """
 
     def __init__(
         self,
@@ -842,10 +854,12 @@ class AccessRequest(_message.Message):
         status: _builtins.str = ...,
         created_at: _builtins.int = ...,
         grant_id: _builtins.str = ...,
+        granted_scopes: _abc.Iterable[_builtins.str] | None = ...,
+        granted_until: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "case_id", b"case_id", "created_at", b"created_at", "duration_seconds", b"duration_seconds", "engineer", b"engineer", "grant_id", b"grant_id", "reason", b"reason", "request_id", b"request_id", "scopes", b"scopes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "case_id", b"case_id", "created_at", b"created_at", "duration_seconds", b"duration_seconds", "engineer", b"engineer", "grant_id", b"grant_id", "granted_scopes", b"granted_scopes", "granted_until", b"granted_until", "reason", b"reason", "request_id", b"request_id", "scopes", b"scopes", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -179,6 +179,12 @@ def test_scope_not_granted_is_denied(deployment: E2E, granted_session: Any) -> N
                                         approve_scopes=("diag.logs",))
     assert narrowed.scopes == ("diag.logs",)
     d = deployment.d
+    listed = d.json(d.engineer("access", "list", "--case", narrowed.case_id, "--json"))
+    # The engineer sees what was asked and what the customer granted.
+    assert [(r["scopes"], r["granted_scopes"], r["granted_until"] > r["created_at"])
+            for r in listed] == [(["diag.logs", "diag.read"], ["diag.logs"], True)]
+    table = d.engineer("access", "list", "--case", narrowed.case_id).stdout
+    assert "Granted" in table and "Asked" in table
     mark = deployment.agent_log_mark()
     done = d.engineer("diag", "system", "--session", narrowed.session_id, check=False)
     assert (done.returncode, done.stderr.strip()) == (1, "error: permission denied")
