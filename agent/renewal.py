@@ -82,9 +82,12 @@ class Renewer:
                 now = self._clock()
                 if expired(validity, now) and not warned_expired:
                     warned_expired = True
-                    _log.error("certificate expired without renewal", extra={"fields": {
-                        "event": "cert.expired", "not_after": utc(validity.not_after),
-                        "error": str(exc)}})
+                    # Renewal needs a valid certificate: only a new enrollment helps now.
+                    _log.error("certificate expired without renewal: re-enroll this agent "
+                               "with a new join token ('rmagent enroll --token T --force')",
+                               extra={"fields": {"event": "cert.expired",
+                                                 "not_after": utc(validity.not_after),
+                                                 "error": str(exc)}})
                 else:
                     _log.warning("certificate renewal failed; retrying", extra={"fields": {
                         "event": "cert.renew_failed", "failures": failures,

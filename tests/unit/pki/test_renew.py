@@ -101,3 +101,31 @@ async def test_the_renewer_sleeps_until_due_and_retries_when_the_controller_is_a
     assert slept[1:] == [RETRY_FIRST / 2, RETRY_FIRST, RETRY_FIRST * 2]
     assert renewer.renewals == 0
     assert Validity.of(x509.load_pem_x509_certificate(files.cert.read_bytes())) == validity
+
+
+async def test_an_expired_certificate_says_how_to_recover(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Past not_after the controller refuses renewal: the log says to enroll again, once."""
+    ca, key = _CA(), generate_key()
+    agent = Identity(TD, "agent", "web-1")
+    files = TlsFiles(tmp_path / "agent.key", tmp_path / "agent.crt", tmp_path / "ca.crt")
+    write_key(files.key, key)
+    write_public(files.cert, ca.leaf(key.public_key(), agent))
+    write_public(files.ca, cert_pem(ca.cert))
+    clock = [1_000_000.0 + 31 * DAY]  # the 30-day certificate has run out
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+        if len(slept) == 4:
+            raise asyncio.CancelledError
+
+    renewer = Renewer(controller="127.0.0.1:1", files=files, identity=agent, key=key,
+                      clock=lambda: clock[0], sleep=sleep, rand=lambda: 0.0)
+    with caplog.at_level("WARNING", logger="agent.renewal"), \
+            pytest.raises(asyncio.CancelledError):
+        await renewer.run()
+    expired = [r for r in caplog.records if getattr(r, "fields", {}).get("event") == "cert.expired"]
+    assert len(expired) == 1
+    assert "rmagent enroll --token T --force" in expired[0].getMessage()
