@@ -87,6 +87,8 @@ def _token(opts: Options, role: str, subject: str, ttl: str, customer_id: str = 
     if role == "agent":
         out.note("on the customer host, run:")
         out.note(f"  rmagent enroll --token {reply.token}")
+        out.note()
+        out.note(f"agent {subject} is listed by 'rmctl agent list' once it has enrolled")
     else:
         out.note(f"on the {role}'s own machine, run:")
         out.note(f"  rmctl login --token {reply.token}")
