@@ -89,6 +89,10 @@ async def start(home: Path, *, clock: Clock = time.time) -> AgentHandle:
     config = agent_config.load(home)
     paths = AgentPaths.of(home, config)
     identity, key = _credentials(paths, config)
+    if not config.approvers:  # agent.toml is read again when one is pinned
+        _log.warning("no approver key is pinned: no request can be approved until "
+                     "'rmagent approver init' makes one", extra={"fields": {
+                         "event": "approvers.none"}})
     stack = contextlib.AsyncExitStack()
     try:
         return await _assemble(stack, home, config, paths, identity, key, clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -18,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import permissions as p
+from agent import config as agent_config
 from agent import state as state_module
 from agent.daemon import AgentHandle
 from agent.errors import Refused
@@ -295,3 +297,17 @@ async def test_revocation_that_cannot_be_saved_says_so_and_is_saved_later(
     again = await start_agent()
     with pytest.raises(Refused, match="grant-revoked"):
         await again.dispatcher.execute(deployment.operation(2).operation)
+
+
+async def test_a_start_without_an_approver_says_none_can_approve(
+        deployment: Deployment, start_agent: StartAgent,
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="agent.daemon"):
+        await (await start_agent()).stop()  # the deployment pins approver "customer"
+        assert not [r for r in caplog.records if "no approver" in r.getMessage()]
+        config = agent_config.load(deployment.home)
+        agent_config.save(deployment.home, dataclasses.replace(config, approvers=()))
+        await start_agent()
+    said = [r.getMessage() for r in caplog.records if "no approver" in r.getMessage()]
+    assert said == ["no approver key is pinned: no request can be approved until "
+                    "'rmagent approver init' makes one"]
