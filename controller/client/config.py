@@ -119,4 +119,6 @@ def write_client_section(home: Path, section: dict[str, str]) -> None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
+    if isinstance(exc, ValueError):  # the PEM or DER does not parse: x509's words are long
+        return "not a PEM certificate"
     return str(exc) or type(exc).__name__
