@@ -87,17 +87,25 @@ class _Pinned(paramiko.MissingHostKeyPolicy):
             "add it to known_hosts")
 
 
+def pinned_host_key(target: Target) -> paramiko.PKey | None:
+    """The host key given with ``--host-key``, if any; InstallError unless it parses
+    (checked before anything is built or sent)."""
+    if not target.host_key:
+        return None
+    key_type, _, data = target.host_key.partition(" ")
+    try:
+        return paramiko.PKey.from_type_string(key_type, base64.b64decode(data.split()[0]))
+    except (ValueError, IndexError, paramiko.SSHException) as exc:
+        raise InstallError("--host-key must be 'TYPE BASE64', e.g. from "
+                           "'ssh-keyscan' checked out of band") from exc
+
+
 def connect(target: Target) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
-    if target.host_key:
-        key_type, _, data = target.host_key.partition(" ")
+    pinned = pinned_host_key(target)
+    if pinned is not None:
         name = target.host if target.port == 22 else f"[{target.host}]:{target.port}"
-        try:
-            key = paramiko.PKey.from_type_string(key_type, base64.b64decode(data.split()[0]))
-        except (ValueError, IndexError, paramiko.SSHException) as exc:
-            raise InstallError("--host-key must be 'TYPE BASE64', e.g. from "
-                               "'ssh-keyscan' checked out of band") from exc
-        client.get_host_keys().add(name, key_type, key)
+        client.get_host_keys().add(name, pinned.get_name(), pinned)
     else:
         known = Path(target.known_hosts or "~/.ssh/known_hosts").expanduser()
         if known.exists():

@@ -45,7 +45,7 @@ def agent_install(
     run_as: Annotated[str, typer.Option(help="The user the agent runs as.")] = "root",
 ) -> None:
     """Install an agent on a customer host over SSH (SFTP), enroll it and start it."""
-    from controller.install import InstallError, Plan, Target, install
+    from controller.install import InstallError, Plan, Target, install, pinned_host_key
 
     user, at, host = ssh.rpartition("@")
     if not at or not user or not host:
@@ -54,11 +54,13 @@ def agent_install(
     if not secret:
         raise fail("the join token is empty")
     progress = (lambda _: None) if opts.json else (lambda line: out.note(f"  {line}"))
+    target = Target(host, user, port, identity, host_key, known_hosts)
     try:
+        pinned_host_key(target)  # a bad --host-key is said before the wheel is built
         with tempfile.TemporaryDirectory(prefix="rmaint-wheel-") as scratch:
             wheel = package or _build_wheel(Path(scratch), progress)
             done = install(
-                Target(host, user, port, identity, host_key, known_hosts),
+                target,
                 Plan(wheel, secret, prefix, agent_home, listen, python, unit_dir, run_as),
                 progress=progress)
     except InstallError as exc:

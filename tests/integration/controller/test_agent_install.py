@@ -122,3 +122,13 @@ def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
                            "--token", "x"], capture_output=True, text=True, check=False,
                           env={**os.environ, "RMAINT_HOME": str(tmp_path)})
     assert (done.returncode, done.stderr.strip()) == (1, "error: --ssh must be USER@HOST")
+
+
+def test_a_malformed_host_key_is_refused_before_the_wheel_is_built(tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "rmctl"), "agent", "install", "--ssh", "root@host.invalid",
+                           "--token", "x", "--host-key", "ssh-ed25519 not-base64!"],
+                          capture_output=True, text=True, check=False, timeout=60,
+                          env={**os.environ, "RMAINT_HOME": str(tmp_path)})
+    assert (done.returncode, done.stderr.strip()) == (
+        1, "error: --host-key must be 'TYPE BASE64', e.g. from 'ssh-keyscan' checked out of band")
+    assert "building" not in done.stdout.lower() and "wheel" not in done.stdout.lower()
