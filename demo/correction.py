@@ -1,5 +1,6 @@
 """The demo's data correction: a wrong row and a missing record in a sample business database,
-previewed, consented to by the customer, applied, then undone the same way."""
+previewed, consented to by the customer, applied, then undone the same way; at the end the
+customer revokes the grant it ran under."""
 
 from __future__ import annotations
 
@@ -81,4 +82,6 @@ def correction(d: Deployment, step: Callable[[str], None]) -> str:
     _consent_and_apply(d, undo)
     d.engineer("data", "query", "shop", "orders")
     d.engineer("session", "close")
+    step("The correction is done: the customer revokes its grant too")
+    d.rmagent("revoke", grant_id, "--reason", "correction done")
     return case_id

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run, warn
+from agent.cli._common import (
+    JsonOption,
+    console,
+    emit_json,
+    enrolled,
+    hint,
+    options,
+    run,
+    warn,
+)
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import (
     grant_dict,
@@ -17,6 +26,7 @@ from agent.cli._render import (
     print_requests,
     request_dict,
 )
+from agent.config import AgentPaths
 from agent.local_client import KnownGrant, LocalClient, ReceivedRequest
 
 AllOption = Annotated[bool, typer.Option("--all", help="Include decided, expired or revoked.")]
@@ -33,29 +43,31 @@ async def fetch_grants(socket: Path, *, include_inactive: bool) -> list[KnownGra
         return await client.list_grants(include_inactive=include_inactive)
 
 
-def pending_request(socket: Path, request_id: str) -> ReceivedRequest:
+def pending_request(paths: AgentPaths, request_id: str) -> ReceivedRequest:
     """The request ``request_id`` if the agent holds it and it awaits a decision."""
-    items, _ = run(fetch_requests(socket, include_decided=True, sync=False))
+    items, _ = run(fetch_requests(paths.socket, include_decided=True, sync=False))
     if not any(item.request.request_id == request_id for item in items):
         # Filed moments ago: the daemon fetches requests every few seconds; ask it now.
-        items, _ = run(fetch_requests(socket, include_decided=True, sync=True))
+        items, _ = run(fetch_requests(paths.socket, include_decided=True, sync=True))
     for item in items:
         if item.request.request_id == request_id:
             if item.status != "pending":
                 raise UserError(f"request {request_id} is {item.status}: "
                                 "only pending requests can be decided")
             return item
-    raise UserError(f"the agent has no request {request_id}: see 'rmagent requests'")
+    raise UserError(f"the agent has no request {request_id}: "
+                    f"see '{hint('requests', paths.home)}'")
 
 
-def known_grant(socket: Path, grant_id: str) -> KnownGrant:
+def known_grant(paths: AgentPaths, grant_id: str) -> KnownGrant:
     """The grant ``grant_id`` if the agent holds it and it is not revoked yet."""
-    for item in run(fetch_grants(socket, include_inactive=True)):
+    for item in run(fetch_grants(paths.socket, include_inactive=True)):
         if item.grant.grant_id == grant_id:
             if item.revoked_at or item.status == "revoked":
                 raise UserError(f"grant {grant_id} is already revoked")
             return item
-    raise UserError(f"the agent has no grant {grant_id}: see 'rmagent grants --all'")
+    raise UserError(f"the agent has no grant {grant_id}: "
+                    f"see '{hint('grants --all', paths.home)}'")
 
 
 @guarded
@@ -76,7 +88,7 @@ def requests(ctx: typer.Context, show_all: AllOption = False,
     print_requests(console(), items, "Access requests" if show_all else "Pending requests")
     for item in items:
         if item.key_changed and item.status == "pending":
-            _print_key_change(item)
+            _print_key_change(item, opts.home)
     for engineer, keys in rival_keys(items).items():
         console().print(
             f"KEY CONFLICT: no key is pinned for {engineer!r} yet and pending requests in that "
@@ -84,7 +96,8 @@ def requests(ctx: typer.Context, show_all: AllOption = False,
             f"{engineer} by another channel which key is theirs and deny the others; approving "
             "one needs --accept-new-key", style="bold red", soft_wrap=True)
     if not show_all:
-        console().print("decide with 'rmagent approve <request>' or 'rmagent deny <request>'")
+        console().print(f"decide with '{hint('approve <request>', opts.home)}' or "
+                        f"'{hint('deny <request>', opts.home)}'")
 
 
 def rival_keys(items: Sequence[ReceivedRequest]) -> dict[str, list[str]]:
@@ -96,13 +109,14 @@ def rival_keys(items: Sequence[ReceivedRequest]) -> dict[str, list[str]]:
     return {name: sorted(found) for name, found in sorted(keys.items()) if len(found) > 1}
 
 
-def _print_key_change(item: ReceivedRequest) -> None:
+def _print_key_change(item: ReceivedRequest, home: Path) -> None:
     # Shown in full, never folded: the customer checks the new key with the engineer.
     out = console()
     out.print(key_change(item), style="bold red", soft_wrap=True)
     out.print(f"  the controller can file requests in any engineer's name: check the new key "
               f"with {item.request.engineer} by another channel before approving it with "
-              f"'rmagent approve {item.request.request_id} --accept-new-key'", soft_wrap=True)
+              f"'{hint(f'approve {item.request.request_id} --accept-new-key', home)}'",
+              soft_wrap=True)
 
 
 @guarded

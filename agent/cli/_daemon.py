@@ -51,7 +51,7 @@ def serve(home: Path) -> int:
 
         if reported_as_is(exc):
             raise
-        print(f"error: {message_for(exc)}", file=sys.stderr)
+        print(f"error: {message_for(exc, home)}", file=sys.stderr)
         return 1
     return 0
 

@@ -11,15 +11,17 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
 
 from agent.approvals import ApprovalError
+from agent.cli._common import Options, hint
 from agent.config import ConfigError, ConfigMissing
 from agent.enrollment import EnrollmentError
 from agent.errors import AgentError
-from agent.local_client import LocalClientError
+from agent.local_client import NOT_RUNNING, DaemonNotRunning, LocalClientError
 from permissions import PermissionsError
 from pki.identity import IdentityError
 
@@ -31,32 +33,52 @@ class UserError(Exception):
     """Something the user asked for cannot be done; the message says what and why."""
 
 
-def _os_error(exc: BaseException) -> str:
+def _os_error(exc: BaseException, _: Path | None) -> str:
     assert isinstance(exc, OSError)
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}"
 
 
-# Ordered: the first entry whose type matches wins, so specific types come first.
-_MESSAGES: tuple[tuple[type[BaseException], Callable[[BaseException], str]], ...] = (
-    (ConfigMissing, lambda e: f"{e} (enroll it with 'rmagent enroll --token T', or pass --home)"),
-    (ConfigError, str),
-    (LocalClientError, str),
-    (ApprovalError, str),
-    (EnrollmentError, str),
-    (AgentError, str),
-    (PermissionsError, str),
-    (IdentityError, str),
-    (UserError, str),
+def _not_enrolled(exc: BaseException, home: Path | None) -> str:
+    command = hint("enroll --token T", home)
+    other = "another --home" if command.startswith("rmagent --home") else "--home"
+    return f"{exc} (enroll it with '{command}', or pass {other})"
+
+
+def _not_running(exc: BaseException, home: Path | None) -> str:
+    if str(exc) != NOT_RUNNING:
+        return str(exc)
+    return f"the agent is not running: start it with '{hint('run', home)}'"
+
+
+def _as_is(exc: BaseException, _: Path | None) -> str:
+    return str(exc)
+
+
+# Ordered: the first entry whose type matches wins, so specific types come first. Each
+# renders the error for the home the command was given (None: not known), so that a hint
+# names the command as the user would type it.
+_MESSAGES: tuple[tuple[type[BaseException], Callable[[BaseException, Path | None], str]],
+                 ...] = (
+    (ConfigMissing, _not_enrolled),
+    (ConfigError, _as_is),
+    (DaemonNotRunning, _not_running),
+    (LocalClientError, _as_is),
+    (ApprovalError, _as_is),
+    (EnrollmentError, _as_is),
+    (AgentError, _as_is),
+    (PermissionsError, _as_is),
+    (IdentityError, _as_is),
+    (UserError, _as_is),
     (OSError, _os_error),
 )
 
 
-def message_for(exc: BaseException) -> str:
-    """The one line the user reads for ``exc``."""
+def message_for(exc: BaseException, home: Path | None = None) -> str:
+    """The one line the user reads for ``exc``, in a command run for ``home``."""
     for kind, render in _MESSAGES:
         if isinstance(exc, kind):
-            return render(exc)
+            return render(exc, home)
     return f"unexpected failure ({type(exc).__name__}): {exc}"
 
 
@@ -88,6 +110,17 @@ def guarded(command: Callable[_P, _R]) -> Callable[_P, _R]:
         except Exception as exc:
             if reported_as_is(exc):
                 raise
-            raise fail(message_for(exc)) from None
+            raise fail(message_for(exc, _home_of(args, kwargs))) from None
 
     return wrapper
+
+
+def _home_of(args: tuple[object, ...], kwargs: dict[str, object]) -> Path | None:
+    """The home of the command's context argument (``ctx``), if it has one."""
+    for value in (*args, *kwargs.values()):
+        # Typer passes its vendored Click context, not a typer.Context: look for the method.
+        find = getattr(value, "find_object", None)
+        if callable(find):
+            found = find(Options)
+            return found.home if isinstance(found, Options) else None
+    return None

@@ -16,10 +16,11 @@ from permissions import format_duration
 
 
 def local_time(seconds: float) -> str:
-    """Local ISO time to the second (this host's zone); "-" for zero (never)."""
+    """Local ISO time to the second with this host's UTC offset, e.g.
+    2026-11-27T07:20:58+01:00 (as rmctl shows times); "-" for zero (never)."""
     if not seconds:
         return "-"
-    return dt.datetime.fromtimestamp(seconds).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
 
 
 def local_day(seconds: float) -> str:

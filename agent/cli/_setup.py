@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from agent.approvals import DEFAULT_APPROVER, create_approver
-from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
+from agent.cli._common import JsonOption, console, emit_json, enrolled, hint, options, run
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import print_table
 from agent.config import DEFAULT_LISTEN, MODES, AgentPaths
@@ -71,13 +71,24 @@ def _show_enrolled(result: EnrolledAgent) -> None:
     if result.kept_approvers:
         out.print(f"  kept {result.kept_approvers} pinned approver(s)")
     else:
-        out.print("next: 'rmagent approver init' to create the customer's approver key")
-    out.print("then: 'rmagent run' to start the agent")
+        out.print(f"next: '{hint('approver init', result.home)}' to create the customer's "
+                  "approver key")
+    out.print(f"then: '{hint('run', result.home)}' to start the agent")
 
 
 @guarded
 def run_daemon(ctx: typer.Context) -> None:
-    """Run the agent daemon in the foreground (stop it with Ctrl-C or SIGTERM)."""
+    """Run the agent daemon in the foreground (stop it with Ctrl-C or SIGTERM).
+
+    The home comes from the global --home, given before the command
+    ('rmagent --home DIR run'), else RMAINT_HOME, else ~/.rmaint-agent.
+
+    agent.toml is read at start: restart the agent after editing it (the diag,
+    data, params, services and other allowlists). Only the pinned approvers
+    are re-read while it runs.
+
+    The daemon logs JSON lines to agent.log in the home and to stderr.
+    """
     opts = options(ctx)
     enrolled(opts)  # a clear error for a home that is not enrolled, before anything starts
     from agent.daemon import run as run_agent  # the daemon's imports are heavy: load on use
@@ -121,7 +132,7 @@ def approver_list(ctx: typer.Context, json_out: JsonOption = False) -> None:
         emit_json({"approvers": [{"name": n, "key_id": k, "key_on_host": h == "yes"}
                                  for n, k, h in rows]})
     elif not rows:
-        console().print("no approver is pinned: create one with 'rmagent approver init'")
+        console().print(f"no approver is pinned: create one with '{hint('approver init', opts.home)}'")
     else:
         print_table(console(), "Pinned approvers", ("Name", "Key id", "Key on this host"), rows)
 

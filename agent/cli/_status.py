@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
+from agent.cli._common import JsonOption, console, emit_json, enrolled, hint, options, run
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import key_value, local_time, print_table, short_key
 from agent.config import AgentConfig
@@ -38,16 +38,16 @@ def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
     console().print(key_value(f"Agent {state.agent_id}", [
         ("home", str(opts.home)), ("listen", state.listen),
         ("controller", state.controller or "-"),
-        ("approvers", _approver_names(config, state.approver_key_ids)),
+        ("approvers", _approver_names(config, state.approver_key_ids, opts.home)),
         ("in flight", str(state.operations_in_flight)),
         ("unreported", f"{state.unreported} decision(s) not yet acknowledged by the controller"),
     ]))
 
 
-def _approver_names(config: AgentConfig, key_ids: tuple[str, ...]) -> str:
+def _approver_names(config: AgentConfig, key_ids: tuple[str, ...], home: Path) -> str:
     names = {a.key_id: a.name for a in config.approvers}
     shown = [f"{names.get(k, '?')} ({short_key(k)})" for k in key_ids]
-    return ", ".join(shown) or "none pinned: 'rmagent approver init'"
+    return ", ".join(shown) or f"none pinned: '{hint('approver init', home)}'"
 
 
 def read_entries(path: Path, limit: int) -> list[Entry]:

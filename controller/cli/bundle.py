@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,11 +17,12 @@ from controller.cli import _output as out
 from controller.cli._app import Options, command, fail, group
 from controller.cli._bundle_verify import verify, verify_command
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt
-from controller.cli._run import with_client
-from controller.cli._stream import receipt_line, run_streaming
+from controller.cli._run import with_client, with_workflow
+from controller.cli._stream import receipt_line
 
 if TYPE_CHECKING:
     from controller.client.api import ControllerClient
+    from controller.client.workflow import EngineerWorkflow, OperationResult
     from rmaint.v1 import controller_pb2 as pb
 
 bundle_app = group("bundle")
@@ -48,18 +50,29 @@ def bundle_create(
         params["include"] = [s.strip() for s in include.split(",") if s.strip()]
     progress = _Progress()
     try:
-        result = run_streaming(opts, "bundle.create", params, progress.add,
-                               (session, case, agent))
+        case_id, result = _create(opts, params, progress.add, (session, case, agent))
     finally:
         progress.end()
     stream = result.result.get("stream", {}) if isinstance(result.result, dict) else {}
     if opts.json:
         out.emit_json({"sha256": stream.get("sha256"), "bytes": stream.get("bytes"),
-                       "event_id": result.event_id, "result": result.result})
+                       "case_id": case_id, "event_id": result.event_id,
+                       "result": result.result})
     else:
         out.note(f"bundle sha256:{stream.get('sha256')} ({out.size(stream.get('bytes', 0))}) "
-                 f"attached to {f'case {case}' if case else 'the session case'}")
+                 f"attached to case {case_id}")
     receipt_line(opts, result)
+
+
+def _create(opts: Options, params: dict[str, Any], on_part: Callable[[bytes], Awaitable[None]],
+            where: tuple[str, str, str]) -> tuple[str, OperationResult]:
+    """Run ``bundle.create`` in the session ``where`` names; the session's case and the
+    result, once its receipt and the parts received agree."""
+    async def work(workflow: EngineerWorkflow) -> tuple[str, OperationResult]:
+        state = await workflow.session_for(*(w or None for w in where))
+        return state.case_id, await workflow.run_stream(state, "bundle.create", params, on_part)
+
+    return with_workflow(opts, work)
 
 
 class _Progress:

@@ -85,7 +85,10 @@ def ssh_cert(
         "--valid", min=0, max=TICKET_TTL, help="Seconds it is valid (0: the ticket's life, "
         "at most 60).")] = 0,
 ) -> None:
-    """Get a one-login OpenSSH certificate: then 'ssh -i KEY -p PORT AGENT@GATEWAY' (scope shell)."""
+    """Get a one-login OpenSSH certificate for plain ssh (scope shell).
+
+    Then 'ssh -i KEY -o UserKnownHostsFile=FILE -p PORT AGENT@GATEWAY', FILE holding
+    the line 'rmctl gateway-key' prints."""
     issued = with_workflow(opts, lambda w: _certificate(w, (session, case, agent_opt), agent,
                                                          output=output, valid=valid))
     if opts.json:
@@ -101,7 +104,9 @@ def ssh_cert(
         typer.echo(f"OpenSSH takes it as <key file>{CERT_SUFFIX} beside a copy of {issued.key}")
         return
     copy = "" if key == issued.key else f" (a copy of {issued.key} there)"
-    typer.echo(f"log in with: ssh -i {key} -p PORT {issued.agent_id}@GATEWAY{copy}")
+    typer.echo(f"log in with: ssh -i {key} -o UserKnownHostsFile=KNOWN_HOSTS -p PORT "
+               f"{issued.agent_id}@GATEWAY{copy}")
+    typer.echo("  KNOWN_HOSTS: a file holding the line 'rmctl gateway-key' prints for the gateway")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,15 @@ class Renewed:
     not_after: float
 
 
+def not_renewed(role: str) -> str:
+    """Why a home of ``role`` (not an engineer's) gets no renewed certificate, and what to do."""
+    if role == "admin":
+        return ("the administrator's certificate is not renewed: 'rmctl init' issued it for "
+                "365 days, with the controller's own, and no command issues it again")
+    return (f"an {role}'s certificate is not renewed: log in again with a new token from an "
+            "administrator ('rmctl login --token T')")
+
+
 def validity(config: ClientConfig) -> Validity:
     try:
         return Validity(*read_validity(config.cert))
@@ -40,8 +49,7 @@ def validity(config: ClientConfig) -> Validity:
 async def renew_home(config: ClientConfig, *, now: float | None = None) -> Renewed:
     """Renew the home's certificate now; LoginError if that cannot be done."""
     if config.role not in RENEWABLE_ROLES:
-        raise LoginError(f"an {config.role}'s certificate is not renewed: log in again with "
-                         "a new token from an administrator ('rmctl login --token T')")
+        raise LoginError(not_renewed(config.role))
     now = time.time() if now is None else now
     try:
         old = read_cert(config.cert)

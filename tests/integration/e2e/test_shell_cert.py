@@ -132,7 +132,9 @@ def test_a_ticket_username_still_works_beside_a_certificate(shell_deployment: Sh
     told = e2e.d.engineer("ssh-cert", AGENT_ID, "--session", granted.session_id).stdout
     cert = e2e.d.engineer_home / "identity.key-cert.pub"  # which the client offers too
     assert f"certificate for {AGENT_ID}, one login until " in told and str(cert) in told
-    assert f"ssh -i {identity(e2e)} -p PORT {AGENT_ID}@GATEWAY" in told
+    assert (f"ssh -i {identity(e2e)} -o UserKnownHostsFile=KNOWN_HOSTS -p PORT "
+            f"{AGENT_ID}@GATEWAY") in told
+    assert "KNOWN_HOSTS: a file holding the line 'rmctl gateway-key' prints" in told
     envelope = e2e.session_operation(granted, "shell.open", params={"ttl": 30})
     ticket = json.loads(e2e.run_through_controller(envelope).result_json)["ticket"]
     done = run_ssh(ssh_argv(e2e, f"{AGENT_ID}+{ticket}"), b"exit 3\n")
@@ -173,7 +175,8 @@ def test_a_certificate_whose_ticket_was_used_is_refused(shell_deployment: ShellE
     key = _copy_key(e2e, tmp_path)  # saved elsewhere: beside a copy of the identity key
     told = e2e.d.engineer("ssh-cert", "--session", granted.session_id,
                           "-o", f"{key}-cert.pub").stdout
-    assert f"ssh -i {key} -p PORT {AGENT_ID}@GATEWAY (a copy of {identity(e2e)}" in told
+    assert (f"ssh -i {key} -o UserKnownHostsFile=KNOWN_HOSTS -p PORT {AGENT_ID}@GATEWAY "
+            f"(a copy of {identity(e2e)}") in told
     assert run_ssh(plain_argv(e2e, key=key), b"exit 0\n").returncode == 0
     mark, agent_mark = e2e.controller_log.mark(), e2e.agent_log_mark()
     assert_refused(run_ssh(plain_argv(e2e, key=key), b"exit 0\n"))

@@ -155,6 +155,7 @@ def test_a_bundle_is_stored_by_hash_attached_and_fetched(deployment: E2E, tmp_pa
                              "--include", "system,memory", "--json"))
     sha256 = made["sha256"]
     assert made["bytes"] > 0 and made["result"]["stream"]["sha256"] == sha256
+    assert made["case_id"] == granted.case_id
     listed = d.json(d.engineer("bundle", "list", "--case", granted.case_id, "--json"))
     assert [(b["sha256"], b["session_id"], b["event_id"]) for b in listed] == \
         [(sha256, granted.session_id, made["event_id"])]
@@ -186,3 +187,5 @@ def test_a_bundle_is_stored_by_hash_attached_and_fetched(deployment: E2E, tmp_pa
     for args in (("get", "-o", str(tmp_path / "y")), ("list",)):
         unknown = d.engineer("bundle", *args, "--case", "C-9999", check=False)
         assert (unknown.returncode, unknown.stderr) == (1, "error: unknown case C-9999\n")
+    told = d.engineer("bundle", "create", "--session", granted.session_id, "--include", "clock")
+    assert f") attached to case {granted.case_id}\n" in told.stdout

@@ -55,7 +55,8 @@ def test_a_home_that_is_not_enrolled_is_one_line_and_exit_1(tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "not enrolled" in done.stderr
-    assert "enroll it with 'rmagent enroll --token T'" in done.stderr
+    assert (f"enroll it with 'rmagent --home {tmp_path / 'none'} enroll --token T', or pass "
+            "another --home)") in done.stderr
     assert done.stderr.count("\n") == 1 and done.stdout == ""
 
 

@@ -64,7 +64,7 @@ def test_requests_flag_a_changed_key(rmagent: Invoke, daemon: FakeAgent) -> None
     day = local_day(1_800_000_000)  # when FakeAgent.pin says it was pinned
     assert (f"KEY CHANGED: alice's key was {old} (approved {day} by ops), this request "
             f"(R-2) is signed by {new}") in table.stdout
-    assert "rmagent approve R-2 --accept-new-key" in table.stdout
+    assert f"'rmagent --home {daemon.home} approve R-2 --accept-new-key'" in table.stdout
 
 
 def test_approve_refuses_a_changed_key_without_accept_new_key(

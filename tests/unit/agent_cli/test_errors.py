@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 
 from agent.cli import _consent
+from agent.cli._common import hint
 from agent.cli._errors import UserError, message_for
 from agent.config import ConfigMissing
+from agent.local_client import NOT_RUNNING, DaemonNotRunning
 
 from .conftest import FakeAgent, Invoke, signed_request
 
@@ -66,3 +69,26 @@ def test_run_refuses_a_home_that_is_not_enrolled(tmp_path: object) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "not enrolled" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_hints_name_the_home_only_when_a_bare_command_would_miss_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RMAINT_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert hint("run", tmp_path / ".rmaint-agent") == "rmagent run"
+    assert hint("run", None) == "rmagent run"
+    assert hint("run", Path("my home")) == "rmagent --home 'my home' run"
+    monkeypatch.setenv("RMAINT_HOME", "site/agent")
+    assert hint("requests", Path("site/agent")) == "rmagent requests"
+    assert hint("requests", tmp_path / ".rmaint-agent") == \
+        f"rmagent --home {tmp_path / '.rmaint-agent'} requests"
+
+
+def test_error_hints_carry_the_home_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RMAINT_HOME", raising=False)
+    home = Path("/srv/agent")
+    assert message_for(DaemonNotRunning(NOT_RUNNING), home) == \
+        "the agent is not running: start it with 'rmagent --home /srv/agent run'"
+    assert message_for(ConfigMissing("/srv/agent/agent.toml not found"), home).endswith(
+        "(enroll it with 'rmagent --home /srv/agent enroll --token T', or pass another --home)")
+    assert message_for(DaemonNotRunning("socket gone"), home) == "socket gone"

@@ -24,10 +24,12 @@ COMMANDS = [["status"], ["requests"], ["grants", "--all"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-def test_daemon_not_running(rmagent: Invoke, command: list[str]) -> None:
+def test_daemon_not_running(rmagent: Invoke, home: Path, command: list[str]) -> None:
     result = rmagent(*command)
     assert result.exit_code == 1
-    assert result.stderr == f"error: {NOT_RUNNING}\n"
+    # The hint names the home the command was given, so that it can be copied as it is.
+    assert result.stderr == ("error: the agent is not running: start it with "
+                             f"'rmagent --home {home} run'\n")
     assert NOT_RUNNING == "the agent is not running: start it with 'rmagent run'"
 
 
@@ -36,7 +38,7 @@ def test_stale_socket_means_not_running(rmagent: Invoke, home: Path) -> None:
         stale.bind(str(home / "rmagent.sock"))  # bound, never listening: a crashed daemon
     result = rmagent("status")
     assert result.exit_code == 1
-    assert result.stderr == f"error: {NOT_RUNNING}\n"
+    assert result.stderr == f"error: the agent is not running: start it with 'rmagent --home {home} run'\n"
 
 
 def test_client_raises_daemon_not_running(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
@@ -281,3 +282,16 @@ def test_an_auditor_is_told_to_log_in_again_instead_of_renewing(
     assert code == 1
     assert err == ("error: an auditor's certificate is not renewed: log in again with a new "
                    "token from an administrator ('rmctl login --token T')\n")
+
+
+def test_the_administrator_is_told_until_when_the_certificate_lasts(
+        runner: CliRunner, home_factory: Callable[..., Home]) -> None:
+    issued = 1_900_000_000.0
+    admin = home_factory(role="admin", name="admin", lifetime_hours=365 * 24, now=issued)
+    code, _, err = rmctl(runner, admin, "renew")
+    until = dt.datetime.fromtimestamp(issued + 365 * 86400).astimezone()
+    assert code == 1
+    assert err == ("error: the administrator's certificate is not renewed: 'rmctl init' issued "
+                   "it for 365 days, with the controller's own, and no command issues it again; "
+                   f"it is valid until {until.isoformat(timespec='seconds')}\n")
+    assert "log in again" not in err

@@ -98,7 +98,8 @@ def test_expired_certificate_is_named_before_connecting(home_factory: MakeHome) 
 def test_garbled_certificate(home_factory: MakeHome) -> None:
     home = home_factory()
     (home.path / "identity.crt").write_text("garbage")
-    with pytest.raises(ConfigError, match=r"cannot read the certificate .*identity.crt: not a PEM certificate$"):
+    with pytest.raises(ConfigError,
+                       match=r"cannot read the certificate .*identity.crt: not a PEM certificate$"):
         load_config(home.path).check_certificate(time.time())
 
 
