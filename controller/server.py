@@ -29,6 +29,7 @@ from controller.dialin import DialIn
 from controller.errors import ConfigError
 from controller.locks import LockBroker
 from controller.logs import LogSinks, log_event
+from controller.reissue import ending_soon
 from controller.relay import Relay
 from controller.services import register_api, register_enrollment
 from controller.services._common import Deps
@@ -117,6 +118,9 @@ async def _start(config: ControllerConfig, stack: contextlib.AsyncExitStack,
     checkpointer = await start_log(store, files.home, config.trust_domain, clock)
     stack.push_async_callback(checkpointer.stop)
     tls = TlsFiles(files.key, files.cert, files.ca_cert)
+    for role, until in ending_soon(files.home, now=clock()):
+        log_event("certificate.ending", logging.WARNING, role=role, not_after=until,
+                  action=f"run 'rmctl --home {files.home} reissue', then restart serve")
     authority = _read(lambda: Authority.load(files.ca_key, files.ca_cert), files.ca_key)
     dialin = DialIn(store, clock)
     dialin.start()

@@ -1,4 +1,4 @@
-"""Commands of the controller host: init (a new deployment in the home) and serve."""
+"""Commands of the controller host: init (a new deployment in the home), serve, reissue."""
 
 from __future__ import annotations
 
@@ -44,3 +44,26 @@ def serve(opts: Options) -> None:
 
     _gc.working()  # a server: the usual collections from here on
     run(opts.home)
+
+
+@command(app, "reissue")
+def reissue(opts: Options) -> None:
+    """Issue the controller's and the administrator's certificates again (same keys and
+    names), for a year or until the deployment CA ends; restart 'rmctl serve' after.
+
+    'rmctl init' issues both for 365 days and nothing renews them on their own; the
+    controller logs 'certificate.ending' at start when fewer than 30 days are left.
+    Agents, engineers and auditors pin the CA, so they accept the new ones as they are."""
+    import time
+
+    from controller.reissue import reissue as reissue_certificates
+
+    done = reissue_certificates(opts.home, now=time.time())
+    if opts.json:
+        out.emit_json({"controller_until": int(done.controller_until),
+                       "admin_until": int(done.admin_until), "ca_until": int(done.ca_until)})
+        return
+    out.note(f"controller certificate valid until {out.when(done.controller_until)}")
+    out.note(f"administrator certificate valid until {out.when(done.admin_until)}")
+    out.note(f"(the deployment CA ends {out.when(done.ca_until)})")
+    out.note(f"restart the controller to serve the new certificate: rmctl --home {opts.home} serve")

@@ -34,7 +34,8 @@ def not_renewed(role: str) -> str:
     """Why a home of ``role`` (not an engineer's) gets no renewed certificate, and what to do."""
     if role == "admin":
         return ("the administrator's certificate is not renewed: 'rmctl init' issued it for "
-                "365 days, with the controller's own, and no command issues it again")
+                "365 days, with the controller's own; 'rmctl reissue' in the controller's "
+                "home issues both again")
     return (f"an {role}'s certificate is not renewed: log in again with a new token from an "
             "administrator ('rmctl login --token T')")
 

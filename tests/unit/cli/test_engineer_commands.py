@@ -292,6 +292,7 @@ def test_the_administrator_is_told_until_when_the_certificate_lasts(
     until = dt.datetime.fromtimestamp(issued + 365 * 86400).astimezone()
     assert code == 1
     assert err == ("error: the administrator's certificate is not renewed: 'rmctl init' issued "
-                   "it for 365 days, with the controller's own, and no command issues it again; "
+                   "it for 365 days, with the controller's own; 'rmctl reissue' in the "
+                   "controller's home issues both again; "
                    f"it is valid until {until.isoformat(timespec='seconds')}\n")
     assert "log in again" not in err
