@@ -38,7 +38,7 @@ EXPECTED = {
     "consent log",
     "audit verify", "audit export", "audit verify-bundle", "audit prove", "audit report",
     "audit checkpoint", "audit reconcile",
-    "lock add", "lock list", "lock remove", "renew",
+    "lock add", "lock list", "lock remove", "renew", "reissue",
 }
 
 
