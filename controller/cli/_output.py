@@ -61,6 +61,11 @@ def note(text: str = "") -> None:
     typer.echo(text)
 
 
+def warn(text: str) -> None:
+    """``warning: text`` on stderr: something the user should act on; the command went on."""
+    typer.echo(f"warning: {text}", err=True)
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table with numbers right-aligned; an empty one is a single line saying so."""
     cells = [[str(cell) for cell in row] for row in rows]

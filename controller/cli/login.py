@@ -27,9 +27,11 @@ def login(
         out.emit_json({"identity": identity.uri, "role": identity.role, "name": identity.name,
                        "controller": done.controller, "home": str(opts.home),
                        "certificate_not_after": int(done.not_after), "key_id": done.key_id,
-                       "new_key": done.new_key})
+                       "new_key": done.new_key, "log_key_warning": done.log_key_warning})
         return
     key = "a new identity key" if done.new_key else "the existing identity key"
     out.note(f"logged in as {identity.role} {identity.name} ({identity.uri}) with {key}")
     out.note(f"controller {done.controller}; certificate valid until {out.when(done.not_after)}")
     out.note(f"key {done.key_id}; home {opts.home}")
+    if done.log_key_warning:
+        out.warn(done.log_key_warning)

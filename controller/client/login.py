@@ -38,6 +38,9 @@ class LoggedIn:
     not_after: float
     key_id: str
     new_key: bool
+    # An auditor's home that pinned another log key than the controller now offers: the
+    # pin is kept (evidence is checked against it) and this says so.
+    log_key_warning: str = ""
 
 
 def identity_key(home: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
@@ -65,11 +68,10 @@ async def login(home: Path, token_text: str) -> LoggedIn:
     if new_key:  # written only once a certificate exists for it: a refused login leaves nothing
         write_key(home / KEY_FILE, key)
     _save(home, enrolled)
-    if enrolled.identity.role == "auditor":
-        await pin_log_key(home)
+    warning = await pin_log_key(home) if enrolled.identity.role == "auditor" else ""
     return LoggedIn(enrolled.identity, enrolled.controller_address,
                     certificate.not_valid_after_utc.timestamp(),
-                    permissions.key_id(key.public_key()), new_key)
+                    permissions.key_id(key.public_key()), new_key, warning)
 
 
 def _decode(token_text: str) -> JoinToken:
@@ -115,16 +117,26 @@ def _save(home: Path, enrolled: Enrolled) -> None:
     })
 
 
-async def pin_log_key(home: Path) -> None:
+async def pin_log_key(home: Path) -> str:
     """Pin the controller's log key in an auditor's home, over the login's fresh mTLS
-    identity; if that fails, the first ``rmctl audit`` pins it (and says so)."""
+    identity; if that fails, the first ``rmctl audit`` pins it (and says so). A key pinned
+    before is kept, never replaced by what the controller says now: a warning if they
+    differ, else ""."""
     from controller.client.api import ControllerClient
-    from controller.client.audit import PIN_FILE
+    from controller.client.audit import PIN_FILE, read_pin
     from controller.client.config import load_config
 
     try:
         async with ControllerClient.open(load_config(home)) as client:
             key = parse_verifier_key(await client.log_key())
     except (ClientError, TlogError):
-        return
-    write_public(home / PIN_FILE, (key.vkey() + "\n").encode())
+        return ""
+    pinned = read_pin(home)
+    if pinned is None:
+        write_public(home / PIN_FILE, (key.vkey() + "\n").encode())
+    elif pinned.vkey() != key.vkey():
+        return (f"the controller's log key ({key.vkey()}) is not the one this home pinned "
+                f"({pinned.vkey()}); the pin is kept and evidence is checked against it. "
+                f"If the change is expected, confirm the new key out of band, then delete "
+                f"{home / PIN_FILE} and run any 'rmctl audit' command to pin it")
+    return ""

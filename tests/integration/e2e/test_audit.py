@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controller.audit.keys import create_log_key
 from tests.integration.e2e.conftest import E2E, Granted
 
 
@@ -121,3 +122,18 @@ def test_usage_errors_exit_3_in_one_line(deployment: E2E, tmp_path: Path) -> Non
     assert not (tmp_path / "p.json").exists()
     full = d.auditor("audit", "verify", "--full")
     assert "the full log" in full.stdout and "full True" not in full.stdout
+
+
+def test_a_second_login_never_replaces_the_pinned_log_key(deployment: E2E,
+                                                          tmp_path: Path) -> None:
+    d = deployment.d
+    home, pin = tmp_path / "carl", tmp_path / "carl" / "log.vkey"
+    d.run("rmctl", home, "login", "--token", d.token("auditor", "add", "carl"))
+    assert pin.read_text() == (d.controller_home / "log.vkey").read_text()
+    create_log_key(tmp_path / "elsewhere", "other.test")
+    foreign = (tmp_path / "elsewhere" / "log.vkey").read_text()
+    pin.write_text(foreign)  # what this home pinned before the controller's key changed
+    again = d.run("rmctl", home, "login", "--token", d.token("auditor", "add", "carl"))
+    assert pin.read_text() == foreign  # kept: the controller's word does not replace it
+    assert again.stderr.startswith("warning: the controller's log key (")
+    assert "is not the one this home pinned" in again.stderr
