@@ -7,6 +7,8 @@ again changes nothing, so agents may retry until they see an acknowledgement.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.engine import Connection
 
 from controller import rules
@@ -54,7 +56,8 @@ def record_change_consent(conn: Connection, agent_id: str, consent: ChangeConsen
     request = requests.get_request(conn, grant.request_id)
     assert request is not None, "grants reference their request"
     _log(conn, now, CHANGE_APPROVED, request, grant.grant_id, consent.approver_key_id,
-         f"consent to change {consent.change_digest} until {consent.not_after}",
+         f"consent to change {consent.change_digest} until "
+         f"{dt.datetime.fromtimestamp(consent.not_after, dt.UTC).isoformat()}",
          grant.scopes, envelope)
     return "change consent recorded"
 

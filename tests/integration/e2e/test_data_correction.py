@@ -7,6 +7,7 @@ A masked value never reaches the controller: not in results, not in its files.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable
@@ -95,6 +96,9 @@ def test_preview_consent_apply_undo(deployment_factory: Callable[..., E2E]) -> N
     signed = [c["envelope"]["statement"]["change_digest"] for c in change_consents()]
     assert signed == [digest, undo["digest"]]
     assert {c["grant_id"] for c in change_consents()} == {granted.grant_id}
+    for entry in change_consents():  # the reason names the end as a time, not a count
+        until = dt.datetime.fromtimestamp(entry["envelope"]["statement"]["not_after"], dt.UTC)
+        assert entry["reason"].endswith(f" until {until.isoformat()}")
     verified = d.auditor("audit", "verify", "--case", granted.case_id, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr  # in the signed log too
 
