@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -74,18 +75,25 @@ def test_a_renewed_certificate_must_be_the_same_key_and_identity_from_the_ca() -
             pytest.fail(what)
 
 
-async def test_the_renewer_sleeps_until_due_and_retries_when_the_controller_is_away(
-        tmp_path: Path) -> None:
-    """No controller listens: each attempt fails; the sleeps follow the schedule."""
+@dataclass
+class _Away:
+    """An agent's renewer whose controller never answers, on a fake clock: each sleep is
+    recorded and advances the clock; the fourth ends the run."""
+
+    files: TlsFiles
+    clock: list[float]
+    slept: list[float]
+    renewer: Renewer
+
+
+def _renewer_with_no_controller(tmp_path: Path, now: float) -> _Away:
     ca, key = _CA(), generate_key()
     agent = Identity(TD, "agent", "web-1")
     files = TlsFiles(tmp_path / "agent.key", tmp_path / "agent.crt", tmp_path / "ca.crt")
     write_key(files.key, key)
     write_public(files.cert, ca.leaf(key.public_key(), agent))
     write_public(files.ca, cert_pem(ca.cert))
-    validity = Validity.of(x509.load_pem_x509_certificate(files.cert.read_bytes()))
-    clock = [1_000_000.0]
-    slept: list[float] = []
+    clock, slept = [now], []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
@@ -95,37 +103,29 @@ async def test_the_renewer_sleeps_until_due_and_retries_when_the_controller_is_a
 
     renewer = Renewer(controller="127.0.0.1:1", files=files, identity=agent, key=key,
                       clock=lambda: clock[0], sleep=sleep, rand=lambda: 0.0)
+    return _Away(files, clock, slept, renewer)
+
+
+async def test_the_renewer_sleeps_until_due_and_retries_when_the_controller_is_away(
+        tmp_path: Path) -> None:
+    """No controller listens: each attempt fails; the sleeps follow the schedule."""
+    away = _renewer_with_no_controller(tmp_path, 1_000_000.0)
+    validity = Validity.of(x509.load_pem_x509_certificate(away.files.cert.read_bytes()))
     with pytest.raises(asyncio.CancelledError):
-        await renewer.run()
-    assert slept[0] == pytest.approx(validity.renew_at - 1_000_000.0)
-    assert slept[1:] == [RETRY_FIRST / 2, RETRY_FIRST, RETRY_FIRST * 2]
-    assert renewer.renewals == 0
-    assert Validity.of(x509.load_pem_x509_certificate(files.cert.read_bytes())) == validity
+        await away.renewer.run()
+    assert away.slept[0] == pytest.approx(validity.renew_at - 1_000_000.0)
+    assert away.slept[1:] == [RETRY_FIRST / 2, RETRY_FIRST, RETRY_FIRST * 2]
+    assert away.renewer.renewals == 0
+    assert Validity.of(x509.load_pem_x509_certificate(away.files.cert.read_bytes())) == validity
 
 
 async def test_an_expired_certificate_says_how_to_recover(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Past not_after the controller refuses renewal: the log says to enroll again, once."""
-    ca, key = _CA(), generate_key()
-    agent = Identity(TD, "agent", "web-1")
-    files = TlsFiles(tmp_path / "agent.key", tmp_path / "agent.crt", tmp_path / "ca.crt")
-    write_key(files.key, key)
-    write_public(files.cert, ca.leaf(key.public_key(), agent))
-    write_public(files.ca, cert_pem(ca.cert))
-    clock = [1_000_000.0 + 31 * DAY]  # the 30-day certificate has run out
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-        if len(slept) == 4:
-            raise asyncio.CancelledError
-
-    renewer = Renewer(controller="127.0.0.1:1", files=files, identity=agent, key=key,
-                      clock=lambda: clock[0], sleep=sleep, rand=lambda: 0.0)
+    away = _renewer_with_no_controller(tmp_path, 1_000_000.0 + 31 * DAY)  # 30-day cert: over
     with caplog.at_level("WARNING", logger="agent.renewal"), \
             pytest.raises(asyncio.CancelledError):
-        await renewer.run()
+        await away.renewer.run()
     expired = [r for r in caplog.records if getattr(r, "fields", {}).get("event") == "cert.expired"]
     assert len(expired) == 1
     assert "rmagent enroll --token T --force" in expired[0].getMessage()
