@@ -19,7 +19,8 @@ from controller.gateway.recording import recording_of
 from controller.services import _common, _convert, archive
 from controller.services._common import Deps
 from controller.services.locks import refuse_locked
-from controller.store import bundles, cases, requests, sessions
+from controller.store import bundles, cases, directory, requests, sessions
+from controller.store.records import ConsentEntry
 from permissions.locks import Subject
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
@@ -69,8 +70,7 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
     async def ConsentLog(self, request: pb.ConsentLogRequest,
                          context: grpc.aio.ServicerContext) -> pb.ConsentLogResponse:
         await self._reader()
-        found = await self._deps.store.read(requests.consent_entries, case_id=request.case_id,
-                                            agent_id=request.agent_id)
+        found = await self._deps.store.read(_consent_log, request.case_id, request.agent_id)
         return pb.ConsentLogResponse(entries=[_convert.consent(e) for e in found])
 
     async def GetCustomerArchive(
@@ -131,6 +131,16 @@ def _engineer_may_read(conn: Connection, name: str, key_id: str, bundle_of: str,
         if case is not None and case.assignee != name:
             raise PermissionDenied(f"engineer {name} asked for a bundle of {bundle_of} "
                                    f"assigned to {case.assignee}")
+
+
+def _consent_log(conn: Connection, case_id: str, agent_id: str) -> list[ConsentEntry]:
+    """The entries of that case and agent; NotFound for a case or agent that does not
+    exist (an empty log is a known case with no decisions yet)."""
+    if case_id and cases.get_case(conn, case_id) is None:
+        raise NotFound(f"unknown case {case_id}")
+    if agent_id and directory.get_agent(conn, agent_id) is None:
+        raise NotFound(f"unknown agent {agent_id}")
+    return requests.consent_entries(conn, case_id=case_id, agent_id=agent_id)
 
 
 def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:

@@ -137,3 +137,12 @@ def test_a_second_login_never_replaces_the_pinned_log_key(deployment: E2E,
     assert pin.read_text() == foreign  # kept: the controller's word does not replace it
     assert again.stderr.startswith("warning: the controller's log key (")
     assert "is not the one this home pinned" in again.stderr
+
+
+def test_the_consent_log_of_a_case_or_agent_that_does_not_exist_is_an_error(
+        deployment: E2E) -> None:
+    d = deployment.d
+    for args, says in ((("--case", "C-9999"), "unknown case C-9999"),
+                       (("--agent", "no-such-agent"), "unknown agent no-such-agent")):
+        done = d.auditor("consent", "log", *args, check=False)
+        assert (done.returncode, done.stderr) == (1, f"error: {says}\n")
