@@ -37,7 +37,13 @@ from controller.services.audit import register_audit
 from controller.store import Store, migrate
 from controller.sweeper import SWEEP_INTERVAL, Sweeper
 from pki.handshakes import HandshakeWatch
-from pki.tls import TlsFiles, server_credentials, server_options, why_not_listening
+from pki.tls import (
+    TlsFiles,
+    bind_problem,
+    server_credentials,
+    server_options,
+    why_not_listening,
+)
 
 STOP_GRACE = 2.0
 # gRPC on Linux shares ports (SO_REUSEPORT) by default; a second controller must fail.
@@ -168,6 +174,9 @@ def _read(load: Callable[[], Any], path: Path) -> Any:
 
 
 def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials) -> int:
+    problem = bind_problem(address)
+    if problem is not None:
+        raise ConfigError(f"cannot listen on {address}: {problem}")
     try:
         return int(server.add_secure_port(address, credentials))
     except RuntimeError as exc:

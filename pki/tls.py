@@ -82,9 +82,11 @@ def peer_identity(context: grpc.aio.ServicerContext) -> Identity | None:
         return None
 
 
-def why_not_listening(address: str) -> str:
-    """Why a server cannot listen on ``host:port``, in the system's words ("address already
-    in use", "cannot assign requested address"): gRPC only says that binding failed."""
+def bind_problem(address: str) -> str | None:
+    """Why a server could not listen on ``host:port``, in the system's words ("address
+    already in use", "cannot assign requested address"), or None if it can. Asked before
+    gRPC binds (whose own message only says that binding failed, after logging a line of
+    its own on stderr) and again if it fails anyway."""
     host, _, port = address.rpartition(":")
     try:
         found = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM,
@@ -98,4 +100,9 @@ def why_not_listening(address: str) -> str:
                 probe.bind(where)
             except OSError as exc:
                 return (exc.strerror or str(exc)).lower()
-    return "the address is in use or not available"
+    return None
+
+
+def why_not_listening(address: str) -> str:
+    """:func:`bind_problem` for an address gRPC could not bind."""
+    return bind_problem(address) or "the address is in use or not available"

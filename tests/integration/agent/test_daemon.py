@@ -6,10 +6,14 @@ import asyncio
 import dataclasses
 import json
 import logging
+import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -311,3 +315,19 @@ async def test_a_start_without_an_approver_says_none_can_approve(
     said = [r.getMessage() for r in caplog.records if "no approver" in r.getMessage()]
     assert said == ["no approver key is pinned: no request can be approved until "
                     "'rmagent approver init' makes one"]
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(deployment: Deployment) -> None:
+    config = agent_config.load(deployment.home)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        listen = f"127.0.0.1:{held.getsockname()[1]}"
+        agent_config.save(deployment.home, dataclasses.replace(config, listen=listen))
+        done = subprocess.run([str(Path(sys.executable).parent / "rmagent"), "--home",
+                               str(deployment.home), "run"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()  # the daemon's JSON log lines, then the error
+    assert lines[-1] == f"error: cannot listen on {listen}: address already in use"
+    assert all(line.startswith("{") for line in lines[:-1]), done.stderr  # no gRPC core line

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from pki.tls import server_options, why_not_listening
+from pki.tls import bind_problem, server_options, why_not_listening
 
 
 @pytest.fixture
@@ -42,3 +42,10 @@ def test_a_port_held_by_any_listener_is_in_use() -> None:
 ])
 def test_other_reasons_are_named(address: str, says: str) -> None:
     assert why_not_listening(address).startswith(says)
+
+
+def test_a_free_port_has_no_problem() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert bind_problem(f"127.0.0.1:{free}") is None
