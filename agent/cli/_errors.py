@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,10 @@ def _os_error(exc: BaseException, _: Path | None) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
+# A command the agent's errors tell the user to run, as they quote it.
+_QUOTED_COMMAND = re.compile(r"'rmagent ([a-z][^']*)'")
+
+
 def _not_enrolled(exc: BaseException, home: Path | None) -> str:
     command = hint("enroll --token T", home)
     other = "another --home" if command.startswith("rmagent --home") else "--home"
@@ -51,8 +56,9 @@ def _not_running(exc: BaseException, home: Path | None) -> str:
     return f"the agent is not running: start it with '{hint('run', home)}'"
 
 
-def _as_is(exc: BaseException, _: Path | None) -> str:
-    return str(exc)
+def _as_is(exc: BaseException, home: Path | None) -> str:
+    """The error's own words, with each quoted 'rmagent ...' command given the home."""
+    return _QUOTED_COMMAND.sub(lambda found: f"'{hint(found.group(1), home)}'", str(exc))
 
 
 # Ordered: the first entry whose type matches wins, so specific types come first. Each

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.approvals import ApprovalError
 from agent.cli import _consent
 from agent.cli._common import hint
 from agent.cli._errors import UserError, message_for
@@ -92,3 +93,14 @@ def test_error_hints_carry_the_home_given(monkeypatch: pytest.MonkeyPatch) -> No
     assert message_for(ConfigMissing("/srv/agent/agent.toml not found"), home).endswith(
         "(enroll it with 'rmagent --home /srv/agent enroll --token T', or pass another --home)")
     assert message_for(DaemonNotRunning("socket gone"), home) == "socket gone"
+
+
+def test_commands_quoted_by_any_error_carry_the_home_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RMAINT_HOME", raising=False)
+    said = ApprovalError("no approver is pinned: create one with 'rmagent approver init'")
+    assert message_for(said, Path("/srv/agent")) == \
+        "no approver is pinned: create one with 'rmagent --home /srv/agent approver init'"
+    assert message_for(said, None) == str(said)
+    plain = ApprovalError("'rmagent' alone, or 'rm -rf' quoted, stays as written")
+    assert message_for(plain, Path("/srv/agent")) == str(plain)
