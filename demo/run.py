@@ -31,7 +31,8 @@ def main() -> int:
         d.stop()
     print(f"\nDone. The deployment's state is in {STATE.name}/ — try:\n"
           f"  .venv/bin/rmagent --home {STATE.name}/agent log\n"
-          f"  .venv/bin/rmctl --home {STATE.name}/controller serve &   # the demo stopped it\n"
+          f"  .venv/bin/rmctl --home {STATE.name}/controller serve 2>/dev/null &"
+          "   # the demo stopped it\n"
           f"  .venv/bin/rmctl --home {STATE.name}/auditor consent log")
     return 0
 
