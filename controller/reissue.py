@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from controller.config import HomeFiles
@@ -49,6 +50,9 @@ def reissue(home: Path, *, now: float) -> Reissued:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{home} is not a controller home with its CA key (made by "
                           f"'rmctl init'): {exc}") from exc
+    if ca_key.public_key() != ca_cert.public_key():
+        raise ConfigError("ca.key is not the key of ca.crt: certificates it signed would "
+                          "not chain to the CA everyone pinned")
     ca_until = ca_cert.not_valid_after_utc
     lifetime = min(SERVICE_CERT_LIFETIME, ca_until - dt.datetime.fromtimestamp(now, dt.UTC))
     if lifetime < MIN_LIFETIME:
@@ -56,6 +60,8 @@ def reissue(home: Path, *, now: float) -> Reissued:
                           "issue certificates any more")
     server = _renewed(ca_key, ca_cert, server_key, server_cert, "controller", now, lifetime)
     admin = _renewed(ca_key, ca_cert, admin_key, admin_cert, "admin", now, lifetime)
+    # Both are checked before either is written; a failure between the two writes leaves
+    # a new controller certificate beside the old administrator's, both valid.
     # Leaf then CA, as 'rmctl init' writes it: enrolling hosts fetch the chain.
     write_public(files.cert, cert_pem(server) + cert_pem(ca_cert))
     write_public(files.admin_cert, cert_pem(admin))
@@ -74,9 +80,19 @@ def _renewed(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
         raise ConfigError(f"the {role} certificate carries no usable identity: {exc}") from exc
     if identity.role != role or old.public_key() != key.public_key():
         raise ConfigError(f"the {role} certificate does not belong to this home's {role} key")
+    _issued_by(old, ca_cert, f"the {role} certificate")
     dns, ips = _extra_names(old, identity)
-    return issue(ca_key, ca_cert, key.public_key(), identity, now=now, lifetime=lifetime,
-                 dns_names=dns, ip_addresses=ips)
+    new = issue(ca_key, ca_cert, key.public_key(), identity, now=now, lifetime=lifetime,
+                dns_names=dns, ip_addresses=ips)
+    _issued_by(new, ca_cert, f"the new {role} certificate")
+    return new
+
+
+def _issued_by(cert: x509.Certificate, ca_cert: x509.Certificate, what: str) -> None:
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise ConfigError(f"{what} is not signed by this home's CA (ca.crt)") from exc
 
 
 def _extra_names(cert: x509.Certificate,

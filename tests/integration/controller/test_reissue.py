@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -66,8 +68,21 @@ async def test_reissued_certificates_keep_keys_and_names_and_are_served(old_home
             reply = await rpc.AdminServiceStub(channel).ListCustomers(
                 pb.ListCustomersRequest(), timeout=10)
         assert list(reply.customers) == []
+        assert served(running.port, files).serial_number == server.serial_number
     finally:
         await running.stop()
+
+
+def served(port: int, files: HomeFiles) -> x509.Certificate:
+    """The certificate the controller presents on ``port``, as a TLS client sees it."""
+    context = ssl.create_default_context(cafile=str(files.ca_cert))
+    context.check_hostname = False
+    context.load_cert_chain(str(files.admin_cert), str(files.admin_key))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
 
 
 def test_a_certificate_never_outlives_the_ca(old_home: Path) -> None:
@@ -118,3 +133,24 @@ async def test_the_controller_says_at_start_when_its_certificate_ends_soon(
     running = await serve(old_home, log_to_stderr=False)
     await running.stop()
     assert not [r for r in caplog.records if r.getMessage() == "certificate.ending"]
+
+
+def test_a_ca_key_that_is_not_the_ca_certificates_is_refused(old_home: Path) -> None:
+    files = HomeFiles.of(old_home)
+    before = files.cert.read_bytes(), files.admin_cert.read_bytes()
+    write_key(files.ca_key, generate_key())  # a backup put back from another deployment
+    with pytest.raises(ConfigError, match=r"ca\.key is not the key of ca\.crt"):
+        reissue(old_home, now=time.time())
+    assert (files.cert.read_bytes(), files.admin_cert.read_bytes()) == before
+
+
+def test_a_certificate_from_another_ca_is_refused(old_home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    init_deployment(other, TD, listen="127.0.0.1:0", enroll_listen="127.0.0.1:0")
+    files, foreign = HomeFiles.of(old_home), HomeFiles.of(other)
+    for name in ("admin_key", "admin_cert"):  # the key and certificate of another CA's admin
+        getattr(files, name).write_bytes(getattr(foreign, name).read_bytes())
+    before = files.cert.read_bytes()
+    with pytest.raises(ConfigError, match="the admin certificate is not signed by this home's CA"):
+        reissue(old_home, now=time.time())
+    assert files.cert.read_bytes() == before
