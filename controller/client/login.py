@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import permissions
 from controller.client.config import CONFIG_NAME, read_toml, write_client_section
-from controller.client.errors import ClientError, LoginError
+from controller.client.errors import ClientError, ConfigError, LoginError
 from pki.certs import generate_key
 from pki.enroll import Enrolled, EnrollmentRefused, enroll
 from pki.files import read_ec_key, write_key, write_public
@@ -59,6 +59,7 @@ async def login(home: Path, token_text: str) -> LoggedIn:
     """Enroll with ``token_text``; write identity.crt, ca.crt and rmctl.toml [client]."""
     token = _decode(token_text)
     _refuse_controller_home(home)
+    _readable_pin(home)  # before the token is spent: a login then either works or changes nothing
     key, new_key = identity_key(home)
     try:
         enrolled = await enroll(token, key)
@@ -72,6 +73,14 @@ async def login(home: Path, token_text: str) -> LoggedIn:
     return LoggedIn(enrolled.identity, enrolled.controller_address,
                     certificate.not_valid_after_utc.timestamp(),
                     permissions.key_id(key.public_key()), new_key, warning)
+
+
+def _readable_pin(home: Path) -> None:
+    """ConfigError if the home pins a log key (an auditor's) that cannot be read: a login
+    would keep it, and every audit command would refuse it."""
+    from controller.client.audit import read_pin
+
+    read_pin(home)
 
 
 def _decode(token_text: str) -> JoinToken:
@@ -131,7 +140,10 @@ async def pin_log_key(home: Path) -> str:
             key = parse_verifier_key(await client.log_key())
     except (ClientError, TlogError):
         return ""
-    pinned = read_pin(home)
+    try:
+        pinned = read_pin(home)
+    except ConfigError as exc:  # checked before enrolling; changed since: say so, keep it
+        return f"{exc}; it is kept as it is"
     if pinned is None:
         write_public(home / PIN_FILE, (key.vkey() + "\n").encode())
     elif pinned.vkey() != key.vkey():

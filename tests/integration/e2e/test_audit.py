@@ -146,3 +146,18 @@ def test_the_consent_log_of_a_case_or_agent_that_does_not_exist_is_an_error(
                        (("--agent", "no-such-agent"), "unknown agent no-such-agent")):
         done = d.auditor("consent", "log", *args, check=False)
         assert (done.returncode, done.stderr) == (1, f"error: {says}\n")
+
+
+def test_a_garbled_pin_refuses_the_login_before_the_token_is_spent(deployment: E2E,
+                                                                    tmp_path: Path) -> None:
+    d = deployment.d
+    home, pin = tmp_path / "dora", tmp_path / "dora" / "log.vkey"
+    d.run("rmctl", home, "login", "--token", d.token("auditor", "add", "dora"))
+    pin.write_text("garbage\n")
+    token = d.token("auditor", "add", "dora")
+    refused = d.run("rmctl", home, "login", "--token", token, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {pin} is not a log verifier key")
+    pin.unlink()  # the auditor removes it, and the same token still works
+    d.run("rmctl", home, "login", "--token", token)
+    assert pin.read_text() == (d.controller_home / "log.vkey").read_text()
