@@ -93,14 +93,17 @@ def bind_problem(address: str) -> str | None:
                                    flags=socket.AI_PASSIVE)
     except (OSError, ValueError) as exc:
         return f"not a usable address ({exc})"
+    problems = []
     for family, kind, proto, _, where in found:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
-            try:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
                 probe.bind(where)
-            except OSError as exc:
-                return (exc.strerror or str(exc)).lower()
-    return None
+        except OSError as exc:
+            problems.append((exc.strerror or str(exc)).lower())
+            continue
+        return None  # gRPC serves on every address it can bind, if it can bind one
+    return problems[0] if problems else "no address to listen on"
 
 
 def why_not_listening(address: str) -> str:

@@ -49,3 +49,15 @@ def test_a_free_port_has_no_problem() -> None:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
     assert bind_problem(f"127.0.0.1:{free}") is None
+
+
+def test_a_name_with_one_bindable_address_has_no_problem(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As gRPC does: a name resolving to an address of this host and one that is not
+    (IPv6 off, say) still serves on the first."""
+    resolved = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:db8::1", 7501, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: resolved)
+    assert bind_problem("dual.test:0") is None
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: resolved[:1])
+    assert bind_problem("dual.test:0") == "cannot assign requested address"
