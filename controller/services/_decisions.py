@@ -56,10 +56,18 @@ def record_change_consent(conn: Connection, agent_id: str, consent: ChangeConsen
     request = requests.get_request(conn, grant.request_id)
     assert request is not None, "grants reference their request"
     _log(conn, now, CHANGE_APPROVED, request, grant.grant_id, consent.approver_key_id,
-         f"consent to change {consent.change_digest} until "
-         f"{dt.datetime.fromtimestamp(consent.not_after, dt.UTC).isoformat()}",
+         f"consent to change {consent.change_digest} until {_utc(consent.not_after)}",
          grant.scopes, envelope)
     return "change consent recorded"
+
+
+def _utc(seconds: int) -> str:
+    """``seconds`` as a UTC time; as the number itself past what a date can hold (the
+    agent signed it; it is recorded, not judged, here)."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return str(seconds)
 
 
 def _owned_by(owner: str, agent_id: str, what: str) -> None:
