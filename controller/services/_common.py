@@ -69,6 +69,8 @@ def text(value: str, what: str, *, required: bool = True, limit: int = MAX_TEXT)
         raise InvalidArgument(f"{what} is required")
     if len(value) > limit:
         raise InvalidArgument(f"{what} is longer than {limit} characters")
+    if "\x00" in value:  # no database text type holds it (PostgreSQL refuses the query)
+        raise InvalidArgument(f"{what} must not contain a NUL character")
     return value
 
 

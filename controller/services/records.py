@@ -70,7 +70,9 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
     async def ConsentLog(self, request: pb.ConsentLogRequest,
                          context: grpc.aio.ServicerContext) -> pb.ConsentLogResponse:
         await self._reader()
-        found = await self._deps.store.read(_consent_log, request.case_id, request.agent_id)
+        case_id = _common.text(request.case_id, "case_id", required=False, limit=64)
+        agent_id = _common.text(request.agent_id, "agent_id", required=False, limit=64)
+        found = await self._deps.store.read(_consent_log, case_id, agent_id)
         return pb.ConsentLogResponse(entries=[_convert.consent(e) for e in found])
 
     async def GetCustomerArchive(

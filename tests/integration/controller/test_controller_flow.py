@@ -329,3 +329,18 @@ async def test_heartbeat_and_records(world: World) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await records.GetSession(pb.GetSessionRequest(session_id="S-000000000000"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_record_ids_that_no_database_holds_are_invalid_and_the_server_serves_on(
+        world: World) -> None:
+    records = world.records()
+    for call in (records.ConsentLog(pb.ConsentLogRequest(case_id="C-1\x00")),
+                 records.ConsentLog(pb.ConsentLogRequest(agent_id="web-1\x00")),
+                 records.GetCase(pb.GetCaseRequest(case_id=world.case_id + "\x00")),
+                 records.ConsentLog(pb.ConsentLogRequest(case_id="C-" + "9" * 80))):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    padded = await records.ConsentLog(pb.ConsentLogRequest(case_id=f"  {world.case_id} "))
+    exact = await records.ConsentLog(pb.ConsentLogRequest(case_id=world.case_id))
+    assert padded == exact  # a known case, trimmed as every other id is
