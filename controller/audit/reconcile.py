@@ -103,16 +103,6 @@ class Reconciliation:
     differences: tuple[Difference, ...] = field(default_factory=tuple)
     not_relayed: int = 0  # controller events without a receipt, absent from the agent's log
 
-    def explained(self) -> str:
-        """Why the two operation counts may differ, in words (empty if nothing to say)."""
-        notes = []
-        if self.not_relayed:
-            notes.append(f"{self.not_relayed} controller event(s) never reached the agent's "
-                         "log (unreachable, no answer or cancelled: no receipt)")
-        if self.pending:
-            notes.append(f"{self.pending} receipted operation(s) not witnessed yet")
-        return "; ".join(notes)
-
 
 def reconcile(conn: Connection, agent_id: str) -> Reconciliation:
     """Compare ``agent_id``'s mirrored log with the controller's events for it."""

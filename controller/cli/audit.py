@@ -187,6 +187,18 @@ def audit_reconcile(
 RECONCILE_EXIT = {"consistent": 0, "different": 1, "refused": 1, "incomplete": 2}
 
 
+def counts_differ_by(found: Any) -> str:
+    """Why the agent's and the controller's operation counts may differ, in words (empty if
+    nothing to say); ``found`` has ``not_relayed`` and ``pending``."""
+    notes = []
+    if found.not_relayed:
+        notes.append(f"{found.not_relayed} controller event(s) never reached the agent's "
+                     "log (unreachable, no answer or cancelled: no receipt)")
+    if found.pending:
+        notes.append(f"{found.pending} receipted operation(s) not witnessed yet")
+    return "; ".join(notes)
+
+
 def _show_reconciliation(opts: Options, agent: str, found: Any) -> typer.Exit:
     differences = [{"kind": d.kind, "session": d.session_id, "seq": d.seq,
                     "agent_index": d.agent_index, "event_id": d.event_id, "detail": d.detail}
@@ -208,19 +220,13 @@ def _show_reconciliation(opts: Options, agent: str, found: Any) -> typer.Exit:
             status = f"refused: {found.last_refusal}"
         elif found.last_refusal and found.status == "incomplete":
             status = f"incomplete: {found.last_refusal}"
-        notes = []
-        if found.not_relayed:
-            notes.append(f"{found.not_relayed} controller event(s) never reached the agent's "
-                         "log (unreachable, no answer or cancelled: no receipt)")
-        if found.pending:
-            notes.append(f"{found.pending} receipted operation(s) not witnessed yet")
         out.fields([("Agent", agent), ("Status", status),
                     ("Mirrored", f"{found.mirrored_size} entries (cosigned size "
                      f"{found.cosigned_size})"),
                     ("Agent log key", found.agent_log_key or "-"),
                     ("Operations", f"agent {found.agent_operations}, controller "
                      f"{found.controller_operations}, pending {found.pending}"),
-                    ("Counts differ by", "; ".join(notes) or "-"),
+                    ("Counts differ by", counts_differ_by(found) or "-"),
                     ("Last refusal", found.last_refusal or "-")])
         out.table("Differences", ("Kind", "Session", "Seq", "Agent entry", "Event", "Detail"),
                   [(d["kind"], d["session"], d["seq"], d["agent_index"] or "-",
