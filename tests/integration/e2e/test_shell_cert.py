@@ -220,19 +220,15 @@ def test_the_controller_certifies_only_the_callers_own_key(shell_deployment: She
     e2e = shell_deployment
     granted = shell_grant(e2e)
     _, private = key_file(e2e, "other")
-    der = private.public_key().public_bytes(serialization.Encoding.DER,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     request = pb.IssueShellCertificateRequest(
         session_id=granted.session_id, ticket="0" * 32, ticket_expires_at=time.time() + 30,
-        public_key=der)
+        public_key=_spki(private.public_key()))
     with e2e.channel("controller", "engineer") as channel:
         stub = controller_pb2_grpc.EngineerServiceStub(channel)
         denied = refusal(lambda: stub.IssueShellCertificate(request, timeout=10))
         assert (denied.code(), denied.details()) == (grpc.StatusCode.PERMISSION_DENIED,
                                                      "permission denied")
-        own = e2e.engineer_key().public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        request.public_key = own
+        request.public_key = _spki(e2e.engineer_key().public_key())
         request.ticket_expires_at = time.time() - 1
         late = refusal(lambda: stub.IssueShellCertificate(request, timeout=10))
         assert late.code() == grpc.StatusCode.FAILED_PRECONDITION, late
@@ -240,6 +236,12 @@ def test_the_controller_certifies_only_the_callers_own_key(shell_deployment: She
         stub = controller_pb2_grpc.EngineerServiceStub(channel)
         assert refusal(lambda: stub.IssueShellCertificate(request, timeout=10)).code() \
             == grpc.StatusCode.PERMISSION_DENIED
+
+
+def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
+    """A public key as IssueShellCertificate takes it (DER SubjectPublicKeyInfo)."""
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _copy_key(e2e: ShellE2E, where: Path) -> Path:
@@ -251,11 +253,9 @@ def _copy_key(e2e: ShellE2E, where: Path) -> Path:
 
 
 def test_no_certificate_is_issued_while_the_gateway_is_off(deployment: E2E) -> None:
-    own = deployment.engineer_key().public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     request = pb.IssueShellCertificateRequest(
         session_id="S-none", ticket="0" * 32, ticket_expires_at=time.time() + 30,
-        public_key=own)
+        public_key=_spki(deployment.engineer_key().public_key()))
     with deployment.channel("controller", "engineer") as channel:
         stub = controller_pb2_grpc.EngineerServiceStub(channel)
         off = refusal(lambda: stub.IssueShellCertificate(request, timeout=10))
