@@ -20,11 +20,10 @@ import typer
 from rich.console import Console
 
 from agent.approvals import choose_approver, load_approver_key
-from agent.cli._common import JsonOption, console, emit_json, enrolled, hint, options, run
+from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
 from agent.cli._decide import ApproverOption
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import local_time, print_table, short_key
-from agent.config import AgentPaths
 from agent.local_client import LocalClient
 from permissions import DEFAULT_CHANGE_CONSENT_SECONDS, ChangeContext, consent_to_change
 from rmaint.v1 import agent_pb2
@@ -38,11 +37,11 @@ async def _list(socket: Any, include: bool, prefix: str = "") -> list[agent_pb2.
         return await client.list_changes(include_decided=include, digest_prefix=prefix)
 
 
-def _one_pending(paths: AgentPaths, prefix: str) -> agent_pb2.PendingChange:
+def _one_pending(socket: Any, prefix: str) -> agent_pb2.PendingChange:
     full = prefix if prefix.startswith("sha256:") else "sha256:" + prefix
-    found = run(_list(paths.socket, False, full))
+    found = run(_list(socket, False, full))
     if not found:
-        raise UserError(f"no pending change {prefix}: see '{hint('changes', paths.home)}'")
+        raise UserError(f"no pending change {prefix}: see 'rmagent changes'")
     if len(found) > 1:
         raise UserError(f"{prefix} names {len(found)} pending changes: give more of the digest")
     return found[0]
@@ -147,7 +146,7 @@ def approve_change(
     config, paths = enrolled(opts)
     signer = choose_approver(config.approvers, approver)
     key = load_approver_key(paths, signer)
-    change = _one_pending(paths, digest)
+    change = _one_pending(paths.socket, digest)
     context = ChangeContext(change_digest=change.digest, agent_id=change.agent_id,
                             case_id=change.case_id, grant_id=change.grant_id,
                             engineer_key_id=change.engineer_key_id)
@@ -181,7 +180,7 @@ def deny_change(
     """Refuse a previewed change: it can no longer be applied."""
     opts = options(ctx, json_out)
     _config, paths = enrolled(opts)
-    change = _one_pending(paths, digest)
+    change = _one_pending(paths.socket, digest)
     run(_deny(paths.socket, change.digest, reason))
     if opts.json:
         emit_json({"digest": change.digest, "status": "denied"})

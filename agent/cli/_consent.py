@@ -26,7 +26,6 @@ from agent.cli._render import (
     print_requests,
     request_dict,
 )
-from agent.config import AgentPaths
 from agent.local_client import KnownGrant, LocalClient, ReceivedRequest
 
 AllOption = Annotated[bool, typer.Option("--all", help="Include decided, expired or revoked.")]
@@ -43,31 +42,29 @@ async def fetch_grants(socket: Path, *, include_inactive: bool) -> list[KnownGra
         return await client.list_grants(include_inactive=include_inactive)
 
 
-def pending_request(paths: AgentPaths, request_id: str) -> ReceivedRequest:
+def pending_request(socket: Path, request_id: str) -> ReceivedRequest:
     """The request ``request_id`` if the agent holds it and it awaits a decision."""
-    items, _ = run(fetch_requests(paths.socket, include_decided=True, sync=False))
+    items, _ = run(fetch_requests(socket, include_decided=True, sync=False))
     if not any(item.request.request_id == request_id for item in items):
         # Filed moments ago: the daemon fetches requests every few seconds; ask it now.
-        items, _ = run(fetch_requests(paths.socket, include_decided=True, sync=True))
+        items, _ = run(fetch_requests(socket, include_decided=True, sync=True))
     for item in items:
         if item.request.request_id == request_id:
             if item.status != "pending":
                 raise UserError(f"request {request_id} is {item.status}: "
                                 "only pending requests can be decided")
             return item
-    raise UserError(f"the agent has no request {request_id}: "
-                    f"see '{hint('requests', paths.home)}'")
+    raise UserError(f"the agent has no request {request_id}: see 'rmagent requests'")
 
 
-def known_grant(paths: AgentPaths, grant_id: str) -> KnownGrant:
+def known_grant(socket: Path, grant_id: str) -> KnownGrant:
     """The grant ``grant_id`` if the agent holds it and it is not revoked yet."""
-    for item in run(fetch_grants(paths.socket, include_inactive=True)):
+    for item in run(fetch_grants(socket, include_inactive=True)):
         if item.grant.grant_id == grant_id:
             if item.revoked_at or item.status == "revoked":
                 raise UserError(f"grant {grant_id} is already revoked")
             return item
-    raise UserError(f"the agent has no grant {grant_id}: "
-                    f"see '{hint('grants --all', paths.home)}'")
+    raise UserError(f"the agent has no grant {grant_id}: see 'rmagent grants --all'")
 
 
 @guarded

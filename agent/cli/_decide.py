@@ -76,7 +76,7 @@ def approve(
     signer = choose_approver(config.approvers, approver)
     key = load_approver_key(paths, signer)
     duration = parse_duration(for_) if for_ is not None else None
-    item = pending_request(paths, request_id)
+    item = pending_request(paths.socket, request_id)
     if item.key_changed and not accept_new_key:
         raise UserError(f"not approved: {key_change(item)}; check the new key with "
                         f"{item.request.engineer} by another channel, then approve with "
@@ -180,7 +180,7 @@ def deny(
     config, paths = enrolled(opts)
     signer = choose_approver(config.approvers, approver)
     key = load_approver_key(paths, signer)
-    item = pending_request(paths, request_id)
+    item = pending_request(paths.socket, request_id)
     envelope = sign_denial(item.request, key, reason=reason, now=int(time.time()))
     delivery = run(_deliver(paths.socket, LocalClient.deny, envelope))
     if opts.json:
@@ -202,7 +202,7 @@ def revoke(
     config, paths = enrolled(opts)
     signer = choose_approver(config.approvers, approver)
     key = load_approver_key(paths, signer)
-    item = known_grant(paths, grant_id)
+    item = known_grant(paths.socket, grant_id)
     envelope = sign_revocation(item.grant, key, reason=reason, now=int(time.time()))
     delivery, shells = run(_revoke(paths.socket, envelope, grant_id))
     if opts.json:

@@ -22,7 +22,7 @@ from agent.cli._common import Options, hint
 from agent.config import ConfigError, ConfigMissing
 from agent.enrollment import EnrollmentError
 from agent.errors import AgentError
-from agent.local_client import NOT_RUNNING, DaemonNotRunning, LocalClientError
+from agent.local_client import LocalClientError
 from permissions import PermissionsError
 from pki.identity import IdentityError
 
@@ -50,12 +50,6 @@ def _not_enrolled(exc: BaseException, home: Path | None) -> str:
     return f"{exc} (enroll it with '{command}', or pass {other})"
 
 
-def _not_running(exc: BaseException, home: Path | None) -> str:
-    if str(exc) != NOT_RUNNING:
-        return str(exc)
-    return f"the agent is not running: start it with '{hint('run', home)}'"
-
-
 def _as_is(exc: BaseException, home: Path | None) -> str:
     """The error's own words, with each quoted 'rmagent ...' command given the home."""
     return _QUOTED_COMMAND.sub(lambda found: f"'{hint(found.group(1), home)}'", str(exc))
@@ -68,7 +62,6 @@ _MESSAGES: tuple[tuple[type[BaseException], Callable[[BaseException, Path | None
                  ...] = (
     (ConfigMissing, _not_enrolled),
     (ConfigError, _as_is),
-    (DaemonNotRunning, _not_running),
     (LocalClientError, _as_is),
     (ApprovalError, _as_is),
     (EnrollmentError, _as_is),
