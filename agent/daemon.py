@@ -36,6 +36,7 @@ from agent.device_ops import device_specs
 from agent.dialout import DialOut
 from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
+from agent.homes import command_for
 from agent.inspect.runner import start_inspection
 from agent.local_service import LocalServicer
 from agent.locks import LockKeeper, LockPuller
@@ -90,9 +91,9 @@ async def start(home: Path, *, clock: Clock = time.time) -> AgentHandle:
     paths = AgentPaths.of(home, config)
     identity, key = _credentials(paths, config)
     if not config.approvers:  # agent.toml is read again when one is pinned
-        _log.warning("no approver key is pinned: no request can be approved until "
-                     "'rmagent approver init' makes one", extra={"fields": {
-                         "event": "approvers.none"}})
+        _log.warning(f"no approver key is pinned: no request can be approved until "
+                     f"'{command_for('approver init', home)}' makes one",
+                     extra={"fields": {"event": "approvers.none"}})
     stack = contextlib.AsyncExitStack()
     try:
         return await _assemble(stack, home, config, paths, identity, key, clock)
@@ -150,12 +151,13 @@ async def _assemble(stack: contextlib.AsyncExitStack, home: Path, config: AgentC
                                 trust_domain=identity.trust_domain, files=files)
         stack.push_async_callback(reverse.close)
     dialout = await _start_dialout(stack, config, identity, files, dispatcher, locks)
-    renewer = _start_upkeep(stack, config, identity, files, key, locks, sync, clock)
+    renewer = _start_upkeep(stack, home, config, identity, files, key, locks, sync, clock)
     return AgentHandle(port, address, paths.socket, identity, dispatcher, sync, stack, dialout,
                        locks, renewer)
 
 
-def _start_upkeep(stack: contextlib.AsyncExitStack, config: AgentConfig, identity: Identity,
+def _start_upkeep(stack: contextlib.AsyncExitStack, home: Path, config: AgentConfig,
+                  identity: Identity,
                   files: TlsFiles, key: ec.EllipticCurvePrivateKey, locks: LockKeeper,
                   sync: SyncLoop, clock: Clock) -> Renewer | None:
     """Pull the controller's locks and renew the certificate, in the background."""
@@ -164,7 +166,8 @@ def _start_upkeep(stack: contextlib.AsyncExitStack, config: AgentConfig, identit
     puller = LockPuller(locks, controller=config.controller,
                         trust_domain=identity.trust_domain, files=files)
     renewer = Renewer(controller=config.controller, files=files, identity=identity, key=key,
-                      clock=clock, on_renewed=sync.close)  # its next round uses the new cert
+                      clock=clock, on_renewed=sync.close,  # its next round uses the new cert
+                      reenroll=command_for("enroll --token T --force", home))
     for work, name in ((puller.run(), "rmagent-locks"), (renewer.run(), "rmagent-renewal")):
         stack.push_async_callback(_cancel, asyncio.create_task(work, name=name))
     return renewer

@@ -57,8 +57,10 @@ class Renewer:
     def __init__(self, *, controller: str, files: TlsFiles, identity: Identity,
                  key: ec.EllipticCurvePrivateKey, clock: Callable[[], float],
                  sleep: Sleep = asyncio.sleep, rand: Callable[[], float] = random.random,
-                 on_renewed: Callable[[], Awaitable[None]] | None = None) -> None:
+                 on_renewed: Callable[[], Awaitable[None]] | None = None,
+                 reenroll: str = "rmagent enroll --token T --force") -> None:
         self._controller = controller
+        self._reenroll = reenroll  # the command that enrolls this home again, as typed
         self._files = files
         self._identity = identity
         self._key = key
@@ -83,8 +85,8 @@ class Renewer:
                 if expired(validity, now) and not warned_expired:
                     warned_expired = True
                     # Renewal needs a valid certificate: only a new enrollment helps now.
-                    _log.error("certificate expired without renewal: re-enroll this agent "
-                               "with a new join token ('rmagent enroll --token T --force')",
+                    _log.error(f"certificate expired without renewal: re-enroll this agent "
+                               f"with a new join token ('{self._reenroll}')",
                                extra={"fields": {"event": "cert.expired",
                                                  "not_after": utc(validity.not_after),
                                                  "error": str(exc)}})

@@ -19,11 +19,13 @@ from agent.cli import (
     _sync,
 )
 from agent.cli._common import Options
-from agent.cli._daemon import DEFAULT_HOME
 from agent.cli._locks import locks as _locks_command
+from agent.homes import DEFAULT_HOME
+from rmaint.cli import OneLineUsage
 
 app = typer.Typer(
-    name="rmagent", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    name="rmagent", cls=OneLineUsage, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False, rich_markup_mode=None,
     help="The customer's side of rmaint: enroll this host, run the agent, and decide who "
          "may do what on it. Every grant, denial and revocation is signed here, with an "
          "approver key that never leaves this host.",

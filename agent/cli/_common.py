@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shlex
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -15,8 +13,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from agent.cli._daemon import DEFAULT_HOME
 from agent.config import AgentConfig, AgentPaths, load
+from agent.homes import DEFAULT_HOME
 
 _T = TypeVar("_T")
 
@@ -36,16 +34,6 @@ def options(ctx: typer.Context, json_here: bool = False) -> Options:
     found = ctx.find_object(Options)
     base = found if found is not None else Options(Path(DEFAULT_HOME).expanduser())
     return Options(base.home, base.json or json_here)
-
-
-def hint(words: str, home: Path | None) -> str:
-    """``rmagent WORDS`` as the user would type it for ``home``: with ``--home DIR`` unless
-    a bare command finds that home anyway (it is RMAINT_HOME, or the default when
-    RMAINT_HOME is unset) or the home is not known (None)."""
-    bare = Path(os.environ.get("RMAINT_HOME") or DEFAULT_HOME).expanduser()
-    if home is None or home.absolute() == bare.absolute():
-        return f"rmagent {words}"
-    return f"rmagent --home {shlex.quote(str(home))} {words}"
 
 
 def enrolled(opts: Options) -> tuple[AgentConfig, AgentPaths]:

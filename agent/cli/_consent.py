@@ -13,7 +13,6 @@ from agent.cli._common import (
     console,
     emit_json,
     enrolled,
-    hint,
     options,
     run,
     warn,
@@ -26,6 +25,7 @@ from agent.cli._render import (
     print_requests,
     request_dict,
 )
+from agent.homes import command_for
 from agent.local_client import KnownGrant, LocalClient, ReceivedRequest
 
 AllOption = Annotated[bool, typer.Option("--all", help="Include decided, expired or revoked.")]
@@ -93,8 +93,8 @@ def requests(ctx: typer.Context, show_all: AllOption = False,
             f"{engineer} by another channel which key is theirs and deny the others; approving "
             "one needs --accept-new-key", style="bold red", soft_wrap=True)
     if not show_all:
-        console().print(f"decide with '{hint('approve <request>', opts.home)}' or "
-                        f"'{hint('deny <request>', opts.home)}'")
+        console().print(f"decide with '{command_for('approve <request>', opts.home)}' or "
+                        f"'{command_for('deny <request>', opts.home)}'")
 
 
 def rival_keys(items: Sequence[ReceivedRequest]) -> dict[str, list[str]]:
@@ -112,7 +112,7 @@ def _print_key_change(item: ReceivedRequest, home: Path) -> None:
     out.print(key_change(item), style="bold red", soft_wrap=True)
     out.print(f"  the controller can file requests in any engineer's name: check the new key "
               f"with {item.request.engineer} by another channel before approving it with "
-              f"'{hint(f'approve {item.request.request_id} --accept-new-key', home)}'",
+              f"'{command_for(f'approve {item.request.request_id} --accept-new-key', home)}'",
               soft_wrap=True)
 
 

@@ -17,12 +17,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-DEFAULT_HOME = "~/.rmaint-agent"
+from agent.homes import DEFAULT_HOME, HOME_ENV
 
 
 def daemon_home(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
     """The home to serve if ``argv`` is one of the plain forms of ``run``, else None."""
-    home = environ.get("RMAINT_HOME") or DEFAULT_HOME  # Click ignores an empty variable
+    home = environ.get(HOME_ENV) or DEFAULT_HOME  # Click ignores an empty variable
     match list(argv):
         case ["run"]:
             pass

@@ -18,10 +18,11 @@ from typing import ParamSpec, TypeVar
 import typer
 
 from agent.approvals import ApprovalError
-from agent.cli._common import Options, hint
+from agent.cli._common import Options
 from agent.config import ConfigError, ConfigMissing
 from agent.enrollment import EnrollmentError
 from agent.errors import AgentError
+from agent.homes import command_for
 from agent.local_client import LocalClientError
 from permissions import PermissionsError
 from pki.identity import IdentityError
@@ -45,14 +46,14 @@ _QUOTED_COMMAND = re.compile(r"'rmagent ([a-z][^']*)'")
 
 
 def _not_enrolled(exc: BaseException, home: Path | None) -> str:
-    command = hint("enroll --token T", home)
+    command = command_for("enroll --token T", home)
     other = "another --home" if command.startswith("rmagent --home") else "--home"
     return f"{exc} (enroll it with '{command}', or pass {other})"
 
 
 def _as_is(exc: BaseException, home: Path | None) -> str:
     """The error's own words, with each quoted 'rmagent ...' command given the home."""
-    return _QUOTED_COMMAND.sub(lambda found: f"'{hint(found.group(1), home)}'", str(exc))
+    return _QUOTED_COMMAND.sub(lambda found: f"'{command_for(found.group(1), home)}'", str(exc))
 
 
 # Ordered: the first entry whose type matches wins, so specific types come first. Each

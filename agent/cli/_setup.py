@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from agent.approvals import DEFAULT_APPROVER, create_approver
-from agent.cli._common import JsonOption, console, emit_json, enrolled, hint, options, run
+from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import print_table
 from agent.config import DEFAULT_LISTEN, MODES, AgentPaths
 from agent.enrollment import EnrolledAgent, enroll_home
+from agent.homes import command_for
 
 
 @guarded
@@ -71,9 +72,9 @@ def _show_enrolled(result: EnrolledAgent) -> None:
     if result.kept_approvers:
         out.print(f"  kept {result.kept_approvers} pinned approver(s)")
     else:
-        out.print(f"next: '{hint('approver init', result.home)}' to create the customer's "
+        out.print(f"next: '{command_for('approver init', result.home)}' to create the customer's "
                   "approver key")
-    out.print(f"then: '{hint('run', result.home)}' to start the agent")
+    out.print(f"then: '{command_for('run', result.home)}' to start the agent")
 
 
 @guarded
@@ -132,7 +133,7 @@ def approver_list(ctx: typer.Context, json_out: JsonOption = False) -> None:
         emit_json({"approvers": [{"name": n, "key_id": k, "key_on_host": h == "yes"}
                                  for n, k, h in rows]})
     elif not rows:
-        console().print(f"no approver is pinned: create one with '{hint('approver init', opts.home)}'")
+        console().print(f"no approver is pinned: create one with '{command_for('approver init', opts.home)}'")
     else:
         print_table(console(), "Pinned approvers", ("Name", "Key id", "Key on this host"), rows)
 

@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 
-from agent.cli._common import JsonOption, console, emit_json, enrolled, hint, options, run
+from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import key_value, local_time, print_table, short_key
 from agent.config import AgentConfig
+from agent.homes import command_for
 from agent.local_client import AgentStatus, LocalClient
 from agent.log import Entry
 
@@ -47,7 +48,7 @@ def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
 def _approver_names(config: AgentConfig, key_ids: tuple[str, ...], home: Path) -> str:
     names = {a.key_id: a.name for a in config.approvers}
     shown = [f"{names.get(k, '?')} ({short_key(k)})" for k in key_ids]
-    return ", ".join(shown) or f"none pinned: '{hint('approver init', home)}'"
+    return ", ".join(shown) or f"none pinned: '{command_for('approver init', home)}'"
 
 
 def read_entries(path: Path, limit: int) -> list[Entry]:

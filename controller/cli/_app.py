@@ -26,6 +26,8 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 from typer.models import TyperInfo
 
+from rmaint.cli import OneLineUsage
+
 HOME_ENV = "RMAINT_HOME"
 DEBUG_ENV = "RMCTL_DEBUG"
 DEFAULT_HOME = "~/.rmaint"
@@ -95,9 +97,9 @@ def group(name: str) -> typer.Typer:
     return typer.Typer(help=GROUPS[name].help, no_args_is_help=True)
 
 
-class RootGroup(TyperGroup):
+class RootGroup(OneLineUsage):
     """Loads command groups on first use, and turns any error escaping a command into one
-    line on stderr and exit status 1."""
+    line on stderr and exit status 1 (usage errors: one line and exit status 2)."""
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)

@@ -313,8 +313,9 @@ async def test_a_start_without_an_approver_says_none_can_approve(
         agent_config.save(deployment.home, dataclasses.replace(config, approvers=()))
         await start_agent()
     said = [r.getMessage() for r in caplog.records if "no approver" in r.getMessage()]
+    # The command names this home, so that it works when pasted.
     assert said == ["no approver key is pinned: no request can be approved until "
-                    "'rmagent approver init' makes one"]
+                    f"'rmagent --home {deployment.home} approver init' makes one"]
 
 
 def test_a_port_in_use_is_one_line_and_exit_1(deployment: Deployment) -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from agent.approvals import ApprovalError
 from agent.cli import _consent
-from agent.cli._common import hint
 from agent.cli._errors import UserError, message_for
 from agent.config import ConfigMissing
+from agent.homes import command_for
 from agent.local_client import NOT_RUNNING, DaemonNotRunning
 
 from .conftest import FakeAgent, Invoke, signed_request
@@ -76,12 +76,12 @@ def test_hints_name_the_home_only_when_a_bare_command_would_miss_it(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("RMAINT_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert hint("run", tmp_path / ".rmaint-agent") == "rmagent run"
-    assert hint("run", None) == "rmagent run"
-    assert hint("run", Path("my home")) == "rmagent --home 'my home' run"
+    assert command_for("run", tmp_path / ".rmaint-agent") == "rmagent run"
+    assert command_for("run", None) == "rmagent run"
+    assert command_for("run", Path("my home")) == "rmagent --home 'my home' run"
     monkeypatch.setenv("RMAINT_HOME", "site/agent")
-    assert hint("requests", Path("site/agent")) == "rmagent requests"
-    assert hint("requests", tmp_path / ".rmaint-agent") == \
+    assert command_for("requests", Path("site/agent")) == "rmagent requests"
+    assert command_for("requests", tmp_path / ".rmaint-agent") == \
         f"rmagent --home {tmp_path / '.rmaint-agent'} requests"
 
 

@@ -31,6 +31,20 @@ def test_every_command_is_covered() -> None:
     assert set(group.commands) == listed  # type: ignore[attr-defined]
 
 
-def test_usage_error_exits_2() -> None:
-    result = CliRunner().invoke(app, ["approve"])
+@pytest.mark.parametrize(("args", "line"), [
+    (["approve"], "error: missing argument 'request_id' (see 'rmagent approve --help')"),
+    (["log", "--limit", "0"], "error: invalid value for '--limit': 0 is not in the range "
+                              "1<=x<=100000 (see 'rmagent log --help')"),
+    (["nope"], "error: no such command 'nope' (see 'rmagent --help')"),
+    (["--bogus", "status"], "error: no such option: --bogus (see 'rmagent --help')"),
+])
+def test_usage_error_is_one_line_and_exits_2(args: list[str], line: str) -> None:
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
+    assert (result.stdout, result.stderr) == ("", line + "\n")
+
+
+def test_no_arguments_prints_help() -> None:
+    result = CliRunner().invoke(app, ["approver"])
+    assert result.exit_code == 2
+    assert "Usage: rmagent approver" in result.output and "init" in result.output

@@ -134,4 +134,7 @@ def test_root_help_lists_global_options(runner: CliRunner) -> None:
 def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path, args: list[str]) -> None:
     result = runner.invoke(app, ["--home", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    # One line naming what is wrong and the help to read; no usage block.
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and line.endswith(" --help')"), line

@@ -58,7 +58,8 @@ NOT_FOR_DIAG = (
     "controller.cli.service", "controller.cli.install",
 )
 NOT_FOR_HELP = ("asyncio", "grpc", "google.protobuf", "cryptography", "permissions", "pki",
-                "rmaint", "controller.client", "controller.cli.diag", *NOT_FOR_DIAG)
+                "rmaint.v1", "rmaint.envelopes", "rmaint.handlers", "controller.client",
+                "controller.cli.diag", *NOT_FOR_DIAG)
 
 
 def run_rmctl(tmp_path: Path, *args: str) -> dict[str, object]:

@@ -102,7 +102,8 @@ def _renewer_with_no_controller(tmp_path: Path, now: float) -> _Away:
             raise asyncio.CancelledError
 
     renewer = Renewer(controller="127.0.0.1:1", files=files, identity=agent, key=key,
-                      clock=lambda: clock[0], sleep=sleep, rand=lambda: 0.0)
+                      clock=lambda: clock[0], sleep=sleep, rand=lambda: 0.0,
+                      reenroll="rmagent --home /srv/agent enroll --token T --force")
     return _Away(files, clock, slept, renewer)
 
 
@@ -128,4 +129,5 @@ async def test_an_expired_certificate_says_how_to_recover(
         await away.renewer.run()
     expired = [r for r in caplog.records if getattr(r, "fields", {}).get("event") == "cert.expired"]
     assert len(expired) == 1
-    assert "rmagent enroll --token T --force" in expired[0].getMessage()
+    # The command the daemon was given for its home, so that it works when pasted.
+    assert "('rmagent --home /srv/agent enroll --token T --force')" in expired[0].getMessage()
