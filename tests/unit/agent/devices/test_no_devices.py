@@ -24,7 +24,7 @@ def test_the_list_is_empty() -> None:
 
 def test_the_list_still_refuses_parameters_it_does_not_take() -> None:
     [listing, _] = device_specs(DevicesConfig())
-    with pytest.raises(InvalidParams, match="device.list"):
+    with pytest.raises(InvalidParams, match=r"^device\.list: "):
         listing.prepare({"device": "core-switch"})
 
 
