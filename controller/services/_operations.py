@@ -61,9 +61,13 @@ _CANNOT_RECORD = "operation refused"
 
 @dataclass(frozen=True)
 class _Attempt:
-    event_id: int
+    recorded: sessions.Recorded
     agent_address: str
     agent_key: bytes
+
+    @property
+    def event_id(self) -> int:
+        return self.recorded.event_id
 
 
 async def run_operation(deps: Deps, caller: Caller,
@@ -119,19 +123,19 @@ def _record_attempt(conn: Connection, caller: Caller, op: Operation, envelope: E
                               f"session {session.session_id}")
     refuse_locked(conn, Subject(agent_id=op.agent_id, grant_id=op.grant_id, case_id=op.case_id,
                                 engineer_key_id=caller.key_id), now, "operation")
-    event_id = sessions.add_event(conn, SessionEvent(
+    recorded = sessions.add_event(conn, SessionEvent(
         event_id=None, session_id=op.session_id, seq=op.seq, engineer=caller.name,
         operation=op.operation, params_json=json.dumps(op.params, sort_keys=True),
         outcome="pending", detail="", started_at=now, duration_ms=None, receipt=None,
         operation_envelope=envelope,
-    ))
-    return _Attempt(event_id, target.agent_address, target.agent_public_key)
+    ), case_id=session.case_id)
+    return _Attempt(recorded, target.agent_address, target.agent_public_key)
 
 
 async def _finish(deps: Deps, attempt: _Attempt, outcome: Outcome, detail: str,
                   started: float, receipt: Envelope | None) -> None:
     elapsed_ms = (time.monotonic() - started) * 1000.0
-    await deps.store.write(sessions.finish_event, attempt.event_id, outcome=outcome.value,
+    await deps.store.write(sessions.finish_event, attempt.recorded, outcome=outcome.value,
                            detail=detail, duration_ms=elapsed_ms, receipt=receipt)
 
 

@@ -171,7 +171,7 @@ async def _finished(deps: Deps, attempt: _Attempt, envelope: Envelope, op: Opera
         await _finish(deps, attempt, relayed.outcome, detail, started, receipt)
     else:
         data = await asyncio.to_thread(spool.read) if spool is not None else b""
-        await deps.store.write(_finish_with_bundle, attempt.event_id, relayed.outcome.value,
+        await deps.store.write(_finish_with_bundle, attempt.recorded, relayed.outcome.value,
                                detail, elapsed_ms, receipt, bundle, data)
     _logged(op, attempt, relayed.outcome, relayed.code.name, detail)
     if relayed.response is None:
@@ -196,10 +196,10 @@ def _mismatch(result_json: bytes, spool: _Spool) -> str:
     return ""
 
 
-def _finish_with_bundle(conn: Connection, event_id: int, outcome: str, detail: str,
+def _finish_with_bundle(conn: Connection, started: sessions.Recorded, outcome: str, detail: str,
                         duration_ms: float, receipt: Envelope | None, bundle: bundles.Bundle,
                         data: bytes) -> None:
-    sessions.finish_event(conn, event_id, outcome=outcome, detail=detail,
+    sessions.finish_event(conn, started, outcome=outcome, detail=detail,
                           duration_ms=duration_ms, receipt=receipt)
     bundles.attach(conn, bundle, data)
 

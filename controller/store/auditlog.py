@@ -16,25 +16,28 @@ from sqlalchemy.engine import Connection
 
 import tlog
 from controller.audit.records import OPENED, Event, Link, encode
+from controller.store import driver
 from controller.store.schema import (
     audit_checkpoints,
     audit_head,
     audit_leaves,
     audit_nodes,
-    audit_session_heads,
 )
 
-_LEAF_COLUMNS = ("leaf_index", "record", "leaf_hash", "case_id", "session_id")
-_NODE_COLUMNS = ("level", "node_index", "digest")
+# The append path's statements run at the driver (see controller.store.driver): an
+# operation appends two records, and Core's overhead per statement was most of their cost.
+_INSERT_LEAVES = ("INSERT INTO audit_leaves (leaf_index, record, leaf_hash, case_id, "
+                  "session_id) VALUES (?, ?, ?, ?, ?)")
+_INSERT_NODES = "INSERT INTO audit_nodes (level, node_index, digest) VALUES (?, ?, ?)"
+_HEAD_SQL = "SELECT size, compact_range FROM audit_head WHERE head_id = 1"
+_SET_HEAD_SQL = "UPDATE audit_head SET size = ?, compact_range = ? WHERE head_id = 1"
+_SESSION_HEADS_SQL = ("SELECT session_id, leaf_index, leaf_hash FROM audit_session_heads "
+                      "WHERE session_id IN ({})")
+# SQLite (3.24+) and PostgreSQL both write an upsert this way.
+_SET_SESSION_HEAD = ("INSERT INTO audit_session_heads (session_id, leaf_index, leaf_hash) "
+                     "VALUES (?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                     "leaf_index = excluded.leaf_index, leaf_hash = excluded.leaf_hash")
 _HEAD = sa.select(audit_head.c.size, audit_head.c.compact_range).where(audit_head.c.head_id == 1)
-_HEAD_LOCKED = _HEAD.with_for_update()
-_SET_HEAD = audit_head.update().where(audit_head.c.head_id == 1)
-# Built once with an expanding parameter: SQLAlchemy reuses their compiled form on the hot path.
-_SESSION_HEADS = sa.select(audit_session_heads).where(
-    audit_session_heads.c.session_id.in_(sa.bindparam("b_ids", expanding=True)))
-_DROP_SESSION_HEADS = audit_session_heads.delete().where(
-    audit_session_heads.c.session_id.in_(sa.bindparam("b_ids", expanding=True)))
-_ADD_SESSION_HEAD = audit_session_heads.insert()
 _NODE = sa.select(audit_nodes.c.digest).where(audit_nodes.c.level == sa.bindparam("b_level"),
                                               audit_nodes.c.node_index == sa.bindparam("b_index"))
 
@@ -79,45 +82,30 @@ def append_many(conn: Connection, events: Sequence[Event]) -> list[int]:
         if event.session is not None:
             last[event.session] = Link(index, digest)
     compact, nodes = compact.extend_nodes(hashes)
-    _insert_many(conn, "audit_leaves", _LEAF_COLUMNS, rows)
-    _insert_many(conn, "audit_nodes", _NODE_COLUMNS,
-                 [(n.level, n.index, n.digest) for n in nodes])
-    _set_session_heads(conn, {e.session: last[e.session] for e in events
-                              if e.session is not None})
-    conn.execute(_SET_HEAD, {"size": compact.size, "compact_range": b"".join(compact.nodes)})
+    driver.executemany(conn, _INSERT_LEAVES, rows)
+    driver.executemany(conn, _INSERT_NODES, [(n.level, n.index, n.digest) for n in nodes])
+    heads = {e.session: last[e.session] for e in events if e.session is not None}
+    driver.executemany(conn, _SET_SESSION_HEAD, [
+        (session, link.index, link.leaf_hash) for session, link in sorted(heads.items())])
+    driver.execute(conn, _SET_HEAD_SQL, (compact.size, b"".join(compact.nodes)))
     return list(range(size, size + len(rows)))
-
-
-def _insert_many(conn: Connection, table: str, columns: tuple[str, ...],
-                 rows: list[tuple[object, ...]]) -> None:
-    """A driver-level executemany: the log's hot path skips SQLAlchemy's per-row processing."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    # Names are this module's constants, never input; values go as parameters.
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
-    conn.exec_driver_sql(sql, rows)
 
 
 def _session_heads(conn: Connection, session_ids: set[str]) -> dict[str, Link]:
     if not session_ids:
         return {}
-    rows = conn.execute(_SESSION_HEADS, {"b_ids": sorted(session_ids)})
-    return {r.session_id: Link(int(r.leaf_index), bytes(r.leaf_hash)) for r in rows}
-
-
-def _set_session_heads(conn: Connection, heads: dict[str, Link]) -> None:
-    if not heads:
-        return
-    conn.execute(_DROP_SESSION_HEADS, {"b_ids": sorted(heads)})
-    conn.execute(_ADD_SESSION_HEAD, [
-        {"session_id": s, "leaf_index": link.index, "leaf_hash": link.leaf_hash}
-        for s, link in heads.items()])
+    ordered = sorted(session_ids)
+    sql = _SESSION_HEADS_SQL.format(driver.placeholders(len(ordered)))
+    return {str(sid): Link(int(index), bytes(leaf_hash))
+            for sid, index, leaf_hash in driver.execute(conn, sql, ordered).fetchall()}
 
 
 def _head(conn: Connection, *, lock: bool = False) -> tuple[int, tlog.CompactRange]:
-    row = conn.execute(_HEAD_LOCKED if lock else _HEAD).one()
-    raw = bytes(row.compact_range)
+    locked = lock and conn.dialect.name != "sqlite"
+    row = driver.execute(conn, _HEAD_SQL + (" FOR UPDATE" if locked else "")).fetchone()
+    size, raw = int(row[0]), bytes(row[1])
     nodes = tuple(raw[i:i + tlog.HASH_SIZE] for i in range(0, len(raw), tlog.HASH_SIZE))
-    return int(row.size), tlog.CompactRange(int(row.size), nodes)
+    return size, tlog.CompactRange(size, nodes)
 
 
 def head(conn: Connection) -> tuple[int, bytes]:

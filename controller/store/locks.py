@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from controller.audit.records import Event
-from controller.store import auditlog
+from controller.store import auditlog, driver
 from controller.store.schema import agents, cases, counters, grants, locks, principals
 from permissions.locks import Lock, Subject, covering
 
@@ -137,9 +137,9 @@ def in_force(conn: Connection, now: float) -> list[Lock]:
     return [row.lock for row in list_locks(conn, now)]
 
 
-# Checked before every relayed operation: built once, so its compiled form is reused.
-_LOCKS_ON = locks.select().where(locks.c.target.in_(sa.bindparam("b_targets", expanding=True)),
-                                 locks.c.removed_at.is_(None))
+# Checked before every relayed operation, so run at the driver (see controller.store.driver).
+_LOCKS_ON = ("SELECT lock_id, target, reason, created_by, created_at, expires_at FROM locks "
+             "WHERE removed_at IS NULL AND target IN ({})")
 
 
 def lock_on(conn: Connection, subject: Subject, now: float) -> Lock | None:
@@ -147,8 +147,11 @@ def lock_on(conn: Connection, subject: Subject, now: float) -> Lock | None:
     targets = sorted(subject.targets())
     if not targets:
         return None
-    rows = conn.execute(_LOCKS_ON, {"b_targets": targets})
-    return covering((_row(r).lock for r in rows), subject, now)
+    rows = driver.execute(conn, _LOCKS_ON.format(driver.placeholders(len(targets))),
+                          targets).fetchall()
+    return covering((Lock(lock_id=lock_id, target=target, reason=reason, created_by=by,
+                          created_at=float(at), expires_at=float(expires or 0.0))
+                     for lock_id, target, reason, by, at, expires in rows), subject, now)
 
 
 def lock_set_for_agent(conn: Connection, agent_id: str,

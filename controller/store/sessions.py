@@ -2,28 +2,28 @@
 
 The statements of a relayed operation (:func:`relay_target`, :func:`add_event`,
 :func:`finish_event`) are built once with bound parameters: SQLAlchemy then reuses their
-compiled form instead of rebuilding and hashing a new statement on every call.
+compiled form instead of rebuilding and hashing a new statement on every call. The event
+as :func:`add_event` recorded it goes to :func:`finish_event`, which so reads nothing back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from controller.store import auditlog, events
+from controller.store import auditlog, driver, events
 from controller.store.codec import envelope_text
 from controller.store.records import Session, SessionEvent, dump, load
-from controller.store.schema import agents, session_events, sessions
+from controller.store.schema import session_events, sessions
 from permissions import Envelope
 
+# Read before every relayed operation, so run at the driver (see controller.store.driver).
 _RELAY_TARGET = (
-    sa.select(sessions, agents.c.address.label("agent_address"),
-              agents.c.public_key.label("agent_public_key"))
-    .join(agents, agents.c.agent_id == sessions.c.agent_id)
-    .where(sessions.c.session_id == sa.bindparam("b_session_id"))
-)
+    "SELECT s.session_id, s.engineer, s.case_id, s.agent_id, s.grant_id, s.started_at, "
+    "s.ended_at, s.end_reason, a.address, a.public_key "
+    "FROM sessions s JOIN agents a ON a.agent_id = s.agent_id WHERE s.session_id = ?")
 _ADD_EVENT = session_events.insert()
 _CASE_OF_SESSION = sa.select(sessions.c.case_id).where(
     sessions.c.session_id == sa.bindparam("b_session_id"))
@@ -31,6 +31,19 @@ _EVENT = session_events.select().where(session_events.c.event_id == sa.bindparam
 # The SET clause comes from the parameter names given at execution.
 _FINISH_EVENT = session_events.update().where(
     session_events.c.event_id == sa.bindparam("b_event_id"))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A session event as recorded: ``event`` with its ``event_id``, and the session's case."""
+
+    event: SessionEvent
+    case_id: str
+
+    @property
+    def event_id(self) -> int:
+        assert self.event.event_id is not None, "a recorded event has its id"
+        return self.event.event_id
 
 
 @dataclass(frozen=True)
@@ -94,37 +107,40 @@ def close_open_sessions(conn: Connection, *, reason: str, now: float,
 
 def relay_target(conn: Connection, session_id: str) -> RelayTarget | None:
     """The session and its agent's address and key in one query; None if no such session."""
-    row = conn.execute(_RELAY_TARGET, {"b_session_id": session_id}).first()
+    row = driver.execute(conn, _RELAY_TARGET, (session_id,)).fetchone()
     if row is None:
         return None
-    columns = row._mapping
-    return RelayTarget(load(Session, row), columns["agent_address"],
-                       bytes(columns["agent_public_key"]))
+    sid, engineer, case_id, agent_id, grant_id, started, ended, reason, address, key = row
+    session = Session(sid, engineer, case_id, agent_id, grant_id, float(started),
+                      None if ended is None else float(ended), reason)
+    return RelayTarget(session, address, bytes(key))
 
 
-def add_event(conn: Connection, event: SessionEvent) -> int:
-    """Insert ``event`` (its ``event_id`` is ignored), log it, and return the id it got."""
+def add_event(conn: Connection, event: SessionEvent, *, case_id: str | None = None) -> Recorded:
+    """Insert ``event`` (its ``event_id`` is ignored) and log it; ``case_id`` is the
+    session's case, read here if not given."""
     result = conn.execute(_ADD_EVENT, dump(event, skip=("event_id",)))
     key = result.inserted_primary_key
     assert key is not None, "inserts report their primary key"
     event_id = int(key[0])
-    case_id = conn.execute(_CASE_OF_SESSION, {"b_session_id": event.session_id}).scalar_one()
+    if case_id is None:
+        case_id = conn.execute(_CASE_OF_SESSION,
+                               {"b_session_id": event.session_id}).scalar_one()
     auditlog.append(conn, events.operation_attempted(event, event_id, case_id))
-    return event_id
+    return Recorded(replace(event, event_id=event_id), case_id)
 
 
-def finish_event(conn: Connection, event_id: int, *, outcome: str, detail: str,
+def finish_event(conn: Connection, started: Recorded, *, outcome: str, detail: str,
                  duration_ms: float, receipt: Envelope | None) -> None:
     """Record how a relayed operation ended; the outcome is a second log record."""
     conn.execute(_FINISH_EVENT, {
-        "b_event_id": event_id, "outcome": outcome, "detail": detail,
+        "b_event_id": started.event_id, "outcome": outcome, "detail": detail,
         "duration_ms": duration_ms,
         "receipt": None if receipt is None else envelope_text(receipt),
     })
-    finished = get_event(conn, event_id)
-    assert finished is not None, "the event was just updated"
-    case_id = conn.execute(_CASE_OF_SESSION, {"b_session_id": finished.session_id}).scalar_one()
-    auditlog.append(conn, events.operation_finished(finished, case_id))
+    finished = replace(started.event, outcome=outcome, detail=detail, duration_ms=duration_ms,
+                       receipt=receipt)
+    auditlog.append(conn, events.operation_finished(finished, started.case_id))
 
 
 def list_events(conn: Connection, session_id: str) -> list[SessionEvent]:

@@ -42,10 +42,10 @@ def _consent(conn: Connection, kind: str, request_id: str = "R-1") -> None:
 def _operate(conn: Connection, session_id: str, seq: int) -> None:
     request = requests.get_request(conn, "R-1")
     assert request is not None
-    event_id = sessions.add_event(conn, SessionEvent(
+    started = sessions.add_event(conn, SessionEvent(
         None, session_id, seq, "alice", "diag.system", "{}", "pending", "", T0 + seq, None,
         None, request.envelope))
-    sessions.finish_event(conn, event_id, outcome="ok", detail="", duration_ms=3.0,
+    sessions.finish_event(conn, started, outcome="ok", detail="", duration_ms=3.0,
                           receipt=request.envelope)
 
 

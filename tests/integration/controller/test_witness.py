@@ -189,10 +189,10 @@ def _relay(store: Store, agent_side: AgentSide, engineer: ec.EllipticCurvePrivat
                             issued_at=int(T0))
     envelope = p.sign(p.OPERATION, statement.to_payload(), engineer)
     receipt = agent_side.operate(envelope, session_id="S-1", seq=seq)
-    event_id = store.write_sync(sessions.add_event, SessionEvent(
+    started = store.write_sync(sessions.add_event, SessionEvent(
         None, "S-1", seq, "alice", "diag.system", "{}", "pending", "", T0 + seq, None, None,
         envelope))
-    store.write_sync(lambda c: sessions.finish_event(c, event_id, outcome="ok", detail="",
+    store.write_sync(lambda c: sessions.finish_event(c, started, outcome="ok", detail="",
                                                      duration_ms=1.0, receipt=receipt))
 
 

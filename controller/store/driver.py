@@ -1,0 +1,57 @@
+"""Statements run at the database driver, inside the caller's transaction.
+
+Every relayed operation writes two audit log records, each several small statements. Run
+through SQLAlchemy Core, such a statement costs tens of microseconds of Python before the
+driver sees it, several times what the database then takes. The log's hot path runs its
+fixed statements here instead: plain SQL written with ``?`` placeholders (rendered once
+per paramstyle), on the transaction's own driver connection.
+
+A driver error is raised as the SQLAlchemy error Core would raise for it, so the store
+translates it and recovers from it as from any other statement.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection
+
+
+def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run ``sql`` once with positional ``params``; the driver's cursor, to fetch from."""
+    return _run(conn, sql, lambda cursor, text: cursor.execute(text, tuple(params)))
+
+
+def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run ``sql`` once per row of ``rows``."""
+    if rows:
+        _run(conn, sql, lambda cursor, text: cursor.executemany(text, [tuple(r) for r in rows]))
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, ...``: ``count`` placeholders for an IN list or a VALUES row."""
+    return ", ".join(["?"] * count)
+
+
+def _run(conn: Connection, sql: str, call: Any) -> Any:
+    dialect = conn.dialect
+    text = _rendered(sql, dialect.paramstyle)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        call(cursor, text)
+    except dialect.loaded_dbapi.Error as error:
+        raise exc.DBAPIError.instance(text, None, error, dialect.loaded_dbapi.Error) from error
+    return cursor
+
+
+@functools.lru_cache(maxsize=256)
+def _rendered(sql: str, paramstyle: str) -> str:
+    """``sql`` with its ``?`` placeholders in the driver's style (none hold a literal ?)."""
+    if paramstyle == "qmark":
+        return sql
+    if paramstyle in ("format", "pyformat"):
+        return sql.replace("%", "%%").replace("?", "%s")
+    raise ValueError(f"unsupported paramstyle {paramstyle!r}")
