@@ -18,11 +18,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench._stats import Latency, report
 from bench.echo import measure_echo
@@ -86,6 +92,67 @@ async def throughput(workflow: EngineerWorkflow, states: list[SessionState],
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def _p50_ms(call: Callable[[], object], count: int = 200) -> float:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return median(samples)
+
+
+def durable_commit_ms(folder: Path, row_bytes: int = 500) -> float:
+    """p50 of one durable SQLite commit (WAL, synchronous=FULL, as both stores commit) of
+    a row of ``row_bytes``, on the disk the deployment writes to."""
+    conn = sqlite3.connect(folder / "commit-probe.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
+        row = os.urandom(row_bytes)
+
+        def commit() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (data) VALUES (?)", (row,))
+            conn.execute("COMMIT")
+        return _p50_ms(commit)
+    finally:
+        conn.close()
+
+
+def signature_ms(message_bytes: int = 600) -> tuple[float, float]:
+    """p50 of one ECDSA P-256 signature and one verification (the engineer's and the
+    agent's keys) over a message the size of an operation envelope."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    message = os.urandom(message_bytes)
+    signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
+    public = key.public_key()
+    return (_p50_ms(lambda: key.sign(message, ec.ECDSA(hashes.SHA256()))),
+            _p50_ms(lambda: public.verify(signature, message, ec.ECDSA(hashes.SHA256()))))
+
+
+def print_floor(echo_p50: float, scratch: Path) -> None:
+    """What the path cannot go below on this machine, whatever its code: its hops, its
+    durable commits and its signature operations, each measured here in this run."""
+    commit = durable_commit_ms(scratch)
+    sign, check = signature_ms()
+    hops, commits, signatures = 2 * echo_p50, 4 * commit, 2 * sign + 4 * check
+    floor = hops + commits + signatures
+    least = hops + 2 * commit + signatures
+    print("the path's floor, each part measured in this run (p50 ms):")
+    for label, value in (
+        ("  2 gRPC hops (2 x the echo)", hops),
+        ("  4 durable commits (agent: decision, result; controller: attempt, outcome)",
+         commits),
+        ("  2 ECDSA P-256 signatures and 4 verifications (operation and receipt)", signatures),
+        ("floor", floor),
+    ):
+        print(f"{label:<78}{value:>9.3f}")
+    print(f"floor / echo: {floor / echo_p50:.2f}x; with only the 2 commits that record before "
+          f"act (agent decision, controller attempt): {least / echo_p50:.2f}x; "
+          f"the target is {TARGET_RATIO}x")
 
 
 def engineer_local_ms(workflow: EngineerWorkflow, scratch: Path, count: int = 100) -> tuple[float, float]:
@@ -154,6 +221,7 @@ async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
     ):
         print(f"{label:<72}{value:>9.3f}")
     print("        engineer's receipt check")
+    print_floor(echo.p50, scratch)
     return met
 
 
