@@ -36,7 +36,7 @@ from agent.device_ops import device_specs
 from agent.dialout import DialOut
 from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
-from agent.homes import command_for
+from agent.homes import logged_command_for
 from agent.inspect.runner import start_inspection
 from agent.local_service import LocalServicer
 from agent.locks import LockKeeper, LockPuller
@@ -92,7 +92,7 @@ async def start(home: Path, *, clock: Clock = time.time) -> AgentHandle:
     identity, key = _credentials(paths, config)
     if not config.approvers:  # agent.toml is read again when one is pinned
         _log.warning(f"no approver key is pinned: no request can be approved until "
-                     f"'{command_for('approver init', home)}' makes one",
+                     f"'{logged_command_for('approver init', home)}' makes one",
                      extra={"fields": {"event": "approvers.none"}})
     stack = contextlib.AsyncExitStack()
     try:
@@ -167,7 +167,7 @@ def _start_upkeep(stack: contextlib.AsyncExitStack, home: Path, config: AgentCon
                         trust_domain=identity.trust_domain, files=files)
     renewer = Renewer(controller=config.controller, files=files, identity=identity, key=key,
                       clock=clock, on_renewed=sync.close,  # its next round uses the new cert
-                      reenroll=command_for("enroll --token T --force", home))
+                      reenroll=logged_command_for("enroll --token T --force", home))
     for work, name in ((puller.run(), "rmagent-locks"), (renewer.run(), "rmagent-renewal")):
         stack.push_async_callback(_cancel, asyncio.create_task(work, name=name))
     return renewer

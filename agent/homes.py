@@ -23,3 +23,9 @@ def command_for(words: str, home: Path | None) -> str:
     if home is None or home.absolute() == bare.absolute():
         return f"rmagent {words}"
     return f"rmagent --home {shlex.quote(str(home))} {words}"
+
+
+def logged_command_for(words: str, home: Path) -> str:
+    """``rmagent --home /ABSOLUTE/HOME WORDS``, for the daemon's log: it is read later, from
+    another shell, where neither this process's RMAINT_HOME nor its directory holds."""
+    return f"rmagent --home {shlex.quote(str(home.absolute()))} {words}"

@@ -16,11 +16,12 @@ from agent.cli._common import JsonOption, console, emit_json, enrolled, options,
 from agent.cli._errors import guarded
 from agent.cli._render import pin_dict, print_pins
 from agent.local_client import EngineerPin, LocalClient
+from rmaint.cli import OneLineUsage
 
 engineers_app = typer.Typer(
     help="Engineer keys accepted on this agent: the first approval for an engineer pins "
          "the key that signed the request; another key under that name is flagged.",
-    invoke_without_command=True)
+    invoke_without_command=True, cls=OneLineUsage)
 
 
 async def _pins(socket: Path) -> list[EngineerPin]:

@@ -14,6 +14,7 @@ from agent.cli._render import print_table
 from agent.config import DEFAULT_LISTEN, MODES, AgentPaths
 from agent.enrollment import EnrolledAgent, enroll_home
 from agent.homes import command_for
+from rmaint.cli import OneLineUsage
 
 
 @guarded
@@ -98,7 +99,7 @@ def run_daemon(ctx: typer.Context) -> None:
 
 
 approver_app = typer.Typer(help="The customer's approver keys, which sign every consent.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, cls=OneLineUsage)
 
 
 @approver_app.command("init")

@@ -176,7 +176,7 @@ def _cpu(before: _Times, query: CpuQuery) -> dict[str, Any]:
     return {
         "interval_seconds": query.interval,
         "logical_count": psutil.cpu_count(logical=True),
-        "physical_count": psutil.cpu_count(logical=False),
+        "physical_count": _physical_cores(),
         "percent": _percent(before.total, after.total),
         "per_core_percent": [_percent(b, a) for b, a in zip(before.per_core, after.per_core,
                                                              strict=False)],

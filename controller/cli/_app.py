@@ -26,7 +26,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 from typer.models import TyperInfo
 
-from rmaint.cli import OneLineUsage
+from rmaint.cli import OneLineUsage, write_commands
 
 HOME_ENV = "RMAINT_HOME"
 DEBUG_ENV = "RMCTL_DEBUG"
@@ -94,7 +94,7 @@ GROUPS: dict[str, LazyGroup] = {name: LazyGroup(f"controller.cli.{module}", attr
 
 def group(name: str) -> typer.Typer:
     """The ``typer.Typer`` of the command group ``name`` in :data:`GROUPS`."""
-    return typer.Typer(help=GROUPS[name].help, no_args_is_help=True)
+    return typer.Typer(help=GROUPS[name].help, no_args_is_help=True, cls=OneLineUsage)
 
 
 class RootGroup(OneLineUsage):
@@ -113,16 +113,13 @@ class RootGroup(OneLineUsage):
         return found
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        """As TyperGroup lists commands, without loading the groups to read their help."""
+        """As every group lists commands, without loading the groups to read their help."""
         rows = []
         for name in self.list_commands(ctx):
             listed = super().get_command(ctx, name) or TyperCommand(name, help=GROUPS[name].help)
             if not listed.hidden:
                 rows.append((name, listed))
-        if rows:
-            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
-            with formatter.section("Commands"):
-                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+        write_commands(formatter, rows)
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer._click.exceptions import UsageError  # typer vendors click; this is its class
-from typer.core import TyperGroup
 
 from controller.cli import _output as out
 from controller.cli._app import GROUPS, Options, command
 from controller.cli._run import with_client
+from rmaint.cli import OneLineUsage
 
 if TYPE_CHECKING:
     import tlog
@@ -30,7 +30,7 @@ USAGE = 3
 EXIT = {"verified": 0, "failed": 1, "incomplete": 2}
 
 
-class _AuditGroup(TyperGroup):
+class _AuditGroup(OneLineUsage):
     """Usage errors exit 3 here: 2 means "incomplete"."""
 
     def invoke(self, ctx: Any) -> Any:

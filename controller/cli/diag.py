@@ -11,11 +11,12 @@ import typer
 from controller.cli import _diag_render as render
 from controller.cli._app import Options, command, group
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt, run_operation
+from rmaint.cli import OneLineUsage
 
 diag_app = group("diag")
 connect_app = typer.Typer(
     help="Check from the agent's host that a target answers (allowlisted in the customer's "
-         "[diag] connect_allow).", no_args_is_help=True)
+         "[diag] connect_allow).", no_args_is_help=True, cls=OneLineUsage)
 diag_app.add_typer(connect_app, name="connect")
 
 TimeoutOpt = Annotated[float, typer.Option(

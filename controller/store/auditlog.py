@@ -19,7 +19,6 @@ from controller.audit.records import OPENED, Event, Link, encode
 from controller.store import driver
 from controller.store.schema import (
     audit_checkpoints,
-    audit_head,
     audit_leaves,
     audit_nodes,
 )
@@ -37,7 +36,6 @@ _SESSION_HEADS_SQL = ("SELECT session_id, leaf_index, leaf_hash FROM audit_sessi
 _SET_SESSION_HEAD = ("INSERT INTO audit_session_heads (session_id, leaf_index, leaf_hash) "
                      "VALUES (?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
                      "leaf_index = excluded.leaf_index, leaf_hash = excluded.leaf_hash")
-_HEAD = sa.select(audit_head.c.size, audit_head.c.compact_range).where(audit_head.c.head_id == 1)
 _NODE = sa.select(audit_nodes.c.digest).where(audit_nodes.c.level == sa.bindparam("b_level"),
                                               audit_nodes.c.node_index == sa.bindparam("b_index"))
 
@@ -97,13 +95,13 @@ def _session_heads(conn: Connection, session_ids: set[str]) -> dict[str, Link]:
     ordered = sorted(session_ids)
     sql = _SESSION_HEADS_SQL.format(driver.placeholders(len(ordered)))
     return {str(sid): Link(int(index), bytes(leaf_hash))
-            for sid, index, leaf_hash in driver.execute(conn, sql, ordered).fetchall()}
+            for sid, index, leaf_hash in driver.rows(conn, sql, ordered)}
 
 
 def _head(conn: Connection, *, lock: bool = False) -> tuple[int, tlog.CompactRange]:
     locked = lock and conn.dialect.name != "sqlite"
-    row = driver.execute(conn, _HEAD_SQL + (" FOR UPDATE" if locked else "")).fetchone()
-    size, raw = int(row[0]), bytes(row[1])
+    [(size, raw)] = driver.rows(conn, _HEAD_SQL + (" FOR UPDATE" if locked else ""))
+    size, raw = int(size), bytes(raw)
     nodes = tuple(raw[i:i + tlog.HASH_SIZE] for i in range(0, len(raw), tlog.HASH_SIZE))
     return size, tlog.CompactRange(size, nodes)
 

@@ -6,27 +6,42 @@ driver sees it, several times what the database then takes. The log's hot path r
 fixed statements here instead: plain SQL written with ``?`` placeholders (rendered once
 per paramstyle), on the transaction's own driver connection.
 
-A driver error is raised as the SQLAlchemy error Core would raise for it, so the store
-translates it and recovers from it as from any other statement.
+A driver error is raised as the matching SQLAlchemy error (IntegrityError,
+OperationalError, ...), so the store translates it as any other. Unlike Core, nothing here
+notices a lost connection; the store drops its held connection after any database error,
+and a pooled one whose rollback fails is invalidated by the pool.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 
-def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-    """Run ``sql`` once with positional ``params``; the driver's cursor, to fetch from."""
-    return _run(conn, sql, lambda cursor, text: cursor.execute(text, tuple(params)))
+def rows(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows a query ``sql`` returns for positional ``params``."""
+    def fetch(cursor: Any, text: str) -> list[tuple[Any, ...]]:
+        cursor.execute(text, tuple(params))
+        return [tuple(row) for row in cursor.fetchall()]
+    result: list[tuple[Any, ...]] = _run(conn, sql, fetch)
+    return result
+
+
+def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> int:
+    """Run the statement ``sql`` once with positional ``params``; the rows it changed."""
+    def run(cursor: Any, text: str) -> int:
+        cursor.execute(text, tuple(params))
+        return int(cursor.rowcount)
+    result: int = _run(conn, sql, run)
+    return result
 
 
 def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Run ``sql`` once per row of ``rows``."""
+    """Run the statement ``sql`` once per row of ``rows``."""
     if rows:
         _run(conn, sql, lambda cursor, text: cursor.executemany(text, [tuple(r) for r in rows]))
 
@@ -36,15 +51,16 @@ def placeholders(count: int) -> str:
     return ", ".join(["?"] * count)
 
 
-def _run(conn: Connection, sql: str, call: Any) -> Any:
+def _run(conn: Connection, sql: str, call: Callable[[Any, str], Any]) -> Any:
     dialect = conn.dialect
     text = _rendered(sql, dialect.paramstyle)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        call(cursor, text)
+        return call(cursor, text)
     except dialect.loaded_dbapi.Error as error:
         raise exc.DBAPIError.instance(text, None, error, dialect.loaded_dbapi.Error) from error
-    return cursor
+    finally:
+        cursor.close()
 
 
 @functools.lru_cache(maxsize=256)

@@ -147,8 +147,7 @@ def lock_on(conn: Connection, subject: Subject, now: float) -> Lock | None:
     targets = sorted(subject.targets())
     if not targets:
         return None
-    rows = driver.execute(conn, _LOCKS_ON.format(driver.placeholders(len(targets))),
-                          targets).fetchall()
+    rows = driver.rows(conn, _LOCKS_ON.format(driver.placeholders(len(targets))), targets)
     return covering((Lock(lock_id=lock_id, target=target, reason=reason, created_by=by,
                           created_at=float(at), expires_at=float(expires or 0.0))
                      for lock_id, target, reason, by, at, expires in rows), subject, now)

@@ -1,9 +1,10 @@
 """Remote sessions and their events (one per operation attempt).
 
-The statements of a relayed operation (:func:`relay_target`, :func:`add_event`,
-:func:`finish_event`) are built once with bound parameters: SQLAlchemy then reuses their
-compiled form instead of rebuilding and hashing a new statement on every call. The event
-as :func:`add_event` recorded it goes to :func:`finish_event`, which so reads nothing back.
+Every relayed operation runs :func:`relay_target`, :func:`add_event` and
+:func:`finish_event`. The first runs at the driver (see :mod:`controller.store.driver`); the
+others' statements are built once with bound parameters, so SQLAlchemy reuses their
+compiled form. The event as :func:`add_event` recorded it goes to :func:`finish_event`,
+which so reads nothing back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from controller.errors import NotFound
 from controller.store import auditlog, driver, events
 from controller.store.codec import envelope_text
 from controller.store.records import Session, SessionEvent, dump, load
@@ -27,7 +29,6 @@ _RELAY_TARGET = (
 _ADD_EVENT = session_events.insert()
 _CASE_OF_SESSION = sa.select(sessions.c.case_id).where(
     sessions.c.session_id == sa.bindparam("b_session_id"))
-_EVENT = session_events.select().where(session_events.c.event_id == sa.bindparam("b_event_id"))
 # The SET clause comes from the parameter names given at execution.
 _FINISH_EVENT = session_events.update().where(
     session_events.c.event_id == sa.bindparam("b_event_id"))
@@ -107,9 +108,10 @@ def close_open_sessions(conn: Connection, *, reason: str, now: float,
 
 def relay_target(conn: Connection, session_id: str) -> RelayTarget | None:
     """The session and its agent's address and key in one query; None if no such session."""
-    row = driver.execute(conn, _RELAY_TARGET, (session_id,)).fetchone()
-    if row is None:
+    found = driver.rows(conn, _RELAY_TARGET, (session_id,))
+    if not found:
         return None
+    [row] = found
     sid, engineer, case_id, agent_id, grant_id, started, ended, reason, address, key = row
     session = Session(sid, engineer, case_id, agent_id, grant_id, float(started),
                       None if ended is None else float(ended), reason)
@@ -133,11 +135,13 @@ def add_event(conn: Connection, event: SessionEvent, *, case_id: str | None = No
 def finish_event(conn: Connection, started: Recorded, *, outcome: str, detail: str,
                  duration_ms: float, receipt: Envelope | None) -> None:
     """Record how a relayed operation ended; the outcome is a second log record."""
-    conn.execute(_FINISH_EVENT, {
+    updated = conn.execute(_FINISH_EVENT, {
         "b_event_id": started.event_id, "outcome": outcome, "detail": detail,
         "duration_ms": duration_ms,
         "receipt": None if receipt is None else envelope_text(receipt),
-    })
+    }).rowcount
+    if updated != 1:  # no outcome record for an event the table does not hold
+        raise NotFound(f"session event {started.event_id} does not exist")
     finished = replace(started.event, outcome=outcome, detail=detail, duration_ms=duration_ms,
                        receipt=receipt)
     auditlog.append(conn, events.operation_finished(finished, started.case_id))
@@ -148,8 +152,3 @@ def list_events(conn: Connection, session_id: str) -> list[SessionEvent]:
     rows = conn.execute(session_events.select().where(session_events.c.session_id == session_id)
                         .order_by(session_events.c.event_id))
     return [load(SessionEvent, r) for r in rows]
-
-
-def get_event(conn: Connection, event_id: int) -> SessionEvent | None:
-    row = conn.execute(_EVENT, {"b_event_id": event_id}).first()
-    return None if row is None else load(SessionEvent, row)

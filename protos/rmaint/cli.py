@@ -1,14 +1,18 @@
 """Usage errors of rmctl and rmagent: one line, like every other error they print.
 
+(And their command lists: each command with the whole first sentence of its help, where
+click would cut it at the terminal's width.)
+
 Typer answers a missing option, a bad value or an unknown command with the command's usage
-block and a framed message. A root group of class :class:`OneLineUsage` prints
-``error: <what is wrong> (see '<command> --help')`` on stderr instead, and exits 2 as before.
-Running a group with no arguments still prints its help.
+block and a framed message. In a command group of class :class:`OneLineUsage` (the roots
+and their groups), a usage error prints ``error: <what is wrong> (see '<command> --help')``
+on stderr instead, with the exit status it had (2, or a command's own). A group run with
+no arguments still prints its help.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -18,39 +22,70 @@ from typer.core import TyperGroup
 
 
 class OneLineUsageError(_click.UsageError):
-    """A usage error shown as one line that names the help to read."""
+    """A usage error shown as one line that names the help to read.
+
+    ``command`` is the command whose help to name when the error carries no context (the
+    option parser raises some without one).
+    """
+
+    def __init__(self, message: str, ctx: Any, command: str) -> None:
+        super().__init__(message, ctx)
+        self.command = ctx.command_path if ctx is not None else command
 
     def show(self, file: IO[Any] | None = None) -> None:
-        see = ""
-        if self.ctx is not None and self.ctx.command.get_help_option(self.ctx) is not None:
-            see = f" (see '{self.ctx.command_path} {self.ctx.help_option_names[0]}')"
         what = self.format_message().removesuffix(".")
-        typer.echo(f"error: {what[:1].lower()}{what[1:]}{see}", err=True)
+        typer.echo(f"error: {what[:1].lower()}{what[1:]} (see '{self.command} --help')",
+                   err=True)
 
 
 @contextmanager
-def _one_line() -> Iterator[None]:
+def _one_line(command: Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except (_click.NoArgsIsHelpError, OneLineUsageError):
         raise
     except _click.UsageError as exc:
-        one_line = OneLineUsageError(exc.format_message(), exc.ctx)
+        one_line = OneLineUsageError(exc.format_message(), exc.ctx, command())
         one_line.exit_code = exc.exit_code  # a command may give its usage errors their own
         raise one_line from exc
 
 
-class OneLineUsage(TyperGroup):
-    """A root command group whose usage errors, its own or any subcommand's, are one line.
+# Long enough for any first sentence: click stops a command's short help at its first
+# sentence's end, and the help formatter wraps what does not fit the terminal.
+_FIRST_SENTENCE = 400
 
-    Parsing the root's arguments happens in ``make_context``; finding and parsing a
-    subcommand, and running it, happen in ``invoke``.
+
+def write_commands(formatter: Any, rows: list[tuple[str, Any]]) -> None:
+    """The "Commands" section: each (name, command) with its help's first sentence."""
+    if rows:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command.get_short_help_str(_FIRST_SENTENCE))
+                                for name, command in rows])
+
+
+class OneLineUsage(TyperGroup):
+    """A command group whose usage errors, its own or its commands', are one line.
+
+    Its own arguments are parsed in ``make_context``; its command is found, parsed and run
+    in ``invoke``, where ``invoked_subcommand`` names it once found.
     """
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        with _one_line():
-            return super().make_context(*args, **kwargs)
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: Any = None, **extra: Any) -> Any:
+        def path() -> str:
+            name = info_name or self.name or ""
+            return f"{parent.command_path} {name}" if parent is not None else name
+        with _one_line(path):
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        listed = ((name, self.get_command(ctx, name)) for name in self.list_commands(ctx))
+        write_commands(formatter, [(name, command) for name, command in listed
+                                   if command is not None and not command.hidden])
 
     def invoke(self, ctx: Any) -> Any:
-        with _one_line():
+        def path() -> str:
+            sub = ctx.invoked_subcommand
+            return f"{ctx.command_path} {sub}" if sub else ctx.command_path
+        with _one_line(path):
             return super().invoke(ctx)

@@ -16,7 +16,17 @@ from sqlalchemy.engine import Connection
 import permissions as p
 from controller.errors import AlreadyExists, DeploymentExists, EnrollmentRefused, StoreConflict
 from controller.setup import init_deployment
-from controller.store import Store, cases, directory, grants, migrate, requests, sessions, tokens
+from controller.store import (
+    Store,
+    cases,
+    directory,
+    driver,
+    grants,
+    migrate,
+    requests,
+    sessions,
+    tokens,
+)
 from controller.store.records import (
     AgentRecord,
     Case,
@@ -178,6 +188,31 @@ async def test_async_writes_after_failures_keep_working(store: Store) -> None:
     await store.write(_seed)
     assert [c.customer_id for c in await store.read(directory.list_customers)] == ["acme"]
     assert await store.write(cases.next_case_id) == "C-0002"
+
+
+async def test_a_driver_statement_that_fails_rolls_back_its_own_write_alone(
+        store: Store) -> None:
+    """Statements run at the driver (controller.store.driver) fail like Core ones: the
+    write's error is StoreConflict, it leaves nothing, and the others commit (on SQLite
+    several of these writes share one group commit, each in its own savepoint)."""
+    await store.write(_seed)
+    add = ("INSERT INTO audit_session_heads (session_id, leaf_index, leaf_hash) "
+           "VALUES (?, ?, ?)")
+
+    def write(conn: Connection, n: int) -> int:
+        driver.execute(conn, add, (f"S-{n}", n, bytes(32)))
+        if n % 2:
+            driver.executemany(conn, add, [(f"S-{n}-x", n, bytes(32)), (f"S-{n}", n, bytes(32))])
+        return n
+
+    outcomes = await asyncio.gather(*(store.write(write, n) for n in range(12)),
+                                    return_exceptions=True)
+    assert [o if isinstance(o, int) else type(o) for o in outcomes] == \
+        [n if n % 2 == 0 else StoreConflict for n in range(12)]
+    stored = store.read_sync(lambda c: driver.rows(
+        c, "SELECT session_id FROM audit_session_heads ORDER BY leaf_index"))
+    assert stored == [(f"S-{n}",) for n in range(0, 12, 2)]
+    assert await store.write(cases.next_case_id) == "C-0002"  # the store goes on writing
 
 
 async def test_concurrent_async_writes_all_commit(store: Store) -> None:

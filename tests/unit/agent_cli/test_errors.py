@@ -11,7 +11,7 @@ from agent.approvals import ApprovalError
 from agent.cli import _consent
 from agent.cli._errors import UserError, message_for
 from agent.config import ConfigMissing
-from agent.homes import command_for
+from agent.homes import command_for, logged_command_for
 from agent.local_client import NOT_RUNNING, DaemonNotRunning
 
 from .conftest import FakeAgent, Invoke, signed_request
@@ -83,6 +83,22 @@ def test_hints_name_the_home_only_when_a_bare_command_would_miss_it(
     assert command_for("requests", Path("site/agent")) == "rmagent requests"
     assert command_for("requests", tmp_path / ".rmaint-agent") == \
         f"rmagent --home {tmp_path / '.rmaint-agent'} requests"
+
+
+def test_the_daemons_log_names_its_home_absolutely_always(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A log line is read later, from another shell: neither this process's RMAINT_HOME
+    nor its working directory holds there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RMAINT_HOME", "site")
+    assert logged_command_for("approver init", Path("site")) == \
+        f"rmagent --home {tmp_path / 'site'} approver init"
+    monkeypatch.delenv("RMAINT_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert logged_command_for("run", tmp_path / ".rmaint-agent") == \
+        f"rmagent --home {tmp_path / '.rmaint-agent'} run"
+    assert logged_command_for("run", Path("my home")) == \
+        f"rmagent --home '{tmp_path / 'my home'}' run"
 
 
 def test_error_hints_carry_the_home_given(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,6 +37,13 @@ def test_every_command_is_covered() -> None:
                               "1<=x<=100000 (see 'rmagent log --help')"),
     (["nope"], "error: no such command 'nope' (see 'rmagent --help')"),
     (["--bogus", "status"], "error: no such option: --bogus (see 'rmagent --help')"),
+    # The option parser raises these without naming the command: the group names it.
+    (["log", "--limit"], "error: option '--limit' requires an argument "
+                         "(see 'rmagent log --help')"),
+    (["approver", "init", "--name"], "error: option '--name' requires an argument "
+                                     "(see 'rmagent approver init --help')"),
+    (["--json=1", "status"], "error: option '--json' does not take a value "
+                             "(see 'rmagent --help')"),
 ])
 def test_usage_error_is_one_line_and_exits_2(args: list[str], line: str) -> None:
     result = CliRunner().invoke(app, args)

@@ -130,6 +130,8 @@ def test_root_help_lists_global_options(runner: CliRunner) -> None:
     ["init"],
     ["login"],
     ["no-such-command"],
+    ["case", "list", "--home"],
+    ["diag", "connect", "tcp", "--timeout"],
 ])
 def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path, args: list[str]) -> None:
     result = runner.invoke(app, ["--home", str(tmp_path), *args])
@@ -138,3 +140,19 @@ def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path, args: list[str])
     # One line naming what is wrong and the help to read; no usage block.
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and line.endswith(" --help')"), line
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["case", "open"], "error: missing option '--customer' (see 'rmctl case open --help')"),
+    (["case", "opn"], "error: no such command 'opn'. Did you mean 'open'? "
+                      "(see 'rmctl case --help')"),
+    # Raised by the option parser without naming the command: the group names it.
+    (["case", "list", "--home"], "error: option '--home' requires an argument "
+                                 "(see 'rmctl case list --help')"),
+    (["diag", "connect", "tcp", "--timeout"], "error: option '--timeout' requires an "
+                                              "argument (see 'rmctl diag connect tcp --help')"),
+])
+def test_a_usage_error_names_the_help_of_its_command(runner: CliRunner, args: list[str],
+                                                     line: str) -> None:
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stderr) == (2, line + "\n")
