@@ -55,3 +55,10 @@ def test_no_arguments_prints_help() -> None:
     result = CliRunner().invoke(app, ["approver"])
     assert result.exit_code == 2
     assert "Usage: rmagent approver" in result.output and "init" in result.output
+
+
+def test_the_command_list_shows_each_first_sentence_whole() -> None:
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["--help"])
+    text = " ".join(result.output.split())
+    assert "run Run the agent daemon in the foreground (stop it with Ctrl-C or SIGTERM)." in text
+    assert "..." not in result.output.split("Commands:")[1]

@@ -156,3 +156,11 @@ def test_a_usage_error_names_the_help_of_its_command(runner: CliRunner, args: li
                                                      line: str) -> None:
     result = runner.invoke(app, args)
     assert (result.exit_code, result.stderr) == (2, line + "\n")
+
+
+def test_the_command_list_shows_each_first_sentence_whole(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "80"})
+    text = " ".join(result.output.split())
+    assert "gateway-key Print the known_hosts line that pins this controller's SSH gateway " \
+           "key." in text
+    assert "..." not in result.output.split("Commands:")[1]
