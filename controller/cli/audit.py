@@ -8,6 +8,7 @@ Evidence is always checked here, against the pinned log key (see
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +17,7 @@ import typer
 from typer._click.exceptions import UsageError  # typer vendors click; this is its class
 
 from controller.cli import _output as out
-from controller.cli._app import GROUPS, Options, command
+from controller.cli._app import DEBUG_ENV, GROUPS, Options, command, describe
 from controller.cli._run import with_client
 from rmaint.cli import OneLineUsage
 
@@ -31,7 +32,10 @@ EXIT = {"verified": 0, "failed": 1, "incomplete": 2}
 
 
 class _AuditGroup(OneLineUsage):
-    """Usage errors exit 3 here: 2 means "incomplete"."""
+    """Exit 1 is kept for integrity failures, which commands return themselves. A usage
+    error exits 3 here (2 means "incomplete"), and so does a name or identity that cannot
+    be used; a check that could not be made at all (the controller unreachable, busy or
+    failing) is incomplete: 2."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -39,14 +43,22 @@ class _AuditGroup(OneLineUsage):
         except UsageError as exc:
             exc.exit_code = USAGE
             raise
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
         except Exception as exc:
-            from controller.client.errors import ConfigError, InputError, InvalidArgument, NotFound
+            from controller.client import errors
 
             # What the user named does not exist or cannot be used (a case, an agent, an
-            # event, a key file): a usage error, never to be read as an integrity failure.
-            if isinstance(exc, ConfigError | InputError | InvalidArgument | NotFound):
-                raise _usage(str(exc)) from exc
-            raise
+            # event, a key file, an identity that may not audit): a usage error, never to
+            # be read as an integrity failure.
+            if isinstance(exc, errors.ConfigError | errors.InputError | errors.LoginError
+                          | errors.InvalidArgument | errors.NotFound | errors.PermissionDenied
+                          | errors.Unauthenticated | OSError):
+                raise _usage(describe(exc)) from exc
+            if os.environ.get(DEBUG_ENV):
+                raise
+            typer.echo(f"error: {describe(exc)} (not checked)", err=True)
+            raise typer.Exit(EXIT["incomplete"]) from exc
 
 
 audit_app = typer.Typer(help=GROUPS["audit"].help, no_args_is_help=True, cls=_AuditGroup)

@@ -134,3 +134,27 @@ def test_ctrl_c_exits_130(runner: CliRunner, channel: FakeChannel,
     result = runner.invoke(app, ["--home", str(home.path), "case", "list"])
     assert result.exit_code == 130
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("code", "status", "line"), [
+    # Exit 1 means an integrity failure: a check that could not be made is incomplete (2),
+    # an identity that may not audit is a usage error (3).
+    (grpc.StatusCode.UNAVAILABLE, 2,
+     "error: controller at 127.0.0.1:7443 is unreachable (not checked)"),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, 2, None),
+    (grpc.StatusCode.INTERNAL, 2, None),
+    (grpc.StatusCode.PERMISSION_DENIED, 3, "error: permission denied"),
+    (grpc.StatusCode.UNAUTHENTICATED, 3, None),
+])
+def test_an_audit_that_cannot_ask_the_controller_never_exits_1(
+        runner: CliRunner, channel: FakeChannel, home_factory: Callable[..., Home],
+        code: grpc.StatusCode, status: int, line: str | None) -> None:
+    home = home_factory(role="auditor", name="ada")
+    for method in ("GetLogKey", "Reconcile"):
+        channel.handlers[method] = lambda _: rpc_error(code, "")
+    for args in (["audit", "verify", "--case", "C-0001"], ["audit", "reconcile", "--agent", "web-1"]):
+        result = runner.invoke(app, ["--home", str(home.path), *args])
+        assert result.exit_code == status, result.output
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+        if line is not None:
+            assert result.stderr == line + "\n"
