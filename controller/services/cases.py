@@ -28,8 +28,11 @@ class CaseService(controller_pb2_grpc.CaseServiceServicer):
         customer_id = _common.name(request.customer_id, "customer_id")
         title = _common.text(request.title, "title", limit=200)
         assignee = assignee_for(caller, request.assignee.strip())
+        # An engineer's own certificate proves they are one; whom an administrator names
+        # must be known here.
+        check = caller.role != "engineer"
         case = await self._deps.store.write(
-            _open, customer_id, title, assignee, str(caller), self._deps.clock())
+            _open, customer_id, title, assignee, str(caller), self._deps.clock(), check)
         log_event("case.opened", case_id=case.case_id, customer_id=customer_id,
                   assignee=assignee, by=str(caller))
         return pb.OpenCaseResponse(case=_convert.case(case))
@@ -57,9 +60,12 @@ def assignee_for(caller: Caller, requested: str) -> str:
 
 
 def _open(conn: Connection, customer_id: str, title: str, assignee: str, by: str,
-          now: float) -> Case:
+          now: float, check_assignee: bool) -> Case:
     if directory.get_customer(conn, customer_id) is None:
         raise NotFound(f"unknown customer {customer_id}")
+    if check_assignee and not directory.engineer_known(conn, assignee):
+        raise NotFound(f"unknown engineer {assignee} (add them with 'rmctl engineer add "
+                       f"{assignee}')")
     case = Case(case_id=cases.next_case_id(conn), customer_id=customer_id, title=title,
                 status=OPEN, assignee=assignee, opened_by=by, opened_at=now, closed_at=None,
                 resolution="")

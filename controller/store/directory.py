@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from controller.errors import AlreadyExists
 from controller.store.records import AgentRecord, Customer, Principal, dump, load
-from controller.store.schema import agents, approver_keys, customers, principals
+from controller.store.schema import agents, approver_keys, customers, join_tokens, principals
 
 
 def add_customer(conn: Connection, customer: Customer) -> None:
@@ -88,6 +88,15 @@ def save_principal(conn: Connection, principal: Principal) -> None:
     where = sa.and_(principals.c.role == principal.role, principals.c.name == principal.name)
     if not conn.execute(principals.update().where(where).values(values)).rowcount:
         conn.execute(principals.insert().values(values))
+
+
+def engineer_known(conn: Connection, name: str) -> bool:
+    """Whether ``name`` is an engineer here: logged in, or added (a login token issued)."""
+    logged_in = sa.select(principals.c.name).where(principals.c.role == "engineer",
+                                                   principals.c.name == name)
+    added = sa.select(join_tokens.c.subject).where(join_tokens.c.role == "engineer",
+                                                   join_tokens.c.subject == name)
+    return conn.execute(logged_in.union_all(added).limit(1)).first() is not None
 
 
 def list_principals(conn: Connection) -> list[Principal]:

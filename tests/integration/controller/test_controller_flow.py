@@ -128,6 +128,21 @@ async def test_engineer_opens_cases_for_themselves_only(world: World) -> None:
     assert (second.case.case_id, second.case.assignee) == ("C-0002", "alice")
 
 
+async def test_an_administrator_assigns_cases_to_known_engineers_only(world: World) -> None:
+    cases = rpc.CaseServiceStub(world.d.channel(world.d.admin()))
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title="x", assignee="nobody"))
+    assert (unknown.value.code(), unknown.value.details()) == (
+        grpc.StatusCode.NOT_FOUND,
+        "unknown engineer nobody (add them with 'rmctl engineer add nobody')")
+    # Added (a login token issued) is enough: the case can wait for the first login.
+    await world.admin.CreateJoinToken(pb.CreateJoinTokenRequest(role="engineer",
+                                                                subject="nobody"))
+    case = await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title="x",
+                                                   assignee="nobody"))
+    assert (case.case.case_id, case.case.assignee) == ("C-0002", "nobody")
+
+
 async def test_request_is_recorded_and_fetched_by_its_agent(world: World) -> None:
     envelope = world.sign_request()
     reply = await world.as_engineer().RequestAccess(
