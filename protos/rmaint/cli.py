@@ -45,9 +45,23 @@ def _one_line(command: Callable[[], str]) -> Iterator[None]:
     except (_click.NoArgsIsHelpError, OneLineUsageError):
         raise
     except _click.UsageError as exc:
-        one_line = OneLineUsageError(exc.format_message(), exc.ctx, command())
+        message = _before_the_command(exc) or exc.format_message()
+        one_line = OneLineUsageError(message, exc.ctx, command())
         one_line.exit_code = exc.exit_code  # a command may give its usage errors their own
         raise one_line from exc
+
+
+def _before_the_command(exc: _click.UsageError) -> str | None:
+    """For an option of the root command given after a subcommand (``rmagent log --home
+    DIR``): where it goes instead. None for any other error."""
+    if not isinstance(exc, _click.NoSuchOption) or exc.ctx is None:
+        return None
+    root = exc.ctx.find_root()
+    name = exc.option_name.split("=", 1)[0]
+    if root is exc.ctx or not any(name in param.opts for param in root.command.params):
+        return None
+    rest = exc.ctx.command_path.removeprefix(root.command_path).strip()
+    return f"{name} goes before the command: '{root.command_path} {name} ... {rest}'"
 
 
 # Long enough for any first sentence: click stops a command's short help at its first

@@ -44,6 +44,12 @@ def test_every_command_is_covered() -> None:
                                      "(see 'rmagent approver init --help')"),
     (["--json=1", "status"], "error: option '--json' does not take a value "
                              "(see 'rmagent --help')"),
+    # --home is the root's: it goes before the command.
+    (["log", "--home", "x"], "error: --home goes before the command: 'rmagent --home ... log' "
+                             "(see 'rmagent log --help')"),
+    (["approver", "list", "--home=x"], "error: --home goes before the command: 'rmagent "
+                                       "--home ... approver list' (see 'rmagent approver list "
+                                       "--help')"),
 ])
 def test_usage_error_is_one_line_and_exits_2(args: list[str], line: str) -> None:
     result = CliRunner().invoke(app, args)
