@@ -130,7 +130,7 @@ class SyncLoop:
         try:
             await work(stub)
         except grpc.aio.AioRpcError as exc:
-            return f"controller {self._controller}: {exc.code().name.lower()}: {exc.details()}"
+            return _failure(self._controller, exc)
         except AgentError as exc:
             return f"local state: {exc}"
         return ""
@@ -218,3 +218,19 @@ class SyncLoop:
                 continue
             await asyncio.to_thread(self._state.mark_reported, item.id, self._clock())
             _log.info("consent reported", extra={"fields": {"kind": item.kind}})
+
+
+# How a failed call reads to the customer; the log line keeps gRPC's own code and details.
+_FAILURES = {
+    grpc.StatusCode.UNAVAILABLE: "is unreachable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "did not answer in time",
+    grpc.StatusCode.UNAUTHENTICATED: "refused this agent's certificate",
+    grpc.StatusCode.PERMISSION_DENIED: "refused this agent",
+}
+
+
+def _failure(controller: str, exc: grpc.aio.AioRpcError) -> str:
+    said = _FAILURES.get(exc.code())
+    if said is not None:
+        return f"controller {controller} {said}"
+    return f"controller {controller}: {exc.code().name.lower()}: {exc.details()}"

@@ -40,10 +40,10 @@ def sync(ctx: typer.Context, json_out: JsonOption = False) -> None:
 
 def _print(done: agent_pb2.SyncResponse) -> None:
     out, err = console(), console(stderr=True)
-    if done.sync_error:
+    if done.sync_error:  # the daemon then tries no witnessing round: nothing more to say
         err.print(f"error: sync with the controller failed: {done.sync_error}")
-    else:
-        out.print("synced with the controller")
+        return
+    out.print("synced with the controller")
     if done.witness_error:
         err.print(f"error: witnessing: {done.witness_error}")
         return
