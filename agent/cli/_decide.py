@@ -31,7 +31,7 @@ from agent.cli._errors import UserError, guarded
 from agent.cli._render import key_change, key_standing, local_time, short_key
 from agent.config import PinnedApprover
 from agent.local_client import Delivery, LocalClient, ReceivedRequest
-from permissions import Envelope, Grant, format_duration, parse_duration
+from permissions import Envelope, Grant, MalformedStatement, format_duration, parse_duration
 
 ApproverOption = Annotated[str | None, typer.Option(
     "--approver", help="Pinned approver to sign with (needed when several are pinned).")]
@@ -72,10 +72,10 @@ def approve(
     The first approval for an engineer pins the key that signed the request.
     """
     opts = options(ctx, json_out)
+    duration = _duration(for_) if for_ is not None else None
     config, paths = enrolled(opts)
     signer = choose_approver(config.approvers, approver)
     key = load_approver_key(paths, signer)
-    duration = parse_duration(for_) if for_ is not None else None
     item = pending_request(paths.socket, request_id)
     if item.key_changed and not accept_new_key:
         raise UserError(f"not approved: {key_change(item)}; check the new key with "
@@ -220,3 +220,11 @@ async def _revoke(socket: Path, envelope: Envelope, grant_id: str) -> tuple[Deli
     async with LocalClient(socket) as client:
         live = sum(1 for shell in await client.list_shells() if shell.grant_id == grant_id)
         return await client.revoke(envelope), live
+
+
+def _duration(text: str) -> int:
+    """``--for``'s seconds; a bad value is a usage error that names the option."""
+    try:
+        return parse_duration(text)
+    except MalformedStatement as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--for'") from exc

@@ -101,8 +101,8 @@ def guarded(command: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
+        except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
+            raise  # BadParameter: a usage error, shown as one by the command tree
         except BrokenPipeError:
             # The reader went away (``rmagent log | head``): not an error to report. Click
             # ends quietly on EPIPE, as rmctl does.

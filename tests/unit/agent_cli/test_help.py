@@ -44,6 +44,10 @@ def test_every_command_is_covered() -> None:
                                      "(see 'rmagent approver init --help')"),
     (["--json=1", "status"], "error: option '--json' does not take a value "
                              "(see 'rmagent --help')"),
+    # Checked before the home is: a bad value is a usage error naming its option.
+    (["--home", "/nonexistent", "approve", "R-1", "--for", "xyz", "--yes"],
+     "error: invalid value for '--for': invalid duration 'xyz': use e.g. 90s, 30m, 2h, 1d "
+     "(see 'rmagent approve --help')"),
     # --home is the root's: it goes before the command.
     (["log", "--home", "x"], "error: --home goes before the command: 'rmagent --home ... log' "
                              "(see 'rmagent log --help')"),
