@@ -69,7 +69,9 @@ def test_approve_refuses_widening(rmagent: Invoke, daemon: FakeAgent) -> None:
                     "did not ask for: shell")
     _one_line_error(rmagent("approve", "R-1", "--for", "2h", "--yes"),
                     "cannot grant 2h: the request asked for 1h")
-    _one_line_error(rmagent("approve", "R-1", "--for", "soon", "--yes"), "invalid duration")
+    bad = rmagent("approve", "R-1", "--for", "soon", "--yes")  # a usage error: exit 2
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
+    assert "invalid value for '--for': invalid duration 'soon'" in bad.stderr
     assert daemon.grants == {}
 
 
