@@ -222,8 +222,10 @@ def load(home: Path) -> AgentConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigMissing(f"{path} not found: this home is not enrolled") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigInvalid(f"cannot read {path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigInvalid(f"cannot read {path}: not UTF-8 text ({exc.reason})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigInvalid(f"{path} is not valid TOML: {exc}") from exc
     try:

@@ -105,7 +105,7 @@ class Renewer:
         try:
             await asyncio.to_thread(write_public, self._files.cert, pem)
         except OSError as exc:
-            raise RenewalFailed(f"cannot write {self._files.cert}: {exc}") from exc
+            raise RenewalFailed(f"cannot write {self._files.cert}: {exc.strerror or exc}") from exc
         self.renewals += 1
         validity = Validity.of(cert)
         _log.info("certificate renewed", extra={"fields": {

@@ -31,6 +31,7 @@ from agent.renewal import reloading_server_credentials
 from agent.rpc import translated, translated_stream
 from agent.shell.rpc import serve_shell
 from agent.shell.service import ShellService
+from pki.files import reason
 from pki.tls import TlsFiles, bind_problem, server_options, why_not_listening
 from rmaint.envelopes import to_wire
 from rmaint.v1 import agent_pb2, agent_pb2_grpc
@@ -137,7 +138,7 @@ async def start_network_server(listen: str, trust_domain: str, files: TlsFiles,
     try:
         credentials = reloading_server_credentials(files)  # serves a renewed certificate
     except OSError as exc:
-        raise StartupError(f"cannot read the agent's TLS files: {exc}") from exc
+        raise StartupError(f"cannot read the agent's TLS files: {reason(exc)}") from exc
     problem = bind_problem(listen)
     if problem is not None:
         raise StartupError(f"cannot listen on {listen}: {problem}")

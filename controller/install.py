@@ -229,7 +229,7 @@ def _write(client: paramiko.SSHClient, path: str, data: bytes, mode: int) -> Non
                 raise InstallError(f"{temporary} is not a regular file")
             sftp.posix_rename(temporary, path)
     except OSError as exc:
-        raise InstallError(f"cannot write {path}: {exc}") from exc
+        raise InstallError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _status(client: paramiko.SSHClient, words: list[str]) -> int:

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 PRIVATE_MODE = 0o600
 
 
+def reason(exc: OSError) -> str:
+    """What went wrong with a file, as people read it: "No such file or directory: /a/b"
+    rather than Python's "[Errno 2] No such file or directory: '/a/b'"."""
+    if not exc.strerror:
+        return str(exc)
+    return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+
+
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     """Replace ``path`` with ``data`` durably: the file and its rename survive a crash, and
     readers see the old content or the new, never a part."""

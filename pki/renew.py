@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from permissions import key_id
+from pki.files import reason
 from pki.identity import Identity, IdentityError
 from pki.tls import TlsFiles, secure_channel
 from rmaint.v1 import controller_pb2, controller_pb2_grpc
@@ -99,7 +100,7 @@ async def renew(controller: str, files: TlsFiles, identity: Identity,
     try:
         channel = secure_channel(controller, files, server)
     except OSError as exc:
-        raise RenewalFailed(f"cannot read the TLS files: {exc}") from exc
+        raise RenewalFailed(f"cannot read the TLS files: {reason(exc)}") from exc
     async with channel:
         try:
             reply = await controller_pb2_grpc.RenewalServiceStub(channel).RenewCertificate(

@@ -83,8 +83,12 @@ def from_json(data: bytes) -> Evidence:
         return _evidence(obj)
     except BadEvidence:
         raise
-    except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError,
-            binascii.Error) as exc:
+    except json.JSONDecodeError as exc:
+        raise BadEvidence(f"not an evidence file: not JSON ({exc.msg} at line {exc.lineno}, "
+                          f"column {exc.colno})") from exc
+    except UnicodeDecodeError as exc:
+        raise BadEvidence("not an evidence file: not UTF-8 text") from exc
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
         raise BadEvidence(f"not an evidence file: {type(exc).__name__}: {exc}") from exc
 
 

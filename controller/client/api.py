@@ -18,6 +18,7 @@ import grpc
 from controller.client.config import ClientConfig
 from controller.client.errors import BadAnswer, Call, ConfigError, translate
 from permissions import Envelope
+from pki.files import reason
 from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel
 from rmaint.envelopes import to_wire
@@ -59,7 +60,7 @@ class ControllerClient:
             channel = secure_channel(config.controller, files,
                                      Identity(config.trust_domain, "controller"))
         except OSError as exc:
-            raise ConfigError(f"cannot read the identity files in {config.home}: {exc}") from exc
+            raise ConfigError(f"cannot read the identity files in {config.home}: {reason(exc)}") from exc
         client = cls(channel, address=config.controller)
         client._renew_first = config
         return client

@@ -36,7 +36,7 @@ def read_pin(home: Path, explicit: Path | None = None) -> tlog.NoteVerifier | No
     try:
         return read_vkey(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"cannot read the log key {path}: {exc}") from exc
+        raise ConfigError(f"cannot read the log key {path}: {exc.strerror or exc}") from exc
     except tlog.TlogError as exc:
         raise ConfigError(f"{path} is not a log verifier key: {exc}") from exc
 
@@ -84,7 +84,7 @@ def read_agent_keys(paths: Sequence[Path]) -> list[tlog.NoteVerifier]:
         try:
             keys.append(read_vkey(path.read_text()))
         except OSError as exc:
-            raise ConfigError(f"cannot read the agent log key {path}: {exc}") from exc
+            raise ConfigError(f"cannot read the agent log key {path}: {exc.strerror or exc}") from exc
         except tlog.TlogError as exc:
             raise ConfigError(f"{path} is not an agent log verifier key: {exc}") from exc
     return keys

@@ -70,3 +70,11 @@ def test_join_token_round_trip_and_damage() -> None:
                 "rmj1." + "A" * 2000]:
         with pytest.raises(TokenError):
             JoinToken.decode(bad)
+
+
+def test_file_errors_read_as_people_read_them(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "ca.crt"
+    with pytest.raises(OSError) as failed:
+        missing.read_bytes()
+    assert files.reason(failed.value) == f"No such file or directory: {missing}"
+    assert files.reason(OSError("no errno")) == "no errno"

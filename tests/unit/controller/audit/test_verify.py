@@ -164,6 +164,16 @@ def test_files_that_are_not_evidence_are_refused(data: bytes) -> None:
         from_json(data)
 
 
+@pytest.mark.parametrize(("data", "said"), [
+    (b"# README\n", "not an evidence file: not JSON (Expecting value at line 1, column 1)"),
+    (b"\xff", "not an evidence file: not UTF-8 text"),
+])
+def test_what_is_not_evidence_is_said_plainly(data: bytes, said: str) -> None:
+    with pytest.raises(BadEvidence) as refused:
+        from_json(data)
+    assert str(refused.value) == said
+
+
 def test_duplicate_indices_are_a_fault(log: MemoryLog, key: tlog.NoteSigner) -> None:
     evidence = log.evidence(key, {"event": 1}, [1])
     extra = ProvenRecord(1, log.records[2], evidence.records[0].proof)
