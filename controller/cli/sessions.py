@@ -44,7 +44,9 @@ def session_open(
     grant: Annotated[str, typer.Option(
         help="Grant to work under (default: the newest active one for your key).")] = "",
 ) -> None:
-    """Open a session under an active grant; it becomes the current session."""
+    """Open a session under an active grant; it becomes the current session (the one
+    before stays open until closed)."""
+    before = _current(opts)
     opened = with_workflow(opts, lambda w: w.open_session(case, agent, grant))
     if opts.json:
         data = out.message_data(opened.session)
@@ -56,6 +58,9 @@ def session_open(
              f"under grant {s.grant_id}")
     out.note(f"scopes {', '.join(opened.scopes)}; grant valid until "
              f"{out.when(opened.grant_not_after)}; this is now the current session")
+    if before is not None and before != s.session_id:
+        out.note(f"session {before}, current until now, stays open: "
+                 f"'rmctl session close {before}' ends it")
 
 
 @command(session_app, "list")

@@ -113,6 +113,19 @@ def test_session_open_then_diag_signs_increasing_sequence_numbers(
     assert "receipt sha256:" in out
 
 
+def test_opening_a_second_session_says_the_first_stays_open(
+        runner: CliRunner, alice: Home, channel: FakeChannel) -> None:
+    channel.handlers["OpenSession"] = open_session_handler("S-0123456789ab")
+    code, first, _ = rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
+    assert code == 0 and "stays open" not in first
+    channel.handlers["OpenSession"] = open_session_handler("S-ba9876543210")
+    code, second, _ = rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
+    assert code == 0
+    assert ("session S-0123456789ab, current until now, stays open: "
+            "'rmctl session close S-0123456789ab' ends it") in second
+    assert SessionStore(alice.path).current_id() == "S-ba9876543210"
+
+
 def test_diag_with_case_and_agent_opens_a_session(runner: CliRunner, alice: Home,
                                                   channel: FakeChannel) -> None:
     channel.handlers["OpenSession"] = open_session_handler()
