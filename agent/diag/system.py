@@ -185,11 +185,14 @@ def _cpu(before: _Times, query: CpuQuery) -> dict[str, Any]:
                                                             before.total, strict=True)},
         "times": {f"{name}_seconds": value for name, value in after.total._asdict().items()},
         "load_average_1m": load[0], "load_average_5m": load[1], "load_average_15m": load[2],
+        # psutil says 0 for what the platform does not tell (limits in most VMs, the
+        # count of system calls on Linux): sent as unknown, never as a reading of 0.
         "frequency": None if freq is None else {
-            "current_mhz": freq.current, "min_mhz": freq.min, "max_mhz": freq.max},
+            "current_mhz": freq.current, "min_mhz": freq.min or None,
+            "max_mhz": freq.max or None},
         "per_core_frequency_mhz": [f.current for f in per_core_freq],
         "stats": {"context_switches": stats.ctx_switches, "interrupts": stats.interrupts,
-                  "soft_interrupts": stats.soft_interrupts, "syscalls": stats.syscalls},
+                  "soft_interrupts": stats.soft_interrupts, "syscalls": stats.syscalls or None},
     }
 
 

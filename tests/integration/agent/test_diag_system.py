@@ -88,6 +88,12 @@ async def test_cpu_matches_proc_stat() -> None:
     load = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
     assert result["load_average_15m"] == pytest.approx(load[2], abs=0.5)
     assert result["interval_seconds"] == 0.1
+    # Linux does not count system calls: unknown, not a reading of 0.
+    assert result["stats"]["syscalls"] is None
+    assert result["stats"]["context_switches"] > 0
+    frequency = result["frequency"]
+    if frequency is not None:  # limits the platform does not tell are unknown too
+        assert all(frequency[k] is None or frequency[k] > 0 for k in ("min_mhz", "max_mhz"))
 
 
 async def test_disks_match_statvfs_and_diskstats() -> None:
