@@ -102,7 +102,11 @@ def _fetch(opts: Options, key: Path | None, **scope: Any) -> tuple[tlog.NoteVeri
     return pinned.key, data
 
 
-def _show(opts: Options, evidence: Evidence, report: Report) -> typer.Exit:
+_COSIGNATURES_NOT_CHECKED = "not checked (audit verify-bundle --agent-key checks an agent's)"
+
+
+def _show(opts: Options, evidence: Evidence, report: Report, *,
+          agent_keys_given: bool = False) -> typer.Exit:
     if opts.json:
         out.emit_json({"status": report.status, "scope": evidence.scope, "size": report.size,
                        "root": report.root_hash.hex(), "records": report.records,
@@ -116,7 +120,8 @@ def _show(opts: Options, evidence: Evidence, report: Report) -> typer.Exit:
                     ("Records", report.records), ("Sessions", report.sessions),
                     ("Open sessions", ", ".join(report.open_sessions) or "-"),
                     ("Consistency proofs", report.consistency),
-                    ("Cosigned by", ", ".join(report.cosigned_by) or "-"),
+                    ("Cosigned by", ", ".join(report.cosigned_by) or (
+                        "-" if agent_keys_given else _COSIGNATURES_NOT_CHECKED)),
                     ("Envelopes", report.envelopes)])
         for fault in report.faults[:20]:
             where = "-" if fault.index is None else f"leaf {fault.index}"
@@ -179,7 +184,7 @@ def audit_verify_bundle(
         raise _usage(f"no log key pinned in {opts.home}: give --key <log.vkey>")
     agents = read_agent_keys(agent_key or [])
     evidence, report = _check(_read(file), pinned, agents)
-    raise _show(opts, evidence, report)
+    raise _show(opts, evidence, report, agent_keys_given=bool(agents))
 
 
 @command(audit_app, "reconcile")

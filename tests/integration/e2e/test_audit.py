@@ -122,6 +122,8 @@ def test_usage_errors_exit_3_in_one_line(deployment: E2E, tmp_path: Path) -> Non
     assert not (tmp_path / "p.json").exists()
     full = d.auditor("audit", "verify", "--full")
     assert "the full log" in full.stdout and "full True" not in full.stdout
+    # Without an agent's key, its cosignatures are not checked, and it says so (not "-").
+    assert "not checked (audit verify-bundle --agent-key checks an agent's)" in full.stdout
 
 
 def test_a_second_login_never_replaces_the_pinned_log_key(deployment: E2E,
