@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from controller import rules
 from controller.authz import Caller
-from controller.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from controller.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from controller.gateway import userca
 from controller.logs import log_event
 from controller.services import _common, _convert
@@ -59,7 +59,8 @@ class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
     async def ListMyRequests(self, request: pb.ListMyRequestsRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListMyRequestsResponse:
         caller = caller_as("engineer")
-        found = await self._deps.store.read(_my_requests, caller.name, request.case_id)
+        case_id = _common.text(request.case_id, "case_id", required=False, limit=64)
+        found = await self._deps.store.read(_my_requests, caller.name, case_id)
         return pb.ListMyRequestsResponse(requests=found)
 
     async def OpenSession(self, request: pb.OpenSessionRequest,
@@ -125,6 +126,8 @@ class EngineerService(controller_pb2_grpc.EngineerServiceServicer):
 
 
 def _my_requests(conn: Connection, engineer: str, case_id: str) -> list[pb.AccessRequest]:
+    if case_id and cases.get_case(conn, case_id) is None:  # none yet is another answer
+        raise NotFound(f"unknown case {case_id}")
     return _convert.requests_with_grants(
         conn, requests.list_requests(conn, engineer=engineer, case_id=case_id))
 

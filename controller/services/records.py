@@ -20,7 +20,7 @@ from controller.services import _common, _convert, archive
 from controller.services._common import Deps
 from controller.services.locks import refuse_locked
 from controller.store import bundles, cases, directory, requests, sessions
-from controller.store.records import ConsentEntry
+from controller.store.records import ConsentEntry, Session, SessionEvent
 from permissions.locks import Subject
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
@@ -58,7 +58,8 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
     async def ListSessions(self, request: pb.ListSessionsRequest,
                            context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
         await self._reader()
-        found = await self._deps.store.read(sessions.list_sessions, case_id=request.case_id)
+        case_id = _common.text(request.case_id, "case_id", required=False, limit=64)
+        found = await self._deps.store.read(_sessions_of, case_id)
         return pb.ListSessionsResponse(sessions=[_convert.session(s) for s in found])
 
     async def GetSession(self, request: pb.GetSessionRequest,
@@ -86,7 +87,7 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
                            context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RecordingChunk]:
         await self._reader()
         session_id = _common.text(request.session_id, "session_id", limit=64)
-        found = await self._deps.store.read(recording_of, session_id)
+        found = await self._deps.store.read(_recordings, session_id)
         if not found:
             raise NotFound(f"session {session_id} has no recording")
         if not -len(found) <= request.index < len(found):
@@ -133,6 +134,19 @@ def _engineer_may_read(conn: Connection, name: str, key_id: str, bundle_of: str,
         if case is not None and case.assignee != name:
             raise PermissionDenied(f"engineer {name} asked for a bundle of {bundle_of} "
                                    f"assigned to {case.assignee}")
+
+
+def _sessions_of(conn: Connection, case_id: str) -> list[Session]:
+    """All sessions, or a case's; NotFound for a case that does not exist."""
+    if case_id and cases.get_case(conn, case_id) is None:
+        raise NotFound(f"unknown case {case_id}")
+    return sessions.list_sessions(conn, case_id=case_id)
+
+
+def _recordings(conn: Connection, session_id: str) -> list[tuple[SessionEvent, bytes | None]]:
+    if sessions.get_session(conn, session_id) is None:
+        raise NotFound(f"unknown session {session_id}")
+    return recording_of(conn, session_id)
 
 
 def _consent_log(conn: Connection, case_id: str, agent_id: str) -> list[ConsentEntry]:

@@ -143,6 +143,27 @@ async def test_an_administrator_assigns_cases_to_known_engineers_only(world: Wor
     assert (case.case.case_id, case.case.assignee) == ("C-0002", "nobody")
 
 
+async def test_a_case_or_session_that_does_not_exist_is_not_found(world: World) -> None:
+    """Not an empty list: "none yet" and "no such case" are different answers."""
+    calls = (
+        (world.records().ListSessions(pb.ListSessionsRequest(case_id="C-9999")),
+         "unknown case C-9999"),
+        (world.as_engineer().ListMyRequests(pb.ListMyRequestsRequest(case_id="C-9999")),
+         "unknown case C-9999"),
+    )
+    for call, said in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await call
+        assert (missing.value.code(), missing.value.details()) == (grpc.StatusCode.NOT_FOUND,
+                                                                   said)
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        async for _ in world.records().GetRecording(pb.GetRecordingRequest(session_id="S-nope")):
+            pass
+    assert missing.value.details() == "unknown session S-nope"
+    listed = await world.records().ListSessions(pb.ListSessionsRequest(case_id=world.case_id))
+    assert list(listed.sessions) == []  # a known case with none yet
+
+
 async def test_request_is_recorded_and_fetched_by_its_agent(world: World) -> None:
     envelope = world.sign_request()
     reply = await world.as_engineer().RequestAccess(
