@@ -36,8 +36,8 @@ app = typer.Typer(
 def _global(
     ctx: typer.Context,
     home: Annotated[Path, typer.Option(
-        envvar="RMAINT_HOME", help="The agent's home directory.",
-        show_default=DEFAULT_HOME)] = Path(DEFAULT_HOME),
+        envvar="RMAINT_HOME", help=f"The agent's home directory (default {DEFAULT_HOME}).",
+        show_default=False)] = Path(DEFAULT_HOME),
     json_out: Annotated[bool, typer.Option(
         "--json", help="Machine-readable JSON output for every command.")] = False,
 ) -> None:

@@ -147,7 +147,7 @@ def _load_group(name: str) -> TyperGroup:
         TyperInfo(sub, name=name), pretty_exceptions_short=app.pretty_exceptions_short,
         suggest_commands=app.suggest_commands, rich_markup_mode=app.rich_markup_mode)
 
-_HOME_HELP = f"Home directory of this identity (env {HOME_ENV}, default {DEFAULT_HOME})."
+_HOME_HELP = f"Home directory of this identity (default {DEFAULT_HOME})."
 _JSON_HELP = "Print machine-readable JSON instead of tables."
 
 
