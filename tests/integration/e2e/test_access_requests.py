@@ -39,6 +39,8 @@ def refusable(deployment: E2E, tmp_path_factory: pytest.TempPathFactory) -> dict
                 contract_end=end)), timeout=RPC_TIMEOUT)
         token = admin.CreateJoinToken(pb.CreateJoinTokenRequest(
             role="agent", subject="old-1", customer_id="initech"), timeout=RPC_TIMEOUT).token
+        admin.CreateJoinToken(pb.CreateJoinTokenRequest(role="engineer", subject="dave"),
+                              timeout=RPC_TIMEOUT)  # added, so that a case can be his
         closed = deployment.open_case()
         rpc.CaseServiceStub(channel).CloseCase(pb.CloseCaseRequest(
             case_id=closed, resolution="fixed"), timeout=RPC_TIMEOUT)
