@@ -33,7 +33,7 @@ from permissions import (
     parse_scopes,
     revoke,
 )
-from pki.files import read_ed25519_key, write_key
+from pki.files import read_ed25519_key, reason, write_key
 
 DEFAULT_APPROVER = "default"
 
@@ -100,7 +100,8 @@ def load_approver_key(paths: AgentPaths, approver: PinnedApprover) -> ed25519.Ed
             f"approver {approver.name!r} is pinned but its key {path} is not on this host"
         ) from None
     except (OSError, ValueError) as exc:
-        raise ApproverUnavailable(f"cannot read approver key {path}: {exc}") from exc
+        raise ApproverUnavailable(f"cannot read approver key {path}: "
+                                  f"{reason(exc, with_file=False)}") from exc
     if key_id(key.public_key()) != approver.key_id:
         raise ApproverUnavailable(
             f"{path} does not hold the key pinned for approver {approver.name!r}")

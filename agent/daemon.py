@@ -55,7 +55,7 @@ from agent.witness import Witness
 if TYPE_CHECKING:
     from agent.data.ops import DataOperations
 from pki.certs import identity_of
-from pki.files import read_cert, read_ec_key
+from pki.files import read_cert, read_ec_key, reason
 from pki.handshakes import HandshakeWatch
 from pki.identity import Identity, IdentityError
 from pki.tls import TlsFiles
@@ -238,7 +238,7 @@ def _credentials(paths: AgentPaths,
         identity = identity_of(read_cert(paths.cert))
         key = read_ec_key(paths.key)
     except (OSError, ValueError, IdentityError) as exc:
-        raise StartupError(f"cannot use the agent's certificate and key: {exc}") from exc
+        raise StartupError(f"cannot use the agent's certificate and key: {reason(exc)}") from exc
     expected = Identity(config.trust_domain, "agent", config.id)
     if identity != expected:
         raise StartupError(f"the certificate names {identity.uri}, agent.toml {expected.uri}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from agent.errors import AgentError
+from pki.files import reason
 
 Row = tuple[Any, ...]
 P = ParamSpec("P")
@@ -42,7 +43,7 @@ class Database:
             self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                          check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise error(f"cannot open {path}: {exc}") from exc
+            raise error(f"cannot open {path}: {reason(exc, with_file=False)}") from exc
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")

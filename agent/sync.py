@@ -67,6 +67,7 @@ class SyncLoop:
         self._channel: grpc.aio.Channel | None = None
         self._witness = witness  # mutual witnessing of the logs, last in each round
         self.last_error = ""
+        self._grpc_said = ""  # what gRPC said of the last failed call, for the log
 
     async def run(self) -> None:
         """Sync until cancelled."""
@@ -116,7 +117,7 @@ class SyncLoop:
     def _note(self, error: str) -> str:
         if error and error != self.last_error:
             _log.warning("controller sync failed", extra={"fields": {
-                "controller": self._controller, "error": error}})
+                "controller": self._controller, "error": error, "grpc": self._grpc_said}})
         elif not error and self.last_error:
             _log.info("controller reachable again", extra={"fields": {
                 "controller": self._controller}})
@@ -127,9 +128,13 @@ class SyncLoop:
         if not self._controller:
             return NO_CONTROLLER
         stub = controller_pb2_grpc.AgentReportServiceStub(self._open())
+        self._grpc_said = ""
         try:
             await work(stub)
         except grpc.aio.AioRpcError as exc:
+            # The customer reads the short form; the log keeps what gRPC said (a refused
+            # port, a name that does not resolve, a handshake the CA pin refused).
+            self._grpc_said = f"{exc.code().name}: {exc.details()}"
             return _failure(self._controller, exc)
         except AgentError as exc:
             return f"local state: {exc}"
@@ -220,7 +225,7 @@ class SyncLoop:
             _log.info("consent reported", extra={"fields": {"kind": item.kind}})
 
 
-# How a failed call reads to the customer; the log line keeps gRPC's own code and details.
+# How a failed call reads to the customer (the log line also has gRPC's code and details).
 _FAILURES = {
     grpc.StatusCode.UNAVAILABLE: "is unreachable",
     grpc.StatusCode.DEADLINE_EXCEEDED: "did not answer in time",

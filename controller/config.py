@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from controller.errors import ConfigError
+from pki.files import reason
 from pki.identity import IdentityError, check_trust_domain
 
 CONFIG_NAME = "rmctl.toml"
@@ -141,7 +142,7 @@ def load_config(home: Path) -> ControllerConfig:
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist: run 'rmctl init' first") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raise ConfigError(f"cannot read {path}: {reason(exc, with_file=False)}") from exc
     section = data.get("controller")
     if not isinstance(section, dict):
         raise ConfigError(f"{path} has no [controller] section")

@@ -36,6 +36,7 @@ from controller.services._common import Deps
 from controller.services.audit import register_audit
 from controller.store import Store, migrate
 from controller.sweeper import SWEEP_INTERVAL, Sweeper
+from pki.files import reason
 from pki.handshakes import HandshakeWatch
 from pki.tls import (
     TlsFiles,
@@ -170,7 +171,7 @@ def _read(load: Callable[[], Any], path: Path) -> Any:
         return load()
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the controller's keys and certificates "
-                          f"({path.parent}): {exc}") from exc
+                          f"({path.parent}): {reason(exc)}") from exc
 
 
 def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials) -> int:

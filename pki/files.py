@@ -16,12 +16,13 @@ if TYPE_CHECKING:
 PRIVATE_MODE = 0o600
 
 
-def reason(exc: OSError) -> str:
-    """What went wrong with a file, as people read it: "No such file or directory: /a/b"
-    rather than Python's "[Errno 2] No such file or directory: '/a/b'"."""
-    if not exc.strerror:
-        return str(exc)
-    return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+def reason(exc: BaseException, *, with_file: bool = True) -> str:
+    """What went wrong, as people read it: "No such file or directory: /a/b" rather than
+    Python's "[Errno 2] No such file or directory: '/a/b'" (without the file when
+    ``with_file`` is false: the message names it already). Other errors: their own words."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if with_file and exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:

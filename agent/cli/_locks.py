@@ -15,6 +15,7 @@ from agent.cli._common import JsonOption, console, emit_json, enrolled, options
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import local_time, print_table
 from agent.locks import LOCKS_FILE, read_kept
+from pki.files import reason
 
 
 @guarded
@@ -26,7 +27,8 @@ def locks(ctx: typer.Context, json_out: JsonOption = False) -> None:
     try:
         version, found = read_kept(path) if path.exists() else (0, ())
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read the kept locks {path}: {exc}; the agent refuses every "
+        raise UserError(f"cannot read the kept locks {path}: {reason(exc, with_file=False)}; "
+                        "the agent refuses every "
                         "operation (locks-unknown) until the controller's lock set "
                         "arrives") from exc
     now = time.time()

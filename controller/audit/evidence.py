@@ -88,6 +88,8 @@ def from_json(data: bytes) -> Evidence:
                           f"column {exc.colno})") from exc
     except UnicodeDecodeError as exc:
         raise BadEvidence("not an evidence file: not UTF-8 text") from exc
+    except RecursionError as exc:
+        raise BadEvidence("not an evidence file: nested too deeply") from exc
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
         raise BadEvidence(f"not an evidence file: {type(exc).__name__}: {exc}") from exc
 

@@ -48,8 +48,10 @@ def describe(exc: Exception) -> str:
 
     if isinstance(exc, ClientError):
         return str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, OSError):
+        from pki.files import reason  # on errors only: rmctl --help loads no cryptography
+
+        return reason(exc)
     return str(exc) or f"unexpected {type(exc).__name__}"
 
 

@@ -59,7 +59,7 @@ def session_open(
     out.note(f"scopes {', '.join(opened.scopes)}; grant valid until "
              f"{out.when(opened.grant_not_after)}; this is now the current session")
     if before is not None and before != s.session_id:
-        out.note(f"session {before}, current until now, stays open: "
+        out.note(f"session {before} is no longer current; if it is still open, "
                  f"'rmctl session close {before}' ends it")
 
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import permissions
 from controller.client.errors import InputError, SessionStateError
-from pki.files import write_private
+from pki.files import reason, write_private
 
 REQUEST_PREFIX = "R-"
 SESSIONS_DIR = "sessions"
@@ -212,7 +212,8 @@ class SessionStore:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            raise SessionStateError(f"cannot read {self.home / CURRENT_FILE}: {exc}") from exc
+            raise SessionStateError(f"cannot read {self.home / CURRENT_FILE}: "
+                                   f"{reason(exc, with_file=False)}") from exc
         if text and not _SESSION_ID.fullmatch(text):
             raise SessionStateError(f"{self.home / CURRENT_FILE} is damaged: run "
                                     "'rmctl session open --case C --agent A' to replace it")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from controller.client._validity import read_validity
 from controller.client.config import ClientConfig
 from controller.client.errors import ConfigError, LoginError
-from pki.files import read_cert, read_ec_key, write_public
+from pki.files import read_cert, read_ec_key, reason, write_public
 from pki.renew import RenewalFailed, Validity, renew
 from pki.tls import TlsFiles
 
@@ -44,7 +44,8 @@ def validity(config: ClientConfig) -> Validity:
     try:
         return Validity(*read_validity(config.cert))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the certificate {config.cert}: {exc}") from exc
+        raise ConfigError(f"cannot read the certificate {config.cert}: "
+                          f"{reason(exc, with_file=False)}") from exc
 
 
 async def renew_home(config: ClientConfig, *, now: float | None = None) -> Renewed:
@@ -56,7 +57,8 @@ async def renew_home(config: ClientConfig, *, now: float | None = None) -> Renew
         old = read_cert(config.cert)
         key = read_ec_key(config.key)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the identity files in {config.home}: {exc}") from exc
+        raise ConfigError(f"cannot read the identity files in {config.home}: "
+                          f"{reason(exc)}") from exc
     files = TlsFiles(config.key, config.cert, config.ca)
     try:
         pem, cert = await renew(config.controller, files, config.identity, key, now=now)

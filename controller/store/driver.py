@@ -8,8 +8,9 @@ per paramstyle), on the transaction's own driver connection.
 
 A driver error is raised as the matching SQLAlchemy error (IntegrityError,
 OperationalError, ...), so the store translates it as any other. Unlike Core, nothing here
-notices a lost connection; the store drops its held connection after any database error,
-and a pooled one whose rollback fails is invalidated by the pool.
+notices a lost connection: the store drops its held connection when a transaction fails
+(a failed write inside a group commit only rolls back its savepoint), and a pooled one
+whose rollback fails is invalidated by the pool.
 """
 
 from __future__ import annotations

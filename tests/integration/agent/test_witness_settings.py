@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from agent import config as agent_config
@@ -28,7 +29,8 @@ async def test_the_daemon_takes_its_witnessing_interval_from_agent_toml(
 
 
 async def test_rmagent_sync_reports_an_unreachable_controller(
-        deployment: Deployment, start_agent: StartAgent) -> None:
+        deployment: Deployment, start_agent: StartAgent,
+        caplog: pytest.LogCaptureFixture) -> None:
     await start_agent()  # its controller address is a closed port
     home = str(deployment.home)
     config = agent_config.load(deployment.home)
@@ -44,3 +46,7 @@ async def test_rmagent_sync_reports_an_unreachable_controller(
     # One line, no gRPC internals: the witnessing round was not tried.
     assert people.stderr == (f"error: sync with the controller failed: controller "
                              f"{config.controller} is unreachable\n")
+    # The agent's log keeps what gRPC said, to tell a closed port from a refused handshake.
+    logged = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+              if r.getMessage() == "controller sync failed"]
+    assert logged and logged[-1]["grpc"].startswith("UNAVAILABLE: ")

@@ -21,7 +21,7 @@ from controller.audit.errors import BadRecord, CheckpointRefused, LogRolledBack
 from controller.audit.export import collect
 from controller.audit.records import OPERATION, Event, decode
 from controller.audit.verify import FAILED, VERIFIED, verify_evidence
-from controller.errors import StoreConflict
+from controller.errors import NotFound, StoreConflict
 from controller.store import Store, auditlog, blobs, requests, sessions
 from controller.store.records import ConsentEntry, Session, SessionEvent
 from controller.store.schema import audit_checkpoints, audit_leaves, consent_log
@@ -99,6 +99,26 @@ def test_a_failed_transaction_leaves_neither_row_nor_record(store: Store) -> Non
         store.write_sync(_fails)
     assert store.read_sync(auditlog.head) == before
     assert store.read_sync(auditlog.leaf_count) == before[0]
+
+
+def test_no_outcome_is_logged_for_an_event_the_table_lacks(store: Store) -> None:
+    _story(store)
+    before = store.read_sync(auditlog.leaf_count)
+    started = store.write_sync(_start_event, "S-2", 7)
+    store.write_sync(lambda c: c.execute(sa.text("DELETE FROM session_events WHERE event_id = "
+                                                 ":e"), {"e": started.event_id}))
+    with pytest.raises(NotFound, match=f"session event {started.event_id} does not exist"):
+        store.write_sync(lambda c: sessions.finish_event(c, started, outcome="ok", detail="",
+                                                         duration_ms=1.0, receipt=None))
+    assert store.read_sync(auditlog.leaf_count) == before + 1  # the attempt, no outcome
+
+
+def _start_event(conn: Connection, session_id: str, seq: int) -> sessions.Recorded:
+    request = requests.get_request(conn, "R-1")
+    assert request is not None
+    return sessions.add_event(conn, SessionEvent(
+        None, session_id, seq, "alice", "diag.system", "{}", "pending", "", T0 + seq, None,
+        None, request.envelope))
 
 
 def test_closing_many_sessions_logs_each_close(store: Store) -> None:

@@ -117,11 +117,11 @@ def test_opening_a_second_session_says_the_first_stays_open(
         runner: CliRunner, alice: Home, channel: FakeChannel) -> None:
     channel.handlers["OpenSession"] = open_session_handler("S-0123456789ab")
     code, first, _ = rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
-    assert code == 0 and "stays open" not in first
+    assert code == 0 and "no longer current" not in first
     channel.handlers["OpenSession"] = open_session_handler("S-ba9876543210")
     code, second, _ = rmctl(runner, alice, "session", "open", "--case", "C-0001", "--agent", "web-1")
     assert code == 0
-    assert ("session S-0123456789ab, current until now, stays open: "
+    assert ("session S-0123456789ab is no longer current; if it is still open, "
             "'rmctl session close S-0123456789ab' ends it") in second
     assert SessionStore(alice.path).current_id() == "S-ba9876543210"
 

@@ -158,3 +158,9 @@ def test_an_audit_that_cannot_ask_the_controller_never_exits_1(
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
         if line is not None:
             assert result.stderr == line + "\n"
+
+
+def test_the_audit_groups_own_usage_errors_exit_3(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["audit", "--bogus", "verify"])
+    assert (result.exit_code, result.stderr) == (
+        3, "error: no such option: --bogus (see 'rmctl audit --help')\n")

@@ -77,4 +77,6 @@ def test_file_errors_read_as_people_read_them(tmp_path: Path) -> None:
     with pytest.raises(OSError) as failed:
         missing.read_bytes()
     assert files.reason(failed.value) == f"No such file or directory: {missing}"
+    assert files.reason(failed.value, with_file=False) == "No such file or directory"
     assert files.reason(OSError("no errno")) == "no errno"
+    assert files.reason(ValueError("not PEM")) == "not PEM"

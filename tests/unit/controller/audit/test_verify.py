@@ -167,6 +167,7 @@ def test_files_that_are_not_evidence_are_refused(data: bytes) -> None:
 @pytest.mark.parametrize(("data", "said"), [
     (b"# README\n", "not an evidence file: not JSON (Expecting value at line 1, column 1)"),
     (b"\xff", "not an evidence file: not UTF-8 text"),
+    (b"[" * 100_000 + b"]" * 100_000, "not an evidence file: nested too deeply"),
 ])
 def test_what_is_not_evidence_is_said_plainly(data: bytes, said: str) -> None:
     with pytest.raises(BadEvidence) as refused:
