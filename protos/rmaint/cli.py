@@ -1,13 +1,11 @@
-"""Usage errors of rmctl and rmagent: one line, like every other error they print.
-
-(And their command lists: each command with the whole first sentence of its help, where
-click would cut it at the terminal's width.)
+"""Usage errors and command lists of rmctl and rmagent.
 
 Typer answers a missing option, a bad value or an unknown command with the command's usage
 block and a framed message. In a command group of class :class:`OneLineUsage` (the roots
 and their groups), a usage error prints ``error: <what is wrong> (see '<command> --help')``
-on stderr instead, with the exit status it had (2, or a command's own). A group run with
-no arguments still prints its help.
+on stderr instead, one line like every other error, with the exit status it had (2, or a
+command's own). A group run with no arguments still prints its help, and its command list
+shows each command's whole first sentence, where click would cut it at the terminal's width.
 """
 
 from __future__ import annotations
