@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer._click.exceptions import UsageError  # typer vendors click; this is its class
 
 from controller.cli import _output as out
 from controller.cli._app import DEBUG_ENV, GROUPS, Options, command, describe
@@ -37,19 +36,11 @@ class _AuditGroup(OneLineUsage):
     be used; a check that could not be made at all (the controller unreachable, busy or
     failing) is incomplete: 2."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        try:  # the group's own options: rmctl audit --bogus verify
-            return super().make_context(*args, **kwargs)
-        except UsageError as exc:
-            exc.exit_code = USAGE
-            raise
+    usage_exit = USAGE
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except UsageError as exc:
-            exc.exit_code = USAGE
-            raise
         except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
             raise  # a reader that went away (| head) ends quietly, as everywhere
         except Exception as exc:

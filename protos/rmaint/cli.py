@@ -37,7 +37,7 @@ class OneLineUsageError(_click.UsageError):
 
 
 @contextmanager
-def _one_line(command: Callable[[], str]) -> Iterator[None]:
+def _one_line(command: Callable[[], str], exit_code: int | None) -> Iterator[None]:
     try:
         yield
     except (_click.NoArgsIsHelpError, OneLineUsageError):
@@ -45,7 +45,8 @@ def _one_line(command: Callable[[], str]) -> Iterator[None]:
     except _click.UsageError as exc:
         message = _before_the_command(exc) or exc.format_message()
         one_line = OneLineUsageError(message, exc.ctx, command())
-        one_line.exit_code = exc.exit_code  # a command may give its usage errors their own
+        # A group, or a command under it, may give its usage errors their own exit status.
+        one_line.exit_code = exit_code if exit_code is not None else exc.exit_code
         raise one_line from exc
 
 
@@ -79,15 +80,18 @@ class OneLineUsage(TyperGroup):
     """A command group whose usage errors, its own or its commands', are one line.
 
     Its own arguments are parsed in ``make_context``; its command is found, parsed and run
-    in ``invoke``, where ``invoked_subcommand`` names it once found.
+    in ``invoke``, where ``invoked_subcommand`` names it once found. ``usage_exit``, when
+    set, is the exit status of every usage error in the group.
     """
+
+    usage_exit: int | None = None
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: Any = None, **extra: Any) -> Any:
         def path() -> str:
             name = info_name or self.name or ""
             return f"{parent.command_path} {name}" if parent is not None else name
-        with _one_line(path):
+        with _one_line(path, self.usage_exit):
             return super().make_context(info_name, args, parent=parent, **extra)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -99,5 +103,5 @@ class OneLineUsage(TyperGroup):
         def path() -> str:
             sub = ctx.invoked_subcommand
             return f"{ctx.command_path} {sub}" if sub else ctx.command_path
-        with _one_line(path):
+        with _one_line(path, self.usage_exit):
             return super().invoke(ctx)
