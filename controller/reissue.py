@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from controller.config import HomeFiles
 from controller.errors import ConfigError
 from pki.certs import SERVICE_CERT_LIFETIME, cert_pem, identity_of, issue
-from pki.files import read_cert, read_ec_key, write_public
+from pki.files import read_cert, read_ec_key, reason, write_public
 from pki.identity import Identity, IdentityError
 
 # Less than this left on the CA and a certificate cannot be given a useful life.
@@ -49,7 +49,7 @@ def reissue(home: Path, *, now: float) -> Reissued:
         admin_key, admin_cert = read_ec_key(files.admin_key), read_cert(files.admin_cert)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{home} is not a controller home with its CA key (made by "
-                          f"'rmctl init'): {exc}") from exc
+                          f"'rmctl init'): {reason(exc)}") from exc
     if ca_key.public_key() != ca_cert.public_key():
         raise ConfigError("ca.key is not the key of ca.crt: certificates it signed would "
                           "not chain to the CA everyone pinned")

@@ -16,6 +16,7 @@ from typing import Any
 
 from controller.client._validity import read_validity
 from controller.client.errors import ConfigError
+from pki.files import reason
 from pki.identity import Identity, IdentityError
 
 CONFIG_NAME = "rmctl.toml"
@@ -51,8 +52,12 @@ class ClientConfig:
         """Raise ConfigError if the certificate cannot be read or has expired at ``now``."""
         try:
             _, not_after = read_validity(self.cert)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the certificate {self.cert}: {_reason(exc)}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read the certificate {self.cert}: "
+                              f"{reason(exc, with_file=False)}") from exc
+        except ValueError as exc:  # the PEM or DER does not parse: x509's words are long
+            raise ConfigError(f"cannot read the certificate {self.cert}: not a PEM "
+                              "certificate") from exc
         if not_after <= now:
             local = dt.datetime.fromtimestamp(not_after, dt.UTC).astimezone().isoformat(
                 timespec="seconds")
@@ -90,8 +95,10 @@ def read_toml(home: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist: {_HINT}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {_reason(exc)}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {reason(exc, with_file=False)}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
 
@@ -114,11 +121,3 @@ def write_client_section(home: Path, section: dict[str, str]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(tomli_w.dumps(document), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    if isinstance(exc, ValueError):  # the PEM or DER does not parse: x509's words are long
-        return "not a PEM certificate"
-    return str(exc) or type(exc).__name__

@@ -103,6 +103,13 @@ def test_garbled_certificate(home_factory: MakeHome) -> None:
         load_config(home.path).check_certificate(time.time())
 
 
+def test_a_configuration_that_is_not_text_says_so(home_factory: MakeHome) -> None:
+    home = home_factory()
+    (home.path / "rmctl.toml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r"cannot read .*rmctl.toml: not UTF-8 text$"):
+        load_config(home.path)
+
+
 def test_home_after_the_command_and_from_the_environment(runner: CliRunner,
                                                          home_factory: MakeHome,
                                                          channel: FakeChannel) -> None:
