@@ -25,6 +25,7 @@ from agent.errors import AgentError
 from agent.homes import command_for
 from agent.local_client import LocalClientError
 from permissions import PermissionsError
+from pki.files import reason
 from pki.identity import IdentityError
 
 _P = ParamSpec("_P")
@@ -36,9 +37,7 @@ class UserError(Exception):
 
 
 def _os_error(exc: BaseException, _: Path | None) -> str:
-    assert isinstance(exc, OSError)
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}"
+    return reason(exc)
 
 
 # A command the agent's errors tell the user to run, as they quote it.

@@ -50,7 +50,7 @@ def test_a_closed_pipe_ends_quietly(rmagent: Invoke, monkeypatch: pytest.MonkeyP
 def test_messages_come_from_one_table() -> None:
     assert message_for(UserError("nope")) == "nope"
     assert "rmagent enroll --token" in message_for(ConfigMissing("/h/agent.toml not found"))
-    assert message_for(FileNotFoundError(2, "No such file", "/x")) == "/x: No such file"
+    assert message_for(FileNotFoundError(2, "No such file", "/x")) == "No such file: /x"
 
 
 def test_engineer_text_is_shown_literally(rmagent: Invoke, daemon: FakeAgent) -> None:
