@@ -67,7 +67,6 @@ class SyncLoop:
         self._channel: grpc.aio.Channel | None = None
         self._witness = witness  # mutual witnessing of the logs, last in each round
         self.last_error = ""
-        self._grpc_said = ""  # what gRPC said of the last failed call, for the log
 
     async def run(self) -> None:
         """Sync until cancelled."""
@@ -80,7 +79,7 @@ class SyncLoop:
     async def sync_now(self) -> str:
         """One full round now; "" on success, else why the controller could not be used."""
         async with self._lock:
-            return self._note(await self._attempt(self._round))
+            return self._note(*await self._attempt(self._round))
 
     async def witness_now(self) -> tuple[Progress | None, str]:
         """One witnessing round now, due or not: what it achieved and "" on success, else
@@ -94,13 +93,13 @@ class SyncLoop:
             done.append(await witness.round(stub, self._timeout))
 
         async with self._lock:
-            error = self._note(await self._attempt(work))
+            error = self._note(*await self._attempt(work))
         return (None if error or not done else done[0]), error
 
     async def report(self, envelope: Envelope) -> bool:
         """Deliver the outbox now; whether ``envelope`` has been acknowledged."""
         async with self._lock:
-            self._note(await self._attempt(self._heartbeat_and_deliver))
+            self._note(*await self._attempt(self._heartbeat_and_deliver))
         return await asyncio.to_thread(self._state.is_reported, envelope)
 
     async def close(self) -> None:
@@ -114,31 +113,31 @@ class SyncLoop:
         ceiling = min(self._max_backoff, self._interval * 2 ** min(failures, 10))
         return float(ceiling * (0.5 + secrets.randbelow(500) / 1000))  # jitter: 50..100 %
 
-    def _note(self, error: str) -> str:
+    def _note(self, error: str, grpc_said: str = "") -> str:
+        """Remember ``error`` (empty: none), logging changes with what gRPC said."""
         if error and error != self.last_error:
             _log.warning("controller sync failed", extra={"fields": {
-                "controller": self._controller, "error": error, "grpc": self._grpc_said}})
+                "controller": self._controller, "error": error, "grpc": grpc_said}})
         elif not error and self.last_error:
             _log.info("controller reachable again", extra={"fields": {
                 "controller": self._controller}})
         self.last_error = error
         return error
 
-    async def _attempt(self, work: Callable[[Stub], Awaitable[None]]) -> str:
+    async def _attempt(self, work: Callable[[Stub], Awaitable[None]]) -> tuple[str, str]:
+        """What went wrong, as the customer reads it (empty: nothing), and what gRPC said."""
         if not self._controller:
-            return NO_CONTROLLER
+            return NO_CONTROLLER, ""
         stub = controller_pb2_grpc.AgentReportServiceStub(self._open())
-        self._grpc_said = ""
         try:
             await work(stub)
         except grpc.aio.AioRpcError as exc:
-            # The customer reads the short form; the log keeps what gRPC said (a refused
-            # port, a name that does not resolve, a handshake the CA pin refused).
-            self._grpc_said = f"{exc.code().name}: {exc.details()}"
-            return _failure(self._controller, exc)
+            # The log keeps gRPC's words: a refused port, a name that does not resolve, a
+            # handshake the CA pin refused all read "unreachable" to the customer.
+            return _failure(self._controller, exc), f"{exc.code().name}: {exc.details()}"
         except AgentError as exc:
-            return f"local state: {exc}"
-        return ""
+            return f"local state: {exc}", ""
+        return "", ""
 
     def _open(self) -> grpc.aio.Channel:
         if self._channel is None:
