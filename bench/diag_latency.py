@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench._stats import Latency, report
 from bench.echo import measure_echo
+from bench.relay_floor import measure_relay
 from controller.client.api import ControllerClient
 from controller.client.config import load_config
 from controller.client.engineer import SessionState, SessionStore, sign_operation
@@ -133,25 +134,33 @@ def signature_ms(message_bytes: int = 600) -> tuple[float, float]:
             _p50_ms(lambda: public.verify(signature, message, ec.ECDSA(hashes.SHA256()))))
 
 
-def print_floor(echo_p50: float, scratch: Path) -> None:
-    """What the path cannot go below on this machine, whatever its code: its hops, its
-    durable commits and its signature operations, each measured here in this run."""
+def print_floor(echo: Latency, relays: tuple[Latency, Latency], scratch: Path) -> None:
+    """What the path cannot go below on this machine, whatever its code, measured in this
+    run: the smallest grpc.aio program of its shape (:mod:`bench.relay_floor`), then its
+    hops, durable commits and signature operations one by one."""
     commit = durable_commit_ms(scratch)
     sign, check = signature_ms()
-    hops, commits, signatures = 2 * echo_p50, 4 * commit, 2 * sign + 4 * check
+    hops, commits, signatures = 2 * echo.p50, 4 * commit, 2 * sign + 4 * check
     floor = hops + commits + signatures
     least = hops + 2 * commit + signatures
-    print("the path's floor, each part measured in this run (p50 ms):")
+    print("the path's floor on this machine, measured in this run (p50 ms; x the echo): the "
+          "smallest grpc.aio\nprogram of its shape, caller -> relay -> echo in three processes "
+          "(bench.relay_floor)")
+    for relay in relays:
+        print(f"  {relay.name:<76}{relay.p50:>9.3f}{relay.p50 / echo.p50:>8.2f}x")
+    print("    (the two records that come before acting: the controller's attempt, the agent's "
+          "decision;\n     SQLite commits in WAL mode with synchronous=FULL)")
+    print("and part by part:")
     for label, value in (
         ("  2 gRPC hops (2 x the echo)", hops),
         ("  4 durable commits (agent: decision, result; controller: attempt, outcome)",
          commits),
         ("  2 ECDSA P-256 signatures and 4 verifications (operation and receipt)", signatures),
-        ("floor", floor),
+        ("sum", floor),
     ):
         print(f"{label:<78}{value:>9.3f}")
-    print(f"floor / echo: {floor / echo_p50:.2f}x; with only the 2 commits that record before "
-          f"act (agent decision, controller attempt): {least / echo_p50:.2f}x; "
+    print(f"sum / echo: {floor / echo.p50:.2f}x; with only the 2 commits that record before "
+          f"act (agent decision, controller attempt): {least / echo.p50:.2f}x; "
           f"the target is {TARGET_RATIO}x")
 
 
@@ -185,6 +194,8 @@ async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
               f"(the agent's actual result JSON)", flush=True)
 
         echo = await measure_echo(scratch / "echo-pki", payload, count=SEQUENTIAL_CALLS)
+        relays = (await measure_relay(scratch, payload, count=SEQUENTIAL_CALLS, recorded=False),
+                  await measure_relay(scratch, payload, count=SEQUENTIAL_CALLS, recorded=True))
 
         for _ in range(WARMUP_CALLS):
             await workflow.run(main_state, OPERATION, {})
@@ -221,7 +232,7 @@ async def bench(d: Deployment, case_id: str, scratch: Path) -> bool:
     ):
         print(f"{label:<72}{value:>9.3f}")
     print("        engineer's receipt check")
-    print_floor(echo.p50, scratch)
+    print_floor(echo, relays, scratch)
     return met
 
 

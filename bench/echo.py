@@ -15,7 +15,7 @@ from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel, server_credentials, server_options
 
 TRUST_DOMAIN = "bench.test"
-_METHOD = "/bench.Echo/Echo"
+METHOD = "/bench.Echo/Echo"
 
 
 def make_pki(folder: Path) -> tuple[TlsFiles, TlsFiles]:
@@ -74,7 +74,7 @@ async def measure_echo(folder: Path, payload: bytes, *, count: int) -> Latency:
     try:
         async with secure_channel(f"127.0.0.1:{port}", client_files,
                                   Identity(TRUST_DOMAIN, "controller")) as channel:
-            echo = channel.unary_unary(_METHOD)
+            echo = channel.unary_unary(METHOD)
             return await measure(lambda: echo(payload, timeout=10), "bare grpc.aio mTLS echo",
                                  count=count)
     finally:
