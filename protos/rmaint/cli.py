@@ -6,6 +6,8 @@ and their groups), a usage error prints ``error: <what is wrong> (see '<command>
 on stderr instead, one line like every other error, with the exit status it had (2, or a
 command's own). A group run with no arguments still prints its help, and its command list
 shows each command's whole first sentence, where click would cut it at the terminal's width.
+Help names what each option takes (``--case <case-id>``, ``--for <duration>``) and each
+argument in capitals (``REQUEST_ID``), instead of the value's Python type.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import IO, Any
 
 import typer
 from typer._click import exceptions as _click  # typer vendors click; these are its classes
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 
 class OneLineUsageError(_click.UsageError):
@@ -76,6 +78,71 @@ def write_commands(formatter: Any, rows: list[tuple[str, Any]]) -> None:
                                 for name, command in rows])
 
 
+# What a text option takes, by its name; any other text option takes ``<its-name>``.
+_TEXT_VALUES = {
+    "--agent": "<agent-id>", "--case": "<case-id>", "--session": "<session-id>",
+    "--grant": "<grant-id>", "--customer": "<customer-id>", "--assign": "<engineer>",
+    "--for": "<duration>", "--ttl": "<duration>", "--reason": "<text>", "--title": "<text>",
+    "--resolution": "<text>", "--listen": "<host:port>", "--enroll-listen": "<host:port>",
+    "--advertise": "<host:port>", "--gateway": "<host:port>", "--database-url": "<url>",
+    "--contract-start": "<date>", "--contract-end": "<date>", "--san": "<dns-name>",
+    "--server-name": "<dns-name>", "--host": "<host>", "--agent-home": "<dir>",
+    "--unit-dir": "<dir>", "--prefix": "<dir>", "--identity": "<key-file>",
+    "--known-hosts": "<file>", "--host-key": "<ssh-key>", "--key": "<key-id>",
+    "--approver": "<key-id>", "--sha256": "<digest>", "--file": "<log-file>",
+    "--metrics": "<list>", "--include": "<list>", "--columns": "<list>",
+    "--where": "<condition>", "--order": "<column>", "--run-as": "<user>",
+    "--python": "<python>", "--token": "<token>", "--scope": "<scope>", "--name": "<name>",
+    "--mode": "<mode>", "--unit": "<unit>", "--trust-domain": "<domain>",
+}
+# What a number option takes, by its name; any other takes ``<n>`` (whole) or
+# ``<seconds>`` (decimal).
+_NUMBER_VALUES = {"--speed": "<factor>", "--port": "<port>", "--valid": "<seconds>",
+                  "--every": "<seconds>", "--for": "<seconds>"}
+
+
+_RANGE_KINDS = {"int range": "integer", "float range": "number"}
+
+
+class _NamedArgument(TyperArgument):
+    """An argument shown by its name in capitals (``REQUEST_ID``), in brackets if optional."""
+
+    def make_metavar(self, ctx: Any, *, usage: bool = False) -> str:
+        name = self.metavar or (self.name or "").upper()
+        if self.nargs != 1 and not name.endswith("..."):
+            name += "..."
+        return f"[{name}]" if usage and not self.required and not name.startswith("[") \
+            else name
+
+    def get_error_hint(self, ctx: Any) -> str:
+        return f"'{self.make_metavar(ctx)}'"
+
+
+def name_values(command: Any) -> Any:
+    """Give ``command``'s options and arguments the names its help shows (see above)."""
+    for param in getattr(command, "params", ()):
+        if isinstance(param, TyperArgument) and not isinstance(param, _NamedArgument):
+            param.__class__ = _NamedArgument
+        elif param.param_type_name == "option" and param.metavar is None \
+                and not param.is_flag and not param.count:
+            param.metavar = _value_name(param.opts[-1] if param.opts[-1].startswith("--")
+                                        else param.opts[0], param.type.name)
+        if param.type.name in _RANGE_KINDS:  # a range made for this one option
+            # "'x' is not a valid integer", not "... a valid int range"
+            param.type.name = _RANGE_KINDS[param.type.name]
+    return command
+
+
+def _value_name(option: str, kind: str) -> str | None:
+    if kind in ("str", "text"):
+        return _TEXT_VALUES.get(option, f"<{option.lstrip('-')}>")
+    if kind.startswith("int"):
+        return _NUMBER_VALUES.get(option, "<n>")
+    if kind.startswith(("float", "number")):
+        return _NUMBER_VALUES.get(option, "<seconds>")
+    return None  # the type names its values itself: <path>, <open|closed>
+
+
 class OneLineUsage(TyperGroup):
     """A command group whose usage errors, its own or its commands', are one line.
 
@@ -93,6 +160,10 @@ class OneLineUsage(TyperGroup):
             return f"{parent.command_path} {name}" if parent is not None else name
         with _one_line(path, self.usage_exit):
             return super().make_context(info_name, args, parent=parent, **extra)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        return name_values(command) if command is not None else None
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         listed = ((name, self.get_command(ctx, name)) for name in self.list_commands(ctx))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
+
+# A value named by its Python type (<str>, <int range>) or a required argument in braces.
+TYPE_NAMES = re.compile(r"<(?:str|int|integer|float|int range|float range)>|\{\w+\}")
 
 COMMANDS = [
     [], ["enroll"], ["run"], ["approver"], ["approver", "init"], ["approver", "list"],
@@ -21,6 +26,14 @@ def test_help(command: list[str], tmp_path: object) -> None:
     result = CliRunner().invoke(app, ["--home", str(tmp_path), *command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.stdout
+    assert not TYPE_NAMES.findall(result.stdout), "help names a type, not what to give"
+
+
+def test_help_names_what_each_value_is(tmp_path: object) -> None:
+    shown = CliRunner().invoke(app, ["approve", "--help"], env={"COLUMNS": "100"}).stdout
+    assert "Usage: rmagent approve [OPTIONS] REQUEST_ID" in shown
+    assert "--for <duration>" in shown and "--approver <key-id>" in shown
+    assert "--limit <n>" in CliRunner().invoke(app, ["log", "--help"]).stdout
 
 
 def test_every_command_is_covered() -> None:
@@ -32,7 +45,7 @@ def test_every_command_is_covered() -> None:
 
 
 @pytest.mark.parametrize(("args", "line"), [
-    (["approve"], "error: missing argument 'request_id' (see 'rmagent approve --help')"),
+    (["approve"], "error: missing argument 'REQUEST_ID' (see 'rmagent approve --help')"),
     (["log", "--limit", "0"], "error: invalid value for '--limit': 0 is not in the range "
                               "1<=x<=100000 (see 'rmagent log --help')"),
     (["nope"], "error: no such command 'nope' (see 'rmagent --help')"),

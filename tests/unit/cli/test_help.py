@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from typer.testing import CliRunner
 
 from controller.cli import app
 from controller.cli._app import GROUPS
+
+# A value named by its Python type (<str>, <int range>) or a required argument in braces.
+TYPE_NAMES = re.compile(r"<(?:str|int|integer|float|int range|float range)>|\{\w+\}")
 
 EXPECTED = {
     "init", "serve", "login",
@@ -86,6 +90,18 @@ def test_every_command_has_help_with_home_and_json(runner: CliRunner, path: str)
     assert result.exit_code == 0, result.output
     assert f"Usage: rmctl {path}" in result.output
     assert "--home" in result.output and "--json" in result.output
+    assert not TYPE_NAMES.findall(result.output), "help names a type, not what to give"
+
+
+def test_help_names_what_each_value_is(runner: CliRunner) -> None:
+    shown = runner.invoke(app, ["access", "request", "--help"], env={"COLUMNS": "100"}).output
+    for option in ("--case <case-id>", "--agent <agent-id>", "--for <duration>",
+                   "--reason <text>", "--home <path>"):
+        assert option in shown
+    shown = runner.invoke(app, ["diag", "watch", "--help"], env={"COLUMNS": "100"}).output
+    assert "--every <seconds>" in shown and "--top <n>" in shown
+    shown = runner.invoke(app, ["lock", "remove", "--help"]).output
+    assert "Usage: rmctl lock remove [OPTIONS] LOCK_ID" in shown
 
 
 @pytest.mark.parametrize("group", ["customer", "agent", "engineer", "auditor", "case",
