@@ -121,7 +121,7 @@ def _system() -> dict[str, Any]:
         "cpu": {"logical": psutil.cpu_count(logical=True),
                 "physical": _physical_cores(),
                 "percent": psutil.cpu_percent(interval=None),
-                "load_average": list(_load())},
+                "load_average": _load()},
         "memory": {"total": mem.total, "available": mem.available, "used": mem.used,
                    "percent": mem.percent},
         "swap": {"total": swap.total, "used": swap.used, "free": swap.free,
@@ -138,8 +138,12 @@ def _physical_cores() -> int | None:
     return psutil.cpu_count(logical=False)
 
 
-def _load() -> tuple[float, float, float]:
-    return os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+def _load() -> list[float | None]:
+    """The 1, 5 and 15 minute load averages; None each where the system keeps none."""
+    try:
+        return list(psutil.getloadavg())
+    except (OSError, AttributeError):  # not kept here: unknown, which 0.0 would hide
+        return [None, None, None]
 
 
 class _Times(NamedTuple):

@@ -96,6 +96,23 @@ async def test_cpu_matches_proc_stat() -> None:
         assert all(frequency[k] is None or frequency[k] > 0 for k in ("min_mhz", "max_mhz"))
 
 
+async def test_system_load_matches_proc_loadavg() -> None:
+    result = await run("diag.system")
+    load = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    assert result["cpu"]["load_average"] == pytest.approx(load, abs=0.5)
+
+
+async def test_load_the_system_does_not_keep_is_unknown_not_zero(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every Linux keeps load averages; a platform that keeps none is simulated here.
+    def unavailable() -> tuple[float, float, float]:
+        raise OSError("load average not obtainable")
+    monkeypatch.setattr(psutil, "getloadavg", unavailable)
+    assert (await run("diag.system"))["cpu"]["load_average"] == [None, None, None]
+    cpu = await run("diag.cpu", {"interval": 0.1})
+    assert [cpu[f"load_average_{m}m"] for m in (1, 5, 15)] == [None, None, None]
+
+
 async def test_disks_match_statvfs_and_diskstats() -> None:
     result = await run("diag.disks")
     mounts = {line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()}
