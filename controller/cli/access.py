@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from controller.cli import _output as out
-from controller.cli._app import Options, command, fail, group
+from controller.cli import _values
+from controller.cli._app import Options, command, group
 from controller.cli._run import with_client, with_workflow
 from controller.cli._tables import consent_table, requests_table
 
@@ -22,16 +23,14 @@ def access_request(
     agent: Annotated[str, typer.Option(help="Agent to access.")],
     scope: Annotated[list[str], typer.Option(help="Scope asked for, e.g. diag.read "
                                                   "(repeatable).")],
-    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 2h.")],
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 2h.",
+                                          callback=_values.grant_duration)],
     reason: Annotated[str, typer.Option(help="Why the access is needed (the customer sees it).")],
 ) -> None:
     """Ask the customer for access: a request signed by your key, delivered to the agent."""
     from controller.client.inputs import parse_duration
-    from permissions.statements import MAX_GRANT_SECONDS
 
-    seconds = parse_duration(duration, "--for")
-    if seconds > MAX_GRANT_SECONDS:  # said in days here, before anything is signed
-        raise fail(f"--for {duration} is too long: at most {MAX_GRANT_SECONDS // 86400} days")
+    seconds = parse_duration(duration, "--for")  # checked as parsed (_values.grant_duration)
     request = with_workflow(opts, lambda w: w.request_access(
         case_id=case, agent_id=agent, scopes=scope, duration_seconds=seconds, reason=reason))
     if opts.json:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from controller.cli import _output as out
+from controller.cli import _values
 from controller.cli._app import Options, command, group
 from controller.cli._run import with_client
 from controller.cli.install import agent_install
@@ -18,7 +19,8 @@ agent_app = group("agent")
 engineer_app = group("engineer")
 auditor_app = group("auditor")
 
-TtlOpt = Annotated[str, typer.Option("--ttl", help="How long the join token is valid.")]
+TtlOpt = Annotated[str, typer.Option("--ttl", help="How long the join token is valid.",
+                                     callback=_values.duration)]
 
 
 @command(customer_app, "add")
@@ -26,8 +28,10 @@ def customer_add(
     opts: Options,
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="Short id, e.g. acme.")],
     name: Annotated[str, typer.Option(help="Display name.")],
-    contract_start: Annotated[str, typer.Option(help="First day covered, YYYY-MM-DD.")],
-    contract_end: Annotated[str, typer.Option(help="Last day covered, YYYY-MM-DD.")],
+    contract_start: Annotated[str, typer.Option(help="First day covered, YYYY-MM-DD.",
+                                                callback=_values.date)],
+    contract_end: Annotated[str, typer.Option(help="Last day covered, YYYY-MM-DD.",
+                                              callback=_values.date)],
 ) -> None:
     """Add a customer with its service contract."""
     from controller.client.inputs import parse_contract

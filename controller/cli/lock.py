@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from controller.cli import _output as out
+from controller.cli import _values
 from controller.cli._app import Options, command, group
 from controller.cli._run import with_client
 
@@ -38,7 +39,8 @@ def lock_add(
     target: Annotated[str, typer.Argument(metavar="TARGET", help=TARGET_HELP)],
     reason: Annotated[str, typer.Option(help="Why (kept with the lock, shown to admins).")],
     for_: Annotated[str, typer.Option("--for", help="Lock for this long (e.g. 2h, 30m); "
-                                                    "default: until removed.")] = "",
+                                                    "default: until removed.",
+                                      callback=_values.duration)] = "",
     force: Annotated[bool, typer.Option("--force", help="Lock a target that is not known "
                                                         "(yet): no such agent, case, grant "
                                                         "or enrolled engineer key.")] = False,

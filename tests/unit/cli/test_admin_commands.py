@@ -39,17 +39,18 @@ def test_customer_add_sends_the_contract(runner: CliRunner, admin: Home,
     assert "customer acme added" in out
 
 
-@pytest.mark.parametrize(("start", "end", "message"), [
-    ("2025-13-01", "2026-01-01", "invalid contract start '2025-13-01'"),
-    ("2025-01-01", "31.12.2026", "invalid contract end '31.12.2026'"),
-    ("2026-01-01", "2025-01-01", "the contract ends (2025-01-01) before it starts"),
+@pytest.mark.parametrize(("start", "end", "status", "message"), [
+    ("2025-13-01", "2026-01-01", 2,
+     "invalid value for '--contract-start': invalid date '2025-13-01': use YYYY-MM-DD"),
+    ("2025-01-01", "31.12.2026", 2, "invalid value for '--contract-end': invalid date"),
+    ("2026-01-01", "2025-01-01", 1, "the contract ends (2025-01-01) before it starts"),
 ])
 def test_customer_add_checks_dates_before_sending(runner: CliRunner, admin: Home,
                                                   channel: FakeChannel, start: str, end: str,
-                                                  message: str) -> None:
+                                                  status: int, message: str) -> None:
     code, _, err = rmctl(runner, admin, "customer", "add", "acme", "--name", "A",
                          "--contract-start", start, "--contract-end", end)
-    assert code == 1 and err.startswith("error: ") and message in err
+    assert code == status and err.startswith("error: ") and message in err
     assert channel.calls == []
 
 
@@ -91,15 +92,16 @@ def test_people_tokens_are_for_rmctl_login(runner: CliRunner, admin: Home, chann
     assert "rmctl login --token rmj1.abc" in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["agent", "add", "Web_1", "--customer", "acme"], "invalid agent id 'Web_1'"),
-    (["engineer", "add", "alice", "--ttl", "soon"], "--ttl: invalid duration 'soon'"),
+@pytest.mark.parametrize(("args", "status", "message"), [
+    (["agent", "add", "Web_1", "--customer", "acme"], 1, "invalid agent id 'Web_1'"),
+    (["engineer", "add", "alice", "--ttl", "soon"], 2,
+     "invalid value for '--ttl': invalid duration 'soon'"),
 ])
 def test_token_inputs_are_checked_before_sending(runner: CliRunner, admin: Home,
                                                  channel: FakeChannel, args: list[str],
-                                                 message: str) -> None:
+                                                 status: int, message: str) -> None:
     code, _, err = rmctl(runner, admin, *args)
-    assert code == 1 and message in err
+    assert code == status and message in err
     assert channel.calls == []
 
 

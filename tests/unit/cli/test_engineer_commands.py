@@ -284,7 +284,8 @@ def test_access_longer_than_the_limit_is_said_in_days(runner: CliRunner, alice: 
                                                       channel: FakeChannel) -> None:
     code, _, err = rmctl(runner, alice, "access", "request", "--case", "C-1", "--agent", "web-1",
                          "--scope", "diag.read", "--for", "30d", "--reason", "r")
-    assert (code, err) == (1, "error: --for 30d is too long: at most 14 days\n")
+    assert (code, err) == (2, "error: invalid value for '--for': 30d is too long: at most 14 "
+                              "days (see 'rmctl access request --help')\n")
     assert channel.calls == []
 
 

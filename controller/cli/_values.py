@@ -1,0 +1,45 @@
+"""Option values checked as they are parsed: a bad one is a usage error naming its option.
+
+Each check is a typer callback that returns the text as typed once it is well formed; the
+command converts it. So ``rmctl access request --for xyz`` stops with exit status 2 and
+``error: invalid value for '--for': ... (see 'rmctl access request --help')`` before the
+home is read or anything is signed or sent.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def duration(text: str) -> str:
+    """A duration such as 90s, 30m, 2h, 1d or 1h30m; empty (not given) passes."""
+    from controller.client.errors import InputError
+    from controller.client.inputs import parse_duration
+
+    if text:
+        try:
+            parse_duration(text, "duration")
+        except InputError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("duration: ")) from exc
+    return text
+
+
+def grant_duration(text: str) -> str:
+    """A duration (see :func:`duration`) no longer than a grant may last."""
+    from controller.client.inputs import parse_duration
+    from permissions.statements import MAX_GRANT_SECONDS
+
+    if duration(text) and parse_duration(text) > MAX_GRANT_SECONDS:
+        raise typer.BadParameter(f"{text} is too long: at most {MAX_GRANT_SECONDS // 86400} days")
+    return text
+
+
+def date(text: str) -> str:
+    """A calendar date written YYYY-MM-DD."""
+    from controller.client.errors import InputError
+    from controller.client.inputs import parse_date
+
+    try:
+        return parse_date(text)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from exc
