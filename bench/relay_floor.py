@@ -12,8 +12,9 @@ in the same run as the bare echo, with the same payload:
   does the same before it answers: the two records that invariant 6 puts before an
   operation runs (the controller's attempt, the agent's decision).
 
-No signatures, no authorization, no logging, no operation: whatever rmaint adds, its full
-path cannot be faster than ``recorded``. Run alone: ``python -m bench.relay_floor``.
+No signatures, no authorization, no logging, no operation: rmaint's full path, which has
+all of these and two more durable records, is not expected to be faster than ``recorded``.
+Run alone: ``python -m bench.relay_floor``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import select
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +40,8 @@ from pki.identity import Identity
 from pki.tls import TlsFiles, secure_channel, server_credentials, server_options
 
 _SERVER = Identity(TRUST_DOMAIN, "controller")
+_ROOT = Path(__file__).resolve().parents[1]  # where ``-m bench.relay_floor`` imports from
+START_SECONDS = 30.0
 
 
 class Recorder:
@@ -89,17 +93,15 @@ async def _serve(role: str, pki: Path, record: Path | None, upstream: int) -> No
 
 @contextlib.contextmanager
 def _process(role: str, pki: Path, record: Path | None, upstream: int = 0) -> Iterator[int]:
+    """A server process of ``role`` and its port; it stops when its stdin closes."""
     argv = [sys.executable, "-m", "bench.relay_floor", "--serve", role, "--pki", str(pki),
             "--upstream", str(upstream)]
     if record is not None:
         argv += ["--record", str(record)]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=_ROOT)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.strip().isdigit():
-            raise RuntimeError(f"bench.relay_floor {role} did not start")
-        yield int(line)
+        yield _port(proc, role)
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -108,6 +110,16 @@ def _process(role: str, pki: Path, record: Path | None, upstream: int = 0) -> It
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _port(proc: subprocess.Popen[str], role: str) -> int:
+    """The port ``proc`` prints once it serves; RuntimeError if none comes in time."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], START_SECONDS)
+    line = proc.stdout.readline() if ready else ""
+    if not line.strip().isdigit():
+        raise RuntimeError(f"bench.relay_floor {role} did not start within {START_SECONDS} s")
+    return int(line)
 
 
 async def _through_relay(port: int, client: TlsFiles, payload: bytes, name: str,
@@ -141,8 +153,9 @@ async def _alone(count: int) -> None:
         echo = await measure_echo(folder / "echo-pki", payload, count=count)
         rows = [echo] + [await measure_relay(folder, payload, count=count, recorded=flag)
                          for flag in (False, True)]
+        width = max(len(row.name) for row in rows) + 2
         for row in rows:
-            print(f"{row.name:<40}{row.p50:>9.3f} ms p50{row.p50 / echo.p50:>8.2f}x the echo")
+            print(f"{row.name:<{width}}{row.p50:>9.3f} ms p50{row.p50 / echo.p50:>8.2f}x the echo")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,7 +121,7 @@ def _system() -> dict[str, Any]:
         "cpu": {"logical": psutil.cpu_count(logical=True),
                 "physical": _physical_cores(),
                 "percent": psutil.cpu_percent(interval=None),
-                "load_average": _load()},
+                "load_average": load_average()},
         "memory": {"total": mem.total, "available": mem.available, "used": mem.used,
                    "percent": mem.percent},
         "swap": {"total": swap.total, "used": swap.used, "free": swap.free,
@@ -138,12 +138,18 @@ def _physical_cores() -> int | None:
     return psutil.cpu_count(logical=False)
 
 
-def _load() -> list[float | None]:
-    """The 1, 5 and 15 minute load averages; None each where the system keeps none."""
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages; None where the system keeps none."""
     try:
         return list(psutil.getloadavg())
     except (OSError, AttributeError):  # not kept here: unknown, which 0.0 would hide
-        return [None, None, None]
+        return None
+
+
+def load_fields(load: list[float] | None) -> dict[str, float | None]:
+    """The load averages as separate fields, each None if the system keeps none."""
+    return {f"load_average_{minutes}m": load[i] if load is not None else None
+            for i, minutes in enumerate((1, 5, 15))}
 
 
 class _Times(NamedTuple):
@@ -173,7 +179,6 @@ def _percent(before: Any, after: Any) -> float:
 def _cpu(before: _Times, query: CpuQuery) -> dict[str, Any]:
     after = _cpu_times()
     span = sum(after.total) - sum(before.total)
-    load = _load()
     freq = _try_os(lambda: psutil.cpu_freq(percpu=False))
     per_core_freq = _try_os(lambda: psutil.cpu_freq(percpu=True)) or []
     stats = psutil.cpu_stats()
@@ -188,7 +193,7 @@ def _cpu(before: _Times, query: CpuQuery) -> dict[str, Any]:
                           else 0.0 for (name, a), b in zip(after.total._asdict().items(),
                                                             before.total, strict=True)},
         "times": {f"{name}_seconds": value for name, value in after.total._asdict().items()},
-        "load_average_1m": load[0], "load_average_5m": load[1], "load_average_15m": load[2],
+        **load_fields(load_average()),
         # psutil says 0 for what the platform does not tell (limits in most VMs, the
         # count of system calls on Linux): sent as unknown, never as a reading of 0.
         "frequency": None if freq is None else {

@@ -108,8 +108,7 @@ class Sampler:
         return await system.memory()
 
     async def _load(self) -> dict[str, Any]:
-        one, five, fifteen = await asyncio.to_thread(system._load)
-        return {"load_average_1m": one, "load_average_5m": five, "load_average_15m": fifteen}
+        return system.load_fields(await asyncio.to_thread(system.load_average))
 
     async def _disk(self) -> dict[str, Any]:
         return await system.disks()

@@ -154,6 +154,8 @@ async def check_memory(profile: InspectProfile) -> list[Finding]:
 
 async def check_load(profile: InspectProfile) -> list[Finding]:
     reading = (await system.system())["cpu"]
+    if reading["load_average"] is None:
+        return [Finding("load.per_core", UNKNOWN, "this system keeps no load average")]
     per_core = round(reading["load_average"][0] / max(1, reading["logical"] or 1), 2)
     return _over("load.per_core", "1-minute load per core", per_core, profile.load_per_core,
                  unit="")

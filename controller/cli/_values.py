@@ -12,16 +12,20 @@ import typer
 
 
 def duration(text: str) -> str:
-    """A duration such as 90s, 30m, 2h, 1d or 1h30m; empty (not given) passes."""
+    """A duration such as 90s, 30m, 2h, 1d or 1h30m."""
     from controller.client.errors import InputError
     from controller.client.inputs import parse_duration
 
-    if text:
-        try:
-            parse_duration(text, "duration")
-        except InputError as exc:
-            raise typer.BadParameter(str(exc).removeprefix("duration: ")) from exc
+    try:
+        parse_duration(text, "duration")
+    except InputError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("duration: ")) from exc
     return text
+
+
+def optional_duration(text: str | None) -> str | None:
+    """A duration (see :func:`duration`), or None when the option is not given."""
+    return None if text is None else duration(text)
 
 
 def grant_duration(text: str) -> str:
@@ -29,7 +33,7 @@ def grant_duration(text: str) -> str:
     from controller.client.inputs import parse_duration
     from permissions.statements import MAX_GRANT_SECONDS
 
-    if duration(text) and parse_duration(text) > MAX_GRANT_SECONDS:
+    if parse_duration(duration(text)) > MAX_GRANT_SECONDS:
         raise typer.BadParameter(f"{text} is too long: at most {MAX_GRANT_SECONDS // 86400} days")
     return text
 
@@ -42,4 +46,4 @@ def date(text: str) -> str:
     try:
         return parse_date(text)
     except InputError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(f"{text!r} is not a date written YYYY-MM-DD") from exc

@@ -19,7 +19,7 @@ _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 def agent_install(
     opts: Options,
-    ssh: Annotated[str, typer.Option("--ssh", metavar="USER@HOST",
+    ssh: Annotated[str, typer.Option("--ssh", metavar="<user@host>",
                                      help="The customer host, as for ssh.")],
     token: Annotated[str, typer.Option(
         "--token", help="The agent's join token (from 'rmctl agent add'); '-' reads stdin.")],

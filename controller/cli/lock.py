@@ -38,9 +38,9 @@ def lock_add(
     opts: Options,
     target: Annotated[str, typer.Argument(metavar="TARGET", help=TARGET_HELP)],
     reason: Annotated[str, typer.Option(help="Why (kept with the lock, shown to admins).")],
-    for_: Annotated[str, typer.Option("--for", help="Lock for this long (e.g. 2h, 30m); "
-                                                    "default: until removed.",
-                                      callback=_values.duration)] = "",
+    for_: Annotated[str | None, typer.Option("--for", help="Lock for this long (e.g. 2h, "
+                                                           "30m); default: until removed.",
+                                             callback=_values.optional_duration)] = None,
     force: Annotated[bool, typer.Option("--force", help="Lock a target that is not known "
                                                         "(yet): no such agent, case, grant "
                                                         "or enrolled engineer key.")] = False,
@@ -49,7 +49,7 @@ def lock_add(
     from controller.client.inputs import parse_duration
     from rmaint.v1 import controller_pb2 as pb
 
-    seconds = parse_duration(for_, "--for") if for_ else 0
+    seconds = parse_duration(for_, "--for") if for_ is not None else 0
     request = pb.AddLockRequest(target=target, reason=reason, duration_seconds=seconds,
                                 force=force)
     record = with_client(opts, lambda c: _add(c, request))

@@ -12,6 +12,7 @@ argument in capitals (``REQUEST_ID``), instead of the value's Python type.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -86,14 +87,12 @@ _TEXT_VALUES = {
     "--resolution": "<text>", "--listen": "<host:port>", "--enroll-listen": "<host:port>",
     "--advertise": "<host:port>", "--gateway": "<host:port>", "--database-url": "<url>",
     "--contract-start": "<date>", "--contract-end": "<date>", "--san": "<dns-name>",
-    "--server-name": "<dns-name>", "--host": "<host>", "--agent-home": "<dir>",
+    "--server-name": "<dns-name>", "--trust-domain": "<domain>", "--agent-home": "<dir>",
     "--unit-dir": "<dir>", "--prefix": "<dir>", "--identity": "<key-file>",
     "--known-hosts": "<file>", "--host-key": "<ssh-key>", "--key": "<key-id>",
-    "--approver": "<key-id>", "--sha256": "<digest>", "--file": "<log-file>",
+    "--approver": "<approver>", "--sha256": "<digest>", "--file": "<log-file>",
     "--metrics": "<list>", "--include": "<list>", "--columns": "<list>",
     "--where": "<condition>", "--order": "<column>", "--run-as": "<user>",
-    "--python": "<python>", "--token": "<token>", "--scope": "<scope>", "--name": "<name>",
-    "--mode": "<mode>", "--unit": "<unit>", "--trust-domain": "<domain>",
 }
 # What a number option takes, by its name; any other takes ``<n>`` (whole) or
 # ``<seconds>`` (decimal).
@@ -101,7 +100,8 @@ _NUMBER_VALUES = {"--speed": "<factor>", "--port": "<port>", "--valid": "<second
                   "--every": "<seconds>", "--for": "<seconds>"}
 
 
-_RANGE_KINDS = {"int range": "integer", "float range": "number"}
+_NUMBER_KINDS = {"int": "integer", "int range": "integer", "float": "number",
+                 "float range": "number"}
 
 
 class _NamedArgument(TyperArgument):
@@ -122,14 +122,18 @@ def name_values(command: Any) -> Any:
     """Give ``command``'s options and arguments the names its help shows (see above)."""
     for param in getattr(command, "params", ()):
         if isinstance(param, TyperArgument) and not isinstance(param, _NamedArgument):
+            # Typer makes its arguments itself, with no say in their class; this one only
+            # changes how the name is shown.
             param.__class__ = _NamedArgument
         elif param.param_type_name == "option" and param.metavar is None \
                 and not param.is_flag and not param.count:
             param.metavar = _value_name(param.opts[-1] if param.opts[-1].startswith("--")
                                         else param.opts[0], param.type.name)
-        if param.type.name in _RANGE_KINDS:  # a range made for this one option
-            # "'x' is not a valid integer", not "... a valid int range"
-            param.type.name = _RANGE_KINDS[param.type.name]
+        if param.type.name in _NUMBER_KINDS:
+            # "'x' is not a valid integer", not "... a valid int range"; a copy, as
+            # plain int and float types are shared by every parameter
+            param.type = copy.copy(param.type)
+            param.type.name = _NUMBER_KINDS[param.type.name]
     return command
 
 
@@ -138,7 +142,7 @@ def _value_name(option: str, kind: str) -> str | None:
         return _TEXT_VALUES.get(option, f"<{option.lstrip('-')}>")
     if kind.startswith("int"):
         return _NUMBER_VALUES.get(option, "<n>")
-    if kind.startswith(("float", "number")):
+    if kind.startswith("float"):
         return _NUMBER_VALUES.get(option, "<seconds>")
     return None  # the type names its values itself: <path>, <open|closed>
 

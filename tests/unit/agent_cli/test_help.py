@@ -32,7 +32,7 @@ def test_help(command: list[str], tmp_path: object) -> None:
 def test_help_names_what_each_value_is(tmp_path: object) -> None:
     shown = CliRunner().invoke(app, ["approve", "--help"], env={"COLUMNS": "100"}).stdout
     assert "Usage: rmagent approve [OPTIONS] REQUEST_ID" in shown
-    assert "--for <duration>" in shown and "--approver <key-id>" in shown
+    assert "--for <duration>" in shown and "--approver <approver>" in shown
     assert "--limit <n>" in CliRunner().invoke(app, ["log", "--help"]).stdout
 
 

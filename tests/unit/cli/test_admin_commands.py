@@ -41,8 +41,8 @@ def test_customer_add_sends_the_contract(runner: CliRunner, admin: Home,
 
 @pytest.mark.parametrize(("start", "end", "status", "message"), [
     ("2025-13-01", "2026-01-01", 2,
-     "invalid value for '--contract-start': invalid date '2025-13-01': use YYYY-MM-DD"),
-    ("2025-01-01", "31.12.2026", 2, "invalid value for '--contract-end': invalid date"),
+     "invalid value for '--contract-start': '2025-13-01' is not a date written YYYY-MM-DD"),
+    ("2025-01-01", "31.12.2026", 2, "invalid value for '--contract-end': '31.12.2026' is not"),
     ("2026-01-01", "2025-01-01", 1, "the contract ends (2025-01-01) before it starts"),
 ])
 def test_customer_add_checks_dates_before_sending(runner: CliRunner, admin: Home,

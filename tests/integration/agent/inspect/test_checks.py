@@ -72,6 +72,23 @@ async def test_memory_against_real_use() -> None:
     assert high.findings == () and high.completed == ("memory",)
 
 
+async def test_load_against_the_real_load_average() -> None:
+    per_core = psutil.getloadavg()[0] / (psutil.cpu_count() or 1)
+    over = await checks.check_load(InspectProfile(enabled=True, load_per_core=0.001))
+    assert [f.key for f in over] == (["load.per_core"] if per_core > 0.001 else [])
+    assert await checks.check_load(InspectProfile(enabled=True, load_per_core=1000)) == []
+
+
+async def test_a_load_average_the_system_does_not_keep_is_unknown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every Linux keeps one; a platform that keeps none is simulated here.
+    def unavailable() -> tuple[float, float, float]:
+        raise OSError("load average not obtainable")
+    monkeypatch.setattr(psutil, "getloadavg", unavailable)
+    [finding] = await checks.check_load(InspectProfile(enabled=True, load_per_core=0.001))
+    assert (finding.key, finding.severity) == ("load.per_core", "unknown")
+
+
 async def test_services_say_when_they_cannot_be_checked() -> None:
     outcome = await run_checks(InspectProfile(enabled=True, services=("nginx.service",)),
                                DiagConfig(), clock_offset=_no_offset)
