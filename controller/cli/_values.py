@@ -1,4 +1,4 @@
-"""Option values checked as they are parsed: a bad one is a usage error naming its option.
+"""Values checked as they are parsed: a bad one is a usage error naming its option or argument.
 
 Each check is a typer callback that returns the text as typed once it is well formed; the
 command converts it. So ``rmctl access request --for xyz`` stops with exit status 2 and
@@ -47,3 +47,23 @@ def date(text: str) -> str:
         return parse_date(text)
     except InputError as exc:
         raise typer.BadParameter(f"{text!r} is not a date written YYYY-MM-DD") from exc
+
+
+def agent_id(text: str) -> str:
+    """An agent id: a-z, 0-9 and '-', at most 63."""
+    return _name(text, "agent id")
+
+
+def person_name(text: str) -> str:
+    """An engineer's or auditor's name: a-z, 0-9 and '-', at most 63."""
+    return _name(text, "name")
+
+
+def _name(text: str, what: str) -> str:
+    from controller.client.errors import InputError
+    from controller.client.inputs import parse_name
+
+    try:
+        return parse_name(text, what)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from exc

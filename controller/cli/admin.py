@@ -72,10 +72,9 @@ def customer_show(
 
 
 def _token(opts: Options, role: str, subject: str, ttl: str, customer_id: str = "") -> None:
-    from controller.client.inputs import parse_duration, parse_name
+    from controller.client.inputs import parse_duration
 
-    parse_name(subject, "agent id" if role == "agent" else "name")
-    seconds = parse_duration(ttl, "--ttl")
+    seconds = parse_duration(ttl, "--ttl")  # these values were checked as parsed (_values)
     reply = with_client(opts, lambda c: c.create_join_token(
         role, subject, customer_id=customer_id, ttl_seconds=seconds))
     if opts.json:
@@ -101,7 +100,8 @@ def _token(opts: Options, role: str, subject: str, ttl: str, customer_id: str = 
 @command(agent_app, "add")
 def agent_add(
     opts: Options,
-    agent_id: Annotated[str, typer.Argument(metavar="ID", help="Agent id, e.g. web-1.")],
+    agent_id: Annotated[str, typer.Argument(metavar="ID", help="Agent id, e.g. web-1.",
+                                            callback=_values.agent_id)],
     customer: Annotated[str, typer.Option(help="Customer the agent belongs to.")],
     ttl: TtlOpt = "30m",
 ) -> None:
@@ -142,7 +142,8 @@ async def _agents_and_locks(client: Any, customer: str) -> tuple[list[Any], set[
 
 @command(engineer_app, "add")
 def engineer_add(
-    opts: Options, name: Annotated[str, typer.Argument(help="Engineer name, e.g. alice.")],
+    opts: Options, name: Annotated[str, typer.Argument(help="Engineer name, e.g. alice.",
+                                                       callback=_values.person_name)],
     ttl: TtlOpt = "30m",
 ) -> None:
     """Create a join token for an engineer (use it with 'rmctl login --token')."""
@@ -151,7 +152,8 @@ def engineer_add(
 
 @command(auditor_app, "add")
 def auditor_add(
-    opts: Options, name: Annotated[str, typer.Argument(help="Auditor name, e.g. carol.")],
+    opts: Options, name: Annotated[str, typer.Argument(help="Auditor name, e.g. carol.",
+                                                       callback=_values.person_name)],
     ttl: TtlOpt = "30m",
 ) -> None:
     """Create a join token for an auditor (use it with 'rmctl login --token')."""

@@ -93,7 +93,9 @@ def test_people_tokens_are_for_rmctl_login(runner: CliRunner, admin: Home, chann
 
 
 @pytest.mark.parametrize(("args", "status", "message"), [
-    (["agent", "add", "Web_1", "--customer", "acme"], 1, "invalid agent id 'Web_1'"),
+    (["agent", "add", "Web_1", "--customer", "acme"], 2,
+     "invalid value for 'ID': invalid agent id 'Web_1'"),
+    (["engineer", "add", "../alice"], 2, "invalid value for 'NAME': invalid name '../alice'"),
     (["engineer", "add", "alice", "--ttl", "soon"], 2,
      "invalid value for '--ttl': invalid duration 'soon'"),
 ])
