@@ -67,3 +67,11 @@ def _name(text: str, what: str) -> str:
         return parse_name(text, what)
     except InputError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+def user_at_host(text: str) -> str:
+    """An SSH destination written USER@HOST."""
+    user, at, host = text.rpartition("@")
+    if not (user and at and host):
+        raise typer.BadParameter(f"{text!r} is not USER@HOST")
+    return text

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from controller.cli import _output as out
+from controller.cli import _values
 from controller.cli._app import Options, fail
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,7 @@ _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 def agent_install(
     opts: Options,
     ssh: Annotated[str, typer.Option("--ssh", metavar="<user@host>",
+                                     callback=_values.user_at_host,
                                      help="The customer host, as for ssh.")],
     token: Annotated[str, typer.Option(
         "--token", help="The agent's join token (from 'rmctl agent add'); '-' reads stdin.")],
@@ -47,9 +49,7 @@ def agent_install(
     """Install an agent on a customer host over SSH (SFTP), enroll it and start it."""
     from controller.install import InstallError, Plan, Target, install, pinned_host_key
 
-    user, at, host = ssh.rpartition("@")
-    if not at or not user or not host:
-        raise fail("--ssh must be USER@HOST")
+    user, _, host = ssh.rpartition("@")  # checked as parsed (_values.user_at_host)
     secret = _token_text(token)
     if not secret:
         raise fail("the join token is empty")

@@ -121,7 +121,9 @@ def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
     done = subprocess.run([str(BIN / "rmctl"), "agent", "install", "--ssh", "nohost",
                            "--token", "x"], capture_output=True, text=True, check=False,
                           env={**os.environ, "RMAINT_HOME": str(tmp_path)})
-    assert (done.returncode, done.stderr.strip()) == (1, "error: --ssh must be USER@HOST")
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "error: invalid value for '--ssh': 'nohost' is not USER@HOST "
+           "(see 'rmctl agent install --help')")
 
 
 def test_a_malformed_host_key_is_refused_before_the_wheel_is_built(tmp_path: Path) -> None:
