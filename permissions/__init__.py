@@ -3,6 +3,7 @@
 Pure: no I/O, no clocks (time is a parameter), no grpc, no agent or controller.
 """
 
+from permissions._codec import is_plain_text
 from permissions._errors import BadSignature, MalformedStatement, PermissionsError
 from permissions.changes import (
     CHANGE_CONSENT,
@@ -107,6 +108,7 @@ __all__ = [
     "evaluate",
     "evaluate_verified",
     "format_duration",
+    "is_plain_text",
     "key_id",
     "load_public_key",
     "open_change_consent",

@@ -10,6 +10,10 @@ from permissions._errors import MalformedStatement
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 MAX_TEXT = 2000
+# What no text meant for people may hold: C0 and C1 controls (terminal escapes, line
+# breaks that fake a line of their own) and the bidirectional controls that make text
+# read other than it is stored.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def canonical(obj: dict[str, Any]) -> bytes:
@@ -21,6 +25,11 @@ def is_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
 
 
+def is_plain_text(value: str) -> bool:
+    """True if ``value`` holds no control character (see above), tab and newline included."""
+    return _CONTROL.search(value) is None
+
+
 class Reader:
     """Reads fields of one JSON object, raising MalformedStatement on any deviation."""
 
@@ -30,6 +39,8 @@ class Reader:
             obj = json.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedStatement(f"{what}: not JSON") from exc
+        except RecursionError as exc:  # a signer can nest arrays deeper than Python recurses
+            raise MalformedStatement(f"{what}: nested too deeply") from exc
         if not isinstance(obj, dict):
             raise MalformedStatement(f"{what}: not an object")
         self.obj: dict[str, Any] = obj
@@ -52,6 +63,8 @@ class Reader:
         value: str = self._get(name, str)
         if len(value) > limit:
             raise MalformedStatement(f"{self.what}: {name} is too long")
+        if not is_plain_text(value):
+            raise MalformedStatement(f"{self.what}: {name} holds a control character")
         return value
 
     def int(self, name: str, minimum: int = 0) -> int:

@@ -32,6 +32,7 @@ from agent.cli._render import key_change, key_standing, local_time, short_key
 from agent.config import PinnedApprover
 from agent.local_client import Delivery, LocalClient, ReceivedRequest
 from permissions import Envelope, Grant, MalformedStatement, format_duration, parse_duration
+from rmaint.text import printable
 
 ApproverOption = Annotated[str | None, typer.Option(
     "--approver", help="Pinned approver to sign with (needed when several are pinned).")]
@@ -116,7 +117,8 @@ def _print_preview(out: Console, rows: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows)
     out.print("About to grant:", style="bold")
     for label, value in rows:
-        out.print(f"  {label:<{width}}  {value}", soft_wrap=True)
+        # The reason is the engineer's text: shown so that it cannot pass for another line.
+        out.print(f"  {label:<{width}}  {printable(value)}", soft_wrap=True)
 
 
 def _interactive() -> bool:

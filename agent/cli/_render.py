@@ -13,6 +13,7 @@ from rich.table import Table
 
 from agent.local_client import EngineerPin, KnownGrant, ReceivedRequest
 from permissions import format_duration
+from rmaint.text import printable
 
 
 def local_time(seconds: float) -> str:
@@ -47,8 +48,8 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> 
         wraps = column in _WRAPPING
         out.add_column(column, overflow="fold", no_wrap=not wraps,
                        min_width=_MIN_WRAPPED if wraps else None)
-    for row in rows:
-        out.add_row(*row)
+    for row in rows:  # requests, reasons and log lines came from elsewhere
+        out.add_row(*(printable(cell) for cell in row))
     return out
 
 
@@ -158,5 +159,5 @@ def key_value(title: str, pairs: Iterable[tuple[str, str]]) -> Table:
     out.add_column(style="bold")
     out.add_column(overflow="fold")
     for key, value in pairs:
-        out.add_row(key, value)
+        out.add_row(key, printable(value))
     return out

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from controller.cli import _output as out
+from rmaint.text import printable
 
 _BYTE_WORDS = {"total", "available", "used", "free", "rss", "vms", "bytes", "size", "shared",
                "buffers", "cached"}
@@ -92,12 +93,9 @@ def _clip(text: str) -> str:
 
 
 def safe(text: str) -> str:
-    """``text`` with control characters (but tab) in caret notation, as the agent sends
-    log lines: whatever an agent sends, no terminal escape reaches the screen."""
-    return text.translate(_CARETS)
-
-
-_CARETS = {c: "^" + chr(c + 64) for c in range(32) if c not in (9,)} | {127: "^?"}
+    """``text`` as :func:`rmaint.text.printable` shows it, as the agent sends log lines:
+    whatever an agent sends, no terminal escape reaches the screen."""
+    return printable(text)
 
 
 def _number(name: str, value: float) -> str:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from rmaint.text import printable
+
 if TYPE_CHECKING:
     from google.protobuf.message import Message
     from rich.console import Console
@@ -68,7 +70,8 @@ def warn(text: str) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table with numbers right-aligned; an empty one is a single line saying so."""
-    cells = [[str(cell) for cell in row] for row in rows]
+    # Cells hold what others typed or sent (titles, reasons, an agent's inventory).
+    cells = [[printable(str(cell)) for cell in row] for row in rows]
     if not cells:
         note(f"{title}: none")
         return
@@ -87,7 +90,7 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 def fields(pairs: Iterable[tuple[str, Any]]) -> None:
     """A two-column table of labelled values: labels in bold, long values folded on a
     terminal, every line padded to the widest value (as a borderless Rich table)."""
-    rows = [(str(label), str(value)) for label, value in pairs]
+    rows = [(str(label), printable(str(value))) for label, value in pairs]
     if not all(_PLAIN.fullmatch(label) and "\n" not in label and _PLAIN.fullmatch(value)
                for label, value in rows):
         _rich_fields(rows)

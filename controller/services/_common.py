@@ -19,7 +19,7 @@ from controller.gateway.reverse import ReverseShells
 from controller.gateway.userca import IssuingCA
 from controller.relay import Relay
 from controller.store import Store
-from permissions import Envelope, MalformedStatement
+from permissions import Envelope, MalformedStatement, is_plain_text
 from pki.identity import IdentityError, check_name
 from rmaint.envelopes import from_wire
 from rmaint.v1 import common_pb2
@@ -69,8 +69,9 @@ def text(value: str, what: str, *, required: bool = True, limit: int = MAX_TEXT)
         raise InvalidArgument(f"{what} is required")
     if len(value) > limit:
         raise InvalidArgument(f"{what} is longer than {limit} characters")
-    if "\x00" in value:  # no database text type holds it (PostgreSQL refuses the query)
-        raise InvalidArgument(f"{what} must not contain a NUL character")
+    if not is_plain_text(value):  # NUL too: PostgreSQL refuses it in text
+        raise InvalidArgument(f"{what} must not contain control characters (line breaks, "
+                              "terminal escapes, bidirectional controls)")
     return value
 
 

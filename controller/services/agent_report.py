@@ -72,7 +72,8 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         address = _common.address(request.address, "address") if request.address else ""
         keys = approver_keys(request.approver_keys)
         now = self._deps.clock()
-        inventory = request.inventory if request.HasField("inventory") else None
+        inventory = archive.checked_inventory(request.inventory) \
+            if request.HasField("inventory") else None
         await self._deps.store.write(_heartbeat, agent_id, address, keys, now, inventory)
         return pb.HeartbeatResponse(server_time=now)
 

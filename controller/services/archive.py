@@ -6,13 +6,14 @@ Also keeps each agent's reported inventory (what its heartbeat says it runs on).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from controller.errors import NotFound
-from controller.services import _convert, inspection
+from controller.errors import InvalidArgument, NotFound
+from controller.services import _common, _convert, inspection
 from controller.store import cases, directory, sessions
 from controller.store.records import AgentRecord, Case
 from controller.store.schema import agent_inventory, session_events
@@ -21,6 +22,22 @@ from rmaint.v1 import controller_pb2 as pb
 
 ONLINE_WINDOW = 60.0  # seconds since the last heartbeat within which an agent is online
 _TEXT_LIMITS = {"hostname": 255, "os": 300, "machine": 64, "agent_version": 64}
+_MAX_REPORTED_TEXT = 4096  # beyond this an inventory text is not a mistake to cut, but bad
+
+
+def checked_inventory(reported: pb.AgentInventory) -> pb.AgentInventory:
+    """``reported`` if every value is one a host can have; InvalidArgument otherwise.
+
+    Texts longer than their columns are cut on saving; texts with control characters
+    (terminal escapes) and impossible numbers are refused."""
+    for key in _TEXT_LIMITS:
+        _common.text(getattr(reported, key), f"inventory {key}", required=False,
+                     limit=_MAX_REPORTED_TEXT)
+    if not math.isfinite(reported.boot_time) or reported.boot_time < 0:
+        raise InvalidArgument("inventory boot_time must be a time in seconds since 1970")
+    if reported.cpu_count < 0 or reported.memory_bytes < 0:
+        raise InvalidArgument("inventory cpu_count and memory_bytes must not be negative")
+    return reported
 
 
 def save_inventory(conn: Connection, agent_id: str, reported: pb.AgentInventory,

@@ -380,3 +380,42 @@ async def test_record_ids_that_no_database_holds_are_invalid_and_the_server_serv
     padded = await records.ConsentLog(pb.ConsentLogRequest(case_id=f"  {world.case_id} "))
     exact = await records.ConsentLog(pb.ConsentLogRequest(case_id=world.case_id))
     assert padded == exact  # a known case, trimmed as every other id is
+
+
+async def test_text_that_would_drive_a_terminal_is_refused(world: World) -> None:
+    cases = rpc.CaseServiceStub(world.d.channel(world.engineer))
+    for title in ("slow\x1b[2A\x1b[G spoof", "slow\nsecond line", "slow \u202etxt.exe",
+                  "slow\x9b31m"):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title=title))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "control characters" in (refused.value.details() or "")
+    kept = await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title="lent — 遅い"))
+    assert kept.case.title == "lent — 遅い"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.admin.AddCustomer(pb.AddCustomerRequest(customer=pb.Customer(
+            customer_id="evil", name="Evil\x1b]0;pwned\x07", contract_start="2020-01-01",
+            contract_end="2099-12-31")))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("inventory", [
+    pb.AgentInventory(hostname="web-1", boot_time=float("nan")),
+    pb.AgentInventory(hostname="web-1", boot_time=-1.0),
+    pb.AgentInventory(hostname="web-1", cpu_count=-5),
+    pb.AgentInventory(hostname="web-1", os="Linux\x1b[2J\x1b]0;pwned\x07"),
+    pb.AgentInventory(hostname="web-1", machine="x" * 5000),
+])
+async def test_an_impossible_inventory_is_refused_and_the_last_one_kept(
+        world: World, inventory: pb.AgentInventory) -> None:
+    report = rpc.AgentReportServiceStub(world.d.channel(world.agent))
+    good = pb.AgentInventory(hostname="web-1", os="Linux 6.1", machine="x86_64", cpu_count=2,
+                             memory_bytes=1 << 30, boot_time=1_700_000_000.0)
+    await report.Heartbeat(pb.HeartbeatRequest(inventory=good))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await report.Heartbeat(pb.HeartbeatRequest(inventory=inventory))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    archive = await world.records().GetCustomerArchive(
+        pb.GetCustomerArchiveRequest(customer_id="acme"))
+    [system] = archive.systems
+    assert (system.inventory.os, system.inventory.boot_time) == ("Linux 6.1", 1_700_000_000.0)

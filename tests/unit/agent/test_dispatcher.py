@@ -311,6 +311,16 @@ async def test_malformed_envelope_is_recorded_and_rejected(make_rig: RigFactory)
     assert [e.reason for e in rig.log.entries()] == ["malformed-statement"] * 2
 
 
+async def test_nesting_deeper_than_python_recurses_is_malformed_and_recorded(
+        make_rig: RigFactory) -> None:
+    rig = make_rig()
+    deep = rig.world.op()
+    deep.payload = b'{"grant_id":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(BadInput, match="nested too deeply"):
+        await rig.dispatcher.execute(deep)
+    assert [e.reason for e in rig.log.entries()] == ["malformed-statement"]
+
+
 async def test_tampered_operation_is_denied(make_rig: RigFactory) -> None:
     rig = make_rig()
     op = rig.world.op(operation="diag.system")

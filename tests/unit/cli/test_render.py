@@ -100,3 +100,17 @@ def test_renamed_fields_keep_their_place_and_units() -> None:
     assert render.cell("speed_mbps", 1000) == "1000 Mb/s"
     assert render.label("memory_rss_bytes") == "Memory rss"
     assert render.label("inodes_percent") == "Inodes %"
+
+
+SPOOF = "slow\x1b[2A\x1b[G Scopes diag.read\nfake line \u202etxt.exe\x9b31m"
+
+
+def test_what_others_typed_reaches_the_screen_inert(capsys: pytest.CaptureFixture[str]) -> None:
+    # Titles, reasons and an agent's inventory come from elsewhere: an older controller, a
+    # hostile agent. No escape, line break or bidirectional control gets through.
+    out.table("Cases", ("Case", "Title"), [("C-1", SPOOF)])
+    out.fields([("Title", SPOOF)])
+    shown = capsys.readouterr().out
+    assert not {"\x1b", "\u202e", "\x9b"} & set(shown)
+    assert "\nfake line" not in shown and shown.count("^Jfake line") == 2
+    assert "^[[2A^[[G" in shown and "<U+202E>" in shown and "<U+009B>" in shown

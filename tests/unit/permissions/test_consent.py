@@ -38,6 +38,11 @@ def test_request_with_swapped_key_is_refused(world: World) -> None:
     ({"duration_seconds": p.MAX_GRANT_SECONDS + 1}, "duration"),
     ({"reason": "  "}, "reason"),
     ({"case_id": "../etc"}, "case_id"),
+    # What the customer reads must not move the cursor, add lines or reorder itself.
+    ({"reason": "slow\x1b[2A\x1b[G Scopes diag.read"}, "reason holds a control character"),
+    ({"reason": "slow site\n  scopes  diag.read"}, "reason holds a control character"),
+    ({"reason": "slow \u202egnp.exe"}, "reason holds a control character"),
+    ({"reason": "slow\x9b2A"}, "reason holds a control character"),
 ])
 def test_bad_requests_are_refused_before_signing(kwargs: dict[str, object], message: str) -> None:
     base: dict[str, object] = dict(request_id="R-1", case_id="C-1", agent_id="web-1",
@@ -118,3 +123,17 @@ def test_overlong_requests_and_grants_are_malformed(world: World) -> None:
                           world.approver)
         with pytest.raises(p.MalformedStatement, match="14 days"):
             p.verify_grant(envelope, world.trust.approver_keys)
+
+
+def test_json_nested_deeper_than_python_recurses_is_malformed() -> None:
+    with pytest.raises(p.MalformedStatement, match="nested too deeply"):
+        p.peek(b"[" * 100_000 + b"]" * 100_000, "grant_id")
+
+
+def test_a_reason_keeps_any_script_and_refuses_tabs() -> None:
+    reason = "Festplatte fast voll — 磁盘已满 ✓"
+    envelope = p.request_access(ec.generate_private_key(ec.SECP256R1()), request_id="R-1",
+                                case_id="C-1", agent_id="web-1", engineer="alice",
+                                scopes=["diag.read"], duration_seconds=60, reason=reason, now=1)
+    assert p.verify_access_request(envelope).reason == reason
+    assert not p.is_plain_text("a\tb") and p.is_plain_text(reason)
