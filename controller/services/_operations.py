@@ -110,7 +110,7 @@ def _verified(envelope: Envelope, caller: Caller) -> Operation:
 
 def _record_attempt(conn: Connection, caller: Caller, op: Operation, envelope: Envelope,
                     now: float) -> _Attempt:
-    target = sessions.relay_target(conn, op.session_id)
+    target = sessions.relay_target(conn, op.session_id, lock=True)
     session = rules.check_session_for(target.session if target else None,
                                       op.session_id, caller.name)
     assert target is not None, "check_session_for refuses a missing session"
@@ -121,6 +121,11 @@ def _record_attempt(conn: Connection, caller: Caller, op: Operation, envelope: E
                                                   session.grant_id):
         raise InvalidArgument(f"the operation names another agent, case or grant than "
                               f"session {session.session_id}")
+    if sessions.seq_recorded(conn, op.session_id, op.seq):
+        # A replay: the agent would refuse it, and a second event for one sequence number
+        # would make the two logs disagree (audit reconcile). Nothing is relayed.
+        raise FailedPrecondition(f"operation {op.seq} of session {op.session_id} was already "
+                                 "relayed; each operation is signed with a new sequence number")
     refuse_locked(conn, Subject(agent_id=op.agent_id, grant_id=op.grant_id, case_id=op.case_id,
                                 engineer_key_id=caller.key_id), now, "operation")
     recorded = sessions.add_event(conn, SessionEvent(

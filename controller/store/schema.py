@@ -150,8 +150,7 @@ session_events = sa.Table(
     "session_events", metadata,
     sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
               primary_key=True, autoincrement=True),
-    sa.Column("session_id", NAME, sa.ForeignKey("sessions.session_id"), nullable=False,
-              index=True),
+    sa.Column("session_id", NAME, sa.ForeignKey("sessions.session_id"), nullable=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("engineer", NAME, nullable=False),
     sa.Column("operation", ID, nullable=False),
@@ -162,6 +161,8 @@ session_events = sa.Table(
     sa.Column("duration_ms", sa.Double, nullable=True),
     sa.Column("receipt", sa.Text, nullable=True),
     sa.Column("operation_envelope", sa.Text, nullable=False),
+    # By session, and by sequence number within it (a replay is refused at once).
+    sa.Index("ix_session_events_session_seq", "session_id", "seq"),
 )
 
 approver_keys = sa.Table(

@@ -26,6 +26,7 @@ _RELAY_TARGET = (
     "SELECT s.session_id, s.engineer, s.case_id, s.agent_id, s.grant_id, s.started_at, "
     "s.ended_at, s.end_reason, a.address, a.public_key "
     "FROM sessions s JOIN agents a ON a.agent_id = s.agent_id WHERE s.session_id = ?")
+_SEQ_RECORDED = "SELECT 1 FROM session_events WHERE session_id = ? AND seq = ?"
 _ADD_EVENT = session_events.insert()
 _CASE_OF_SESSION = sa.select(sessions.c.case_id).where(
     sessions.c.session_id == sa.bindparam("b_session_id"))
@@ -106,9 +107,16 @@ def close_open_sessions(conn: Connection, *, reason: str, now: float,
     return int(ended)
 
 
-def relay_target(conn: Connection, session_id: str) -> RelayTarget | None:
-    """The session and its agent's address and key in one query; None if no such session."""
-    found = driver.rows(conn, _RELAY_TARGET, (session_id,))
+def relay_target(conn: Connection, session_id: str, *,
+                 lock: bool = False) -> RelayTarget | None:
+    """The session and its agent's address and key in one query; None if no such session.
+
+    ``lock``: the session row stays locked until the transaction ends (PostgreSQL; SQLite
+    runs one write transaction at a time anyway), so that what is read of its events
+    next cannot change meanwhile."""
+    locked = lock and conn.dialect.name != "sqlite"
+    found = driver.rows(conn, _RELAY_TARGET + (" FOR UPDATE OF s" if locked else ""),
+                        (session_id,))
     if not found:
         return None
     [row] = found
@@ -116,6 +124,11 @@ def relay_target(conn: Connection, session_id: str) -> RelayTarget | None:
     session = Session(sid, engineer, case_id, agent_id, grant_id, float(started),
                       None if ended is None else float(ended), reason)
     return RelayTarget(session, address, bytes(key))
+
+
+def seq_recorded(conn: Connection, session_id: str, seq: int) -> bool:
+    """Whether the session already holds an event with sequence number ``seq``."""
+    return bool(driver.rows(conn, _SEQ_RECORDED, (session_id, seq)))
 
 
 def add_event(conn: Connection, event: SessionEvent, *, case_id: str | None = None) -> Recorded:

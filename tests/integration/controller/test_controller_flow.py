@@ -3,6 +3,7 @@ revocation and expiry — with a fake agent answering Execute over mutual TLS.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -419,3 +420,26 @@ async def test_an_impossible_inventory_is_refused_and_the_last_one_kept(
         pb.GetCustomerArchiveRequest(customer_id="acme"))
     [system] = archive.systems
     assert (system.inventory.os, system.inventory.boot_time) == ("Linux 6.1", 1_700_000_000.0)
+
+
+async def test_a_replayed_operation_is_refused_before_it_is_relayed(world: World) -> None:
+    await world.grant()
+    session_id = (await world.session()).session.session_id
+    await world.run(session_id, 1)
+    op = operation(world.engineer, session_id=session_id, seq=2, grant_id="G-1",
+                   case_id=world.case_id)
+    request = agent_pb2.ExecuteRequest(operation=to_wire(op))
+    engineer = world.as_engineer()
+    # The same signed operation five times at once, then once more: one is relayed.
+    sent = await asyncio.gather(*(engineer.RunOperation(request) for _ in range(5)),
+                                return_exceptions=True)
+    assert sum(isinstance(s, agent_pb2.ExecuteResponse) for s in sent) == 1
+    refused = [s for s in sent if isinstance(s, grpc.aio.AioRpcError)]
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await engineer.RunOperation(request)
+    for error in [*refused, again.value]:
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "already relayed" in (error.details() or "")
+    shown = await world.records().GetSession(pb.GetSessionRequest(session_id=session_id))
+    assert [(e.seq, e.outcome) for e in shown.events] == [(1, "ok"), (2, "ok")]
+    assert len(world.fake.calls) == 2
