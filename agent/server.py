@@ -19,7 +19,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from agent.authz import LOCAL, Authorizer
@@ -34,6 +33,7 @@ from agent.shell.service import ShellService
 from pki.files import reason
 from pki.tls import TlsFiles, bind_problem, server_options, why_not_listening
 from rmaint.envelopes import to_wire
+from rmaint.health import HealthServicer
 from rmaint.v1 import agent_pb2, agent_pb2_grpc
 
 AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name

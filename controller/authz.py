@@ -247,5 +247,9 @@ async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerCont
         log_event("rpc.failed", logging.WARNING, method=method, caller=caller,
                   code=code.name, reason=str(exc))
         await context.abort(code, message)
+    if isinstance(exc, NotImplementedError):  # a generated method nobody implemented
+        log_event("rpc.failed", logging.WARNING, method=method, caller=caller,
+                  code="UNIMPLEMENTED", reason="method not implemented")
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
     log_event("rpc.crashed", logging.ERROR, exc_info=True, method=method, caller=caller)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")

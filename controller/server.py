@@ -45,6 +45,7 @@ from pki.tls import (
     server_options,
     why_not_listening,
 )
+from rmaint.health import HealthServicer
 
 STOP_GRACE = 2.0
 # gRPC on Linux shares ports (SO_REUSEPORT) by default; a second controller must fail.
@@ -187,7 +188,7 @@ def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredent
 async def _add_health(server: grpc.aio.Server, services: list[str], *,
                       reflect: bool) -> Any:
     """Health (overall and per service SERVING) and, if ``reflect``, server reflection."""
-    servicer = health.aio.HealthServicer()
+    servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     for name in ["", *services]:
         await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -74,6 +74,8 @@ async def test_engineer_certificate_cannot_execute(deployment: Deployment,
     health = health_pb2_grpc.HealthStub(clients.channels["engineer"])
     reply = await health.Check(health_pb2.HealthCheckRequest(service="rmaint.v1.AgentService"))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    listed = await health.List(health_pb2.HealthListRequest())
+    assert listed.statuses["rmaint.v1.AgentService"].status == reply.status
     # The engineer's attempt never reached the dispatcher: nothing was recorded or consumed.
     await clients.controller.Execute(deployment.operation(1), timeout=10)
 

@@ -169,6 +169,12 @@ async def test_enrollment_port_serves_only_enrollment(deployment: Deployment) ->
     answer = await health.Check(health_pb2.HealthCheckRequest(
         service="rmaint.v1.EnrollmentService"))
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    # List, open to anyone here as Check is, answers (it was an internal error, logged
+    # with a traceback per call: a way to flood the log without a certificate).
+    listed = await health.List(health_pb2.HealthListRequest())
+    assert {name: s.status for name, s in listed.statuses.items()} == {
+        "": health_pb2.HealthCheckResponse.SERVING,
+        "rmaint.v1.EnrollmentService": health_pb2.HealthCheckResponse.SERVING}
 
 
 async def test_health_and_reflection_on_the_api(deployment: Deployment) -> None:

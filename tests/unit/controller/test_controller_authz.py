@@ -86,3 +86,37 @@ def test_refusals_are_uniform_outside_and_precise_inside(
     assert refusal is not None
     assert (refusal.code, refusal.message) == (code, message)
     assert refusal.reason and refusal.reason != message
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Context:
+    """What the boundary uses of a servicer context: abort, which raises as gRPC's does."""
+
+    def __init__(self) -> None:
+        self.status: tuple[grpc.StatusCode, str] | None = None
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.status = (code, details)
+        raise _Aborted
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (NotImplementedError("Method not implemented!"),
+     (grpc.StatusCode.UNIMPLEMENTED, "method not implemented")),
+    (RuntimeError("boom"), (grpc.StatusCode.INTERNAL, "internal error")),
+])
+async def test_a_method_that_raises_ends_the_call_with_its_status(
+        error: Exception, status: tuple[grpc.StatusCode, str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    from controller.authz import _abort_for
+
+    context = _Context()
+    with pytest.raises(_Aborted):
+        await _abort_for(error, "/grpc.health.v1.Health/List", context)  # type: ignore[arg-type]
+    assert context.status == status
+    # Only a real crash is logged as one, with its traceback.
+    crashed = [r for r in caplog.records if "rpc.crashed" in r.getMessage()]
+    assert bool(crashed) == (status[0] == grpc.StatusCode.INTERNAL)
