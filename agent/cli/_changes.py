@@ -12,6 +12,7 @@ the preview's expiry. ``rmagent deny-change D --reason ...`` refuses it.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from typing import Annotated, Any
@@ -28,8 +29,20 @@ from agent.local_client import LocalClient
 from permissions import DEFAULT_CHANGE_CONSENT_SECONDS, ChangeContext, consent_to_change
 from rmaint.v1 import agent_pb2
 
+MIN_PREFIX = 8  # hex digits: a consent names its change, not whichever happens to be pending
+
+
+def _digest_prefix(text: str) -> str:
+    """``text`` if it is a SHA-256 digest or a prefix of at least MIN_PREFIX hex digits."""
+    if not re.fullmatch(f"(sha256:)?[0-9a-f]{{{MIN_PREFIX},64}}", text):
+        raise typer.BadParameter(f"give the change's digest as 'rmagent changes' shows it, or "
+                                 f"at least its first {MIN_PREFIX} hex digits")
+    return text
+
+
 DigestArgument = Annotated[str, typer.Argument(
-    help="The change's digest, or a prefix of it naming one pending change.")]
+    help=f"The change's digest, or a prefix of it (at least {MIN_PREFIX} hex digits) naming "
+         "one pending change.", callback=_digest_prefix)]
 
 
 async def _list(socket: Any, include: bool, prefix: str = "") -> list[agent_pb2.PendingChange]:

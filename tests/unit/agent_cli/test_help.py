@@ -49,6 +49,10 @@ def test_every_command_is_covered() -> None:
     (["log", "--limit", "0"], "error: invalid value for '--limit': 0 is not in the range "
                               "1<=x<=100000 (see 'rmagent log --help')"),
     (["nope"], "error: no such command 'nope' (see 'rmagent --help')"),
+    # A consent names its change: an empty or short prefix would pick whichever is pending.
+    *[(["approve-change", prefix], "error: invalid value for 'DIGEST': give the change's "
+       "digest as 'rmagent changes' shows it, or at least its first 8 hex digits "
+       "(see 'rmagent approve-change --help')") for prefix in ("sha256:", "", "sha256:abc")],
     (["--bogus", "status"], "error: no such option: --bogus (see 'rmagent --help')"),
     # The option parser raises these without naming the command: the group names it.
     (["log", "--limit"], "error: option '--limit' requires an argument "
