@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from agent.errors import AgentError, Refused, status_of
 from agent.rpc import INTERNAL_TEXT
 from agent.shell.service import ShellService
+from rmaint.handlers import MALFORMED
 from rmaint.v1 import agent_pb2 as pb
 
 _log = logging.getLogger("agent.rpc")
@@ -40,6 +42,8 @@ async def serve_shell(service: ShellService | None,
         await context.abort(code, text)
     except grpc.aio.AbortError:
         raise
+    except DecodeError:  # grpc decodes a stream's messages as they are read, here
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED)
     except Exception:
         _log.exception("call failed unexpectedly", extra={"fields": {"method": "Shell"}})
         await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_TEXT)

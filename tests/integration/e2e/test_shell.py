@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -433,3 +434,16 @@ def test_a_key_that_is_not_the_engineers_is_refused(shell_deployment: ShellE2E) 
     assert refused is not None and refused["reason"] == "key-not-enrolled", refused
     # The ticket was never shown to the agent: the engineer's own key still uses it.
     assert run_ssh(argv, b"exit 0\n").returncode == 0
+
+
+def test_malformed_shell_messages_are_invalid_and_the_agent_serves_on(
+        shell_deployment: ShellE2E) -> None:
+    e2e = shell_deployment
+    granted = shell_grant(e2e)
+    with e2e.channel("agent", "controller") as channel:
+        shell = channel.stream_stream("/rmaint.v1.AgentService/Shell")
+        with pytest.raises(grpc.RpcError) as garbage:
+            list(shell(iter([b"\xff\xff\xff\xff"]), timeout=30))
+    assert (garbage.value.code(), garbage.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "malformed request: not a valid protobuf message")
+    assert run_ssh(wrapper_argv(e2e, granted.session_id), b"exit 0\n").returncode == 0
