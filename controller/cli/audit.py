@@ -270,7 +270,8 @@ def audit_export(
 @command(audit_app, "prove")
 def audit_prove(
     opts: Options,
-    event: Annotated[int, typer.Argument(help="The event's leaf index.", min=0)],
+    event: Annotated[int, typer.Argument(help="The event's leaf index.", min=0,
+                                         max=2**63 - 1)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The proof file to write.")],
     key: KeyOpt = None,
     force: ForceOpt = False,

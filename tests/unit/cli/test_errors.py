@@ -164,3 +164,6 @@ def test_the_audit_groups_own_usage_errors_exit_3(runner: CliRunner) -> None:
     result = runner.invoke(app, ["audit", "--bogus", "verify"])
     assert (result.exit_code, result.stderr) == (
         3, "error: no such option: --bogus (see 'rmctl audit --help')\n")
+    # An event index no log can reach is the caller's mistake, not an incomplete check (2).
+    result = runner.invoke(app, ["audit", "prove", str(2**64), "-o", "proof.json"])
+    assert result.exit_code == 3 and "is not in the range" in result.stderr
