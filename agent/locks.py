@@ -104,9 +104,13 @@ class LockKeeper:
 
     def _newer(self, epoch: int, version: int) -> bool:
         """Whether a set is to replace the one held: any set while the held one is unknown,
-        any set of another (non-zero) epoch, else a higher version."""
+        any set of another (non-zero) epoch, else a higher version. A set without an epoch
+        cannot continue one: once an epoch is held, only sets of an epoch count (or one
+        such set, with a huge version, would shut out every later one of the epoch)."""
         if self.unknown or (epoch and epoch != self.epoch):
             return True
+        if not epoch and self.epoch:
+            return False
         return version > self.version
 
     async def apply(self, message: agent_pb2.LockSet, source: str) -> bool:

@@ -128,3 +128,18 @@ async def test_a_new_epoch_is_taken_whatever_its_version(make_rig: RigFactory) -
     again.load()
     assert (again.epoch, again.version) == (9, 31)
     assert not await again.apply(stale, "pull")
+
+
+async def test_a_set_without_an_epoch_cannot_shut_out_the_epoch_held(
+        make_rig: RigFactory) -> None:
+    rig = make_rig()
+    keeper = LockKeeper(rig.state_path.parent, rig.dispatcher)
+    current = _set(3)
+    current.epoch = 7
+    assert await keeper.apply(current, "pull")
+    assert not await keeper.apply(_set(2**62), "push")  # no epoch: not a continuation
+    later = _set(4, "grant:G-1")
+    later.epoch = 7
+    assert await keeper.apply(later, "push")
+    with pytest.raises(Refused, match="locked"):
+        await rig.dispatcher.execute(rig.world.op(1))
