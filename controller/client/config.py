@@ -58,6 +58,14 @@ class ClientConfig:
         except ValueError as exc:  # the PEM or DER does not parse: x509's words are long
             raise ConfigError(f"cannot read the certificate {self.cert}: not a PEM "
                               "certificate") from exc
+        try:  # gRPC would only log its own complaints and call the controller unreachable
+            ca = self.ca.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the CA certificate {self.ca}: "
+                              f"{reason(exc, with_file=False)}") from exc
+        if b"-----BEGIN CERTIFICATE-----" not in ca:
+            raise ConfigError(f"cannot read the CA certificate {self.ca}: not a PEM "
+                              "certificate")
         if not_after <= now:
             local = dt.datetime.fromtimestamp(not_after, dt.UTC).astimezone().isoformat(
                 timespec="seconds")
@@ -68,9 +76,13 @@ class ClientConfig:
 def load_config(home: Path) -> ClientConfig:
     """Read and check ``<home>/rmctl.toml`` [client]; raise ConfigError with a way out."""
     section = _client_section(read_toml(home))
-    missing = [f for f in _FIELDS if not isinstance(section.get(f), str) or not section[f]]
+    missing = [f for f in _FIELDS if f not in section]
     if missing:
         raise ConfigError(f"{home / CONFIG_NAME}: [client] lacks {', '.join(missing)}")
+    wrong = [f for f in _FIELDS if not isinstance(section[f], str) or not section[f]]
+    if wrong:
+        raise ConfigError(f"{home / CONFIG_NAME}: [client] {', '.join(wrong)} must be "
+                          "non-empty text")
     config = ClientConfig(
         home=home, role=section["role"], name=section["name"],
         controller=section["controller"], trust_domain=section["trust_domain"],
@@ -81,8 +93,10 @@ def load_config(home: Path) -> ClientConfig:
     except IdentityError as exc:
         raise ConfigError(f"{home / CONFIG_NAME}: {exc}") from exc
     for path in (config.key, config.cert, config.ca):
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{path} is missing: {_HINT}")
+        if not path.is_file():
+            raise ConfigError(f"{path} is not a file: see [client] in {home / CONFIG_NAME}")
     return config
 
 

@@ -51,6 +51,8 @@ def test_missing_config(runner: CliRunner, tmp_path: Path) -> None:
     ("[controller]\nlisten = '127.0.0.1:7443'\n", "has no [client] section"),
     ("[client]\nrole = 'engineer'\nname = 'alice'\n", "[client] lacks controller"),
     ("client = 3\n", "has no [client] section"),
+    ("[client]\nrole = 5\nname = 'a'\ncontroller = 'c'\ntrust_domain = 't'\nkey = 'k'\n"
+     "cert = 'c'\nca = 'a'\n", "[client] role must be non-empty text"),
 ])
 def test_garbled_config(runner: CliRunner, home_factory: MakeHome, text: str,
                         message: str) -> None:
@@ -92,6 +94,22 @@ def test_garbled_key_is_reported_by_engineer_commands(runner: CliRunner, home_fa
 def test_expired_certificate_is_named_before_connecting(home_factory: MakeHome) -> None:
     home = home_factory(lifetime_hours=1, now=time.time() - 7200)
     with pytest.raises(ConfigError, match=r"your certificate expired at .*rmctl login"):
+        load_config(home.path).check_certificate(time.time())
+
+
+def test_a_key_path_that_is_a_folder_is_named(home_factory: MakeHome) -> None:
+    home = home_factory()
+    text = (home.path / "rmctl.toml").read_text().replace('"identity.key"', '"."')
+    (home.path / "rmctl.toml").write_text(text)
+    with pytest.raises(ConfigError, match=r"is not a file: see \[client\] in .*rmctl.toml$"):
+        load_config(home.path)
+
+
+def test_a_garbled_ca_certificate_is_named_before_connecting(home_factory: MakeHome) -> None:
+    home = home_factory()
+    (home.path / "ca.crt").write_text("garbage")
+    with pytest.raises(ConfigError,
+                       match=r"cannot read the CA certificate .*ca.crt: not a PEM certificate$"):
         load_config(home.path).check_certificate(time.time())
 
 
