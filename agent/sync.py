@@ -184,7 +184,7 @@ class SyncLoop:
     async def _accept(self, message: common_pb2.Envelope) -> None:
         try:
             envelope = from_wire(message)
-            request = verify_access_request(envelope)
+            request = verify_access_request(envelope, new=True)
         except PermissionsError as exc:
             _log.warning("access request ignored", extra={"fields": {"reason": str(exc)}})
             return

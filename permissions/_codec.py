@@ -11,9 +11,10 @@ from permissions._errors import MalformedStatement
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 MAX_TEXT = 2000
 # What no text meant for people may hold: C0 and C1 controls (terminal escapes, line
-# breaks that fake a line of their own) and the bidirectional controls that make text
-# read other than it is stored.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# breaks that fake a line of their own), Unicode's line and paragraph separators, and the
+# bidirectional and zero-width controls that make text read other than it is stored.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                      "\u2060-\u2069\ufeff]")
 
 
 def canonical(obj: dict[str, Any]) -> bytes:
@@ -28,6 +29,17 @@ def is_id(value: str) -> bool:
 def is_plain_text(value: str) -> bool:
     """True if ``value`` holds no control character (see above), tab and newline included."""
     return _CONTROL.search(value) is None
+
+
+def check_plain(what: str, value: str) -> str:
+    """``value`` if it is plain text (see above); MalformedStatement otherwise.
+
+    Checked where text is signed or first taken in, not when a stored statement is read
+    back: one signed before the rule must stay readable (and is shown escaped)."""
+    if not is_plain_text(value):
+        raise MalformedStatement(f"{what} holds a control character (a line break, a "
+                                 "terminal escape or a bidirectional control)")
+    return value
 
 
 class Reader:
@@ -63,8 +75,6 @@ class Reader:
         value: str = self._get(name, str)
         if len(value) > limit:
             raise MalformedStatement(f"{self.what}: {name} is too long")
-        if not is_plain_text(value):
-            raise MalformedStatement(f"{self.what}: {name} holds a control character")
         return value
 
     def int(self, name: str, minimum: int = 0) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from permissions._codec import check_plain
 from permissions._errors import MalformedStatement, PermissionsError
 from permissions.envelope import Envelope, PublicKey, key_id, sign, verify, verify_signer
 from permissions.scopes import parse_scopes
@@ -38,6 +39,7 @@ def request_access(
         raise MalformedStatement(f"duration must be between 1 s and {MAX_GRANT_SECONDS} s")
     if not reason.strip():
         raise MalformedStatement("a reason is required")
+    check_plain("the reason", reason)
     statement = AccessRequest(
         request_id=request_id, case_id=case_id, agent_id=agent_id, engineer=engineer,
         engineer_key=encode_key(key.public_key()), scopes=parse_scopes(scopes),
@@ -48,13 +50,18 @@ def request_access(
     return sign(ACCESS_REQUEST, statement.to_payload(), key)
 
 
-def verify_access_request(envelope: Envelope) -> AccessRequest:
-    """The request, if signed by the engineer key it carries."""
+def verify_access_request(envelope: Envelope, *, new: bool = False) -> AccessRequest:
+    """The request, if signed by the engineer key it carries. ``new``: a request being taken
+    in (not read back from storage), whose reason must also be plain text, since the
+    customer reads it before approving."""
     claimed = peek(envelope.payload, "engineer_key")
     if not isinstance(claimed, str):
         raise MalformedStatement("access request: missing engineer_key")
     key = decode_key(claimed)
-    return AccessRequest.from_payload(verify(envelope, ACCESS_REQUEST, {key_id(key): key}))
+    request = AccessRequest.from_payload(verify(envelope, ACCESS_REQUEST, {key_id(key): key}))
+    if new:
+        check_plain("access request: reason", request.reason)
+    return request
 
 
 def approve(
@@ -82,6 +89,7 @@ def approve(
 def deny(request: AccessRequest, key: ed25519.Ed25519PrivateKey, *, reason: str,
          now: int) -> Envelope:
     """A signed refusal of ``request``."""
+    check_plain("the reason", reason)
     denial = Denial(request_id=request.request_id, case_id=request.case_id,
                     agent_id=request.agent_id, reason=reason,
                     approver_key_id=key_id(key.public_key()), at=now)
@@ -91,6 +99,7 @@ def deny(request: AccessRequest, key: ed25519.Ed25519PrivateKey, *, reason: str,
 def revoke(grant: Grant, key: ed25519.Ed25519PrivateKey, *, reason: str,
            now: int) -> Envelope:
     """A signed withdrawal of ``grant``."""
+    check_plain("the reason", reason)
     revocation = Revocation(grant_id=grant.grant_id, agent_id=grant.agent_id, reason=reason,
                             approver_key_id=key_id(key.public_key()), at=now)
     return sign(REVOCATION, revocation.to_payload(), key)

@@ -7,6 +7,7 @@ agent pins those keys locally: the controller cannot add one).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 
@@ -72,8 +73,7 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         address = _common.address(request.address, "address") if request.address else ""
         keys = approver_keys(request.approver_keys)
         now = self._deps.clock()
-        inventory = archive.checked_inventory(request.inventory) \
-            if request.HasField("inventory") else None
+        inventory = _inventory(agent_id, request)
         await self._deps.store.write(_heartbeat, agent_id, address, keys, now, inventory)
         return pb.HeartbeatResponse(server_time=now)
 
@@ -194,3 +194,17 @@ def _report(conn: Connection, agent_id: str, envelope: Envelope, now: float) -> 
     except MalformedStatement as exc:
         raise InvalidArgument(f"decision: {exc}") from exc
     return record_decision(conn, agent_id, decision, envelope, now)
+
+
+def _inventory(agent_id: str, request: pb.HeartbeatRequest) -> pb.AgentInventory | None:
+    """The heartbeat's inventory if it can be kept. One that cannot (impossible values,
+    control characters) is logged and left out: the heartbeat itself still counts, so one
+    odd string does not take the agent offline."""
+    if not request.HasField("inventory"):
+        return None
+    try:
+        return archive.checked_inventory(request.inventory)
+    except InvalidArgument as exc:
+        log_event("agent.inventory_refused", logging.WARNING, agent_id=agent_id,
+                  reason=str(exc))
+        return None

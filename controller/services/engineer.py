@@ -134,7 +134,7 @@ def _my_requests(conn: Connection, engineer: str, case_id: str) -> list[pb.Acces
 
 def _verified_request(envelope: Envelope) -> AccessRequest:
     try:
-        return verify_access_request(envelope)
+        return verify_access_request(envelope, new=True)
     except BadSignature as exc:
         raise PermissionDenied(f"access request signature: {exc}") from exc
     except MalformedStatement as exc:

@@ -27,6 +27,7 @@ _RELAY_TARGET = (
     "s.ended_at, s.end_reason, a.address, a.public_key "
     "FROM sessions s JOIN agents a ON a.agent_id = s.agent_id WHERE s.session_id = ?")
 _SEQ_RECORDED = "SELECT 1 FROM session_events WHERE session_id = ? AND seq = ?"
+_SESSION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('rmaint.session:' || ?))"
 _ADD_EVENT = session_events.insert()
 _CASE_OF_SESSION = sa.select(sessions.c.case_id).where(
     sessions.c.session_id == sa.bindparam("b_session_id"))
@@ -111,12 +112,14 @@ def relay_target(conn: Connection, session_id: str, *,
                  lock: bool = False) -> RelayTarget | None:
     """The session and its agent's address and key in one query; None if no such session.
 
-    ``lock``: the session row stays locked until the transaction ends (PostgreSQL; SQLite
-    runs one write transaction at a time anyway), so that what is read of its events
-    next cannot change meanwhile."""
-    locked = lock and conn.dialect.name != "sqlite"
-    found = driver.rows(conn, _RELAY_TARGET + (" FOR UPDATE OF s" if locked else ""),
-                        (session_id,))
+    ``lock``: until the transaction ends, no other transaction that asks the same can go
+    on, so that what is read of the session's events next cannot change meanwhile. On
+    PostgreSQL an advisory lock on the session id, taken first: a row lock would be taken
+    before the audit log's head, where a revocation takes the head first and then updates
+    the session, and the two would deadlock. SQLite runs one write transaction at a time."""
+    if lock and conn.dialect.name != "sqlite":
+        driver.rows(conn, _SESSION_LOCK, (session_id,))
+    found = driver.rows(conn, _RELAY_TARGET, (session_id,))
     if not found:
         return None
     [row] = found

@@ -96,6 +96,32 @@ async def test_requests_arrive_and_decisions_are_reported(
     assert controller.callers == {Identity(TD, "agent", "web-1").uri}
 
 
+def _signed_with_reason(deployment: Deployment, request_id: str, reason: str) -> p.Envelope:
+    """A request signed as an engineer's client that did not check its reason would sign it."""
+    key = deployment.engineer_key
+    statement = p.AccessRequest(
+        request_id=request_id, case_id="C-0001", agent_id="web-1", engineer="alice",
+        engineer_key=p.encode_key(key.public_key()), scopes=("diag.read",),
+        duration_seconds=3600, reason=reason, created_at=int(time.time()))
+    return p.sign(p.ACCESS_REQUEST, statement.to_payload(), key)
+
+
+async def test_a_reason_that_would_drive_the_terminal_is_not_taken_in_but_stays_readable(
+        deployment: Deployment, controller: FakeController, start_agent: StartAgent) -> None:
+    # Kept before the rule (from a controller that did not check): still listed and
+    # decided. Sent now: ignored, so the customer never sees it.
+    old = _signed_with_reason(deployment, "R-1", "slow\nscopes  diag.read")
+    deployment.receive(old)
+    controller.requests.append(_signed_with_reason(deployment, "R-2", "slow\x1b[2A"))
+    agent = await start_agent()
+    async with grpc.aio.insecure_channel(f"unix:{agent.socket}") as channel:
+        local = agent_pb2_grpc.AgentLocalServiceStub(channel)
+        listed = await local.ListRequests(agent_pb2.ListRequestsRequest(sync=True))
+        assert [from_wire(r.request) for r in listed.requests] == [old]
+        grant = deployment.grant(old)
+        assert (await local.Approve(agent_pb2.ApproveRequest(grant=to_wire(grant)))).reported
+
+
 async def test_a_request_filed_under_a_pinned_name_with_another_key_is_only_flagged(
         deployment: Deployment, controller: FakeController, start_agent: StartAgent,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -391,6 +391,18 @@ async def test_text_that_would_drive_a_terminal_is_refused(world: World) -> None
             await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title=title))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "control characters" in (refused.value.details() or "")
+    # A request signed by a client that did not check its reason: refused on arrival.
+    key = world.engineer.key
+    statement = p.AccessRequest(
+        request_id="R-9", case_id=world.case_id, agent_id="web-1", engineer="alice",
+        engineer_key=p.encode_key(key.public_key()), scopes=("diag.read",),
+        duration_seconds=3600, reason="slow\x1b[2A\x1b[G Scopes diag.read",
+        created_at=int(world.d.clock.now))
+    signed = p.sign(p.ACCESS_REQUEST, statement.to_payload(), key)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.as_engineer().RequestAccess(pb.RequestAccessRequest(request=to_wire(signed)))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "reason holds a control character" in (refused.value.details() or "")
     kept = await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title="lent — 遅い"))
     assert kept.case.title == "lent — 遅い"
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -407,15 +419,18 @@ async def test_text_that_would_drive_a_terminal_is_refused(world: World) -> None
     pb.AgentInventory(hostname="web-1", os="Linux\x1b[2J\x1b]0;pwned\x07"),
     pb.AgentInventory(hostname="web-1", machine="x" * 5000),
 ])
-async def test_an_impossible_inventory_is_refused_and_the_last_one_kept(
+async def test_an_impossible_inventory_is_left_out_and_the_last_one_kept(
         world: World, inventory: pb.AgentInventory) -> None:
     report = rpc.AgentReportServiceStub(world.d.channel(world.agent))
     good = pb.AgentInventory(hostname="web-1", os="Linux 6.1", machine="x86_64", cpu_count=2,
                              memory_bytes=1 << 30, boot_time=1_700_000_000.0)
     await report.Heartbeat(pb.HeartbeatRequest(inventory=good))
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await report.Heartbeat(pb.HeartbeatRequest(inventory=inventory))
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    world.d.clock.now += 5
+    # The heartbeat still counts (the agent stays online); the inventory is not kept.
+    answered = await report.Heartbeat(pb.HeartbeatRequest(inventory=inventory))
+    assert answered.server_time == world.d.clock.now
+    [agent] = (await world.admin.ListAgents(pb.ListAgentsRequest())).agents
+    assert agent.last_seen == int(world.d.clock.now)
     archive = await world.records().GetCustomerArchive(
         pb.GetCustomerArchiveRequest(customer_id="acme"))
     [system] = archive.systems

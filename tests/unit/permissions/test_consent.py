@@ -137,3 +137,13 @@ def test_a_reason_keeps_any_script_and_refuses_tabs() -> None:
                                 scopes=["diag.read"], duration_seconds=60, reason=reason, now=1)
     assert p.verify_access_request(envelope).reason == reason
     assert not p.is_plain_text("a\tb") and p.is_plain_text(reason)
+
+
+def test_a_request_signed_before_the_rule_is_read_back_but_not_taken_in_new(world: World) -> None:
+    statement = dataclasses.replace(world.request, reason="slow\nscopes  diag.read")
+    envelope = p.sign(p.ACCESS_REQUEST, statement.to_payload(), world.engineer)
+    assert p.verify_access_request(envelope).reason == statement.reason  # as stored
+    with pytest.raises(p.MalformedStatement, match="reason holds a control character"):
+        p.verify_access_request(envelope, new=True)
+    with pytest.raises(p.MalformedStatement, match="reason holds a control character"):
+        p.deny(world.request, world.approver, reason="no\x1b[8m", now=2)
