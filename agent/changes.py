@@ -96,6 +96,7 @@ class StoredConsent:
     digest: str
     envelope: Envelope
     used_at: float | None
+    stored_at: float
 
 
 class ChangeStore:
@@ -118,7 +119,9 @@ class ChangeStore:
 
     def add_preview(self, preview: StoredPreview) -> None:
         """Store ``preview``. The same digest previewed again is pending again, in its new
-        context, unless it was applied (an applied change is never applied twice)."""
+        context, unless it was applied (an applied change is never applied twice); consents
+        given before count no more (see ChangeGate.consume), so a denial is not undone by
+        previewing again."""
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO previews (digest, source, undo_of, plan, schema_fp, images, "
@@ -167,9 +170,9 @@ class ChangeStore:
             return cursor.rowcount == 1
 
     def consents(self, digest: str) -> list[StoredConsent]:
-        rows = self._db.query("SELECT consent_id, digest, envelope, used_at FROM consents "
-                              "WHERE digest = ? ORDER BY stored_at", (digest,))
-        return [StoredConsent(r[0], r[1], envelope_from_blob(r[2]), r[3]) for r in rows]
+        rows = self._db.query("SELECT consent_id, digest, envelope, used_at, stored_at "
+                              "FROM consents WHERE digest = ? ORDER BY stored_at", (digest,))
+        return [StoredConsent(r[0], r[1], envelope_from_blob(r[2]), r[3], r[4]) for r in rows]
 
     def consume(self, consent_id: str, at: float) -> bool:
         """Mark the consent used, durably; False if it was already used."""

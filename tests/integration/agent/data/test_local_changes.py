@@ -34,12 +34,12 @@ def shop(deployment: Deployment, tmp_path: Path) -> Path:
 
 
 def _consent(deployment: Deployment, change: Any, key: ed25519.Ed25519PrivateKey | None = None,
-             **changes: str) -> p.Envelope:
+             consent_id: str = "K-1", **changes: str) -> p.Envelope:
     context = p.ChangeContext(change_digest=change.digest, agent_id=change.agent_id,
                               case_id=change.case_id, grant_id=change.grant_id,
                               engineer_key_id=change.engineer_key_id)
     return p.consent_to_change(dataclasses.replace(context, **changes),
-                               key or deployment.approver, consent_id="K-1",
+                               key or deployment.approver, consent_id=consent_id,
                                now=int(time.time()), expires_at=change.expires_at)
 
 
@@ -95,3 +95,32 @@ async def test_denied_change_cannot_be_consented_or_applied(
             await local.approve_change(_consent(deployment, change))
         assert await local.list_changes() == []
     assert _credit(shop) == 10
+
+
+async def test_a_denial_holds_when_the_same_change_is_previewed_again(
+        deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
+    handle = await start_agent()
+    request = deployment.request("R-1", scopes=("data.read", "data.write"))
+    deployment.receive(request)
+    async with LocalClient(handle.socket) as local:
+        await local.approve(deployment.grant(request))
+
+        async def preview(seq: int) -> Any:
+            done = await handle.dispatcher.execute(deployment.operation(
+                seq, "data.preview", {"source": "shop", "plan": PLAN}).operation)
+            [change] = await local.list_changes()
+            assert change.digest == json.loads(done.result_json)["digest"]
+            return change
+
+        change = await preview(1)
+        await local.approve_change(_consent(deployment, change))  # approved, then ...
+        await local.deny_change(change.digest, "changed my mind")  # ... denied, unused
+        again = await preview(2)  # pending again: the engineer asks anew
+        with pytest.raises(Refused):  # the consent given before the denial is void
+            await handle.dispatcher.execute(deployment.operation(
+                3, "data.apply", {"digest": change.digest}).operation)
+        assert _credit(shop) == 10
+        await local.approve_change(_consent(deployment, again, consent_id="K-2"))
+        await handle.dispatcher.execute(deployment.operation(
+            4, "data.apply", {"digest": change.digest}).operation)
+    assert _credit(shop) == 11
