@@ -89,6 +89,9 @@ def _step(kind: str, entry: Any, schema: LiveSchema, where: str) -> Step:
     if not isinstance(entry, Mapping) or not set(entry) <= fields:
         raise InvalidPlan(f"{where}: an object with {', '.join(sorted(fields))}")
     table = writable_table(schema, entry.get("table"), where)
+    if set(table.primary_key) & set(table.masked):
+        # Whether a row with a guessed key exists would answer for the hidden value.
+        raise InvalidPlan(f"{where}.table: its key is masked: rows cannot be addressed")
     if kind == "insert":
         row = _values(entry.get("row"), table, f"{where}.row")
         missing = set(table.primary_key) - set(row)
@@ -105,6 +108,10 @@ def _step(kind: str, entry: Any, schema: LiveSchema, where: str) -> Step:
     if not values or set(values) & set(table.primary_key):
         raise InvalidPlan(f"{where}.set must change at least one column and not the key")
     expect = _values(entry.get("expect", {}), table, f"{where}.expect", allow_empty=True)
+    if set(expect) & set(table.masked):
+        # A refusal when the guess is wrong would confirm the right one: as data.query
+        # refuses filters on masked columns.
+        raise InvalidPlan(f"{where}.expect: masked columns cannot be compared")
     return Step(kind, table.name, key, values, expect)
 
 

@@ -17,6 +17,7 @@ from agent.data.errors import (
     InvalidPlan,
     PlanDrifted,
 )
+from agent.data.policy import TablePolicy
 from agent.errors import InvalidParams
 from tests.integration.agent.data.conftest import SECRET_EMAIL, Harness, raw_engine
 
@@ -187,6 +188,10 @@ def test_undo_after_drift_is_refused_with_three_way_view(harness: Harness) -> No
     ({"updates": [{"table": "customers", "key": {"id": 1}, "set": {"secret": "x"}}]},
      "allowlisted column"),
     ({}, "changes nothing"),
+    # Comparing against a masked value would tell, guess by guess, what it is.
+    ({"updates": [{"table": "customers", "key": {"id": 1}, "set": {"credit": 1},
+                   "expect": {"email": "hidden-7f3a@example.test"}}]},
+     "masked columns cannot be compared"),
 ])
 def test_bad_plans_are_refused_and_change_nothing(harness: Harness, plan: dict[str, Any],
                                                   message: str) -> None:
@@ -229,3 +234,20 @@ def test_writer_holding_a_row_lock_during_apply_makes_it_fail_cleanly(
         thread.join()
         engine.dispose()
     assert harness.store.journal_state(digest) is None
+
+
+def test_a_table_whose_key_is_masked_cannot_be_addressed(harness: Harness) -> None:
+    # Whether a row exists under a guessed key would reveal the masked value.
+    tables = (TablePolicy("orders", ("id", "customer_id", "status", "total"), ("id",)),)
+    (harness.home / "masked").mkdir()
+    masked_key = Harness(dataclasses.replace(harness.source, tables=tables),
+                         harness.home / "masked")
+    try:
+        for plan in ({"updates": [{"table": "orders", "key": {"id": 10}, "set": {"total": 1}}]},
+                     {"inserts": [{"table": "orders",
+                                   "row": {"id": 10, "customer_id": 1, "status": "x"}}]}):
+            with pytest.raises(InvalidPlan, match="its key is masked"):
+                masked_key.preview(plan)
+    finally:
+        masked_key.store.close()
+        masked_key.ops.close()
