@@ -27,6 +27,7 @@ from agent.cli._errors import UserError, guarded
 from agent.cli._render import local_time, print_table, short_key
 from agent.local_client import LocalClient
 from permissions import DEFAULT_CHANGE_CONSENT_SECONDS, ChangeContext, consent_to_change
+from rmaint.text import printable
 from rmaint.v1 import agent_pb2
 
 MIN_PREFIX = 8  # hex digits: a consent names its change, not whichever happens to be pending
@@ -94,7 +95,7 @@ def _print_change(out: Console, change: dict[str, Any]) -> None:
     out.print(f"{change['digest']}  {kind} change, {change['status']}{undo}", style="bold",
               soft_wrap=True)
     what = {"config": "file", "service": "service"}.get(kind, "source")
-    out.print(f"  {what} {change['source']}, case {change['case_id']}, engineer "
+    out.print(f"  {what} {printable(change['source'])}, case {change['case_id']}, engineer "
               f"{change['engineer']} ({short_key(change['engineer_key_id'])}), expires "
               f"{local_time(change['expires_at'])}", soft_wrap=True)
     {"config": _print_config, "service": _print_service}.get(kind, _print_rows)(out, change)
@@ -103,7 +104,10 @@ def _print_change(out: Console, change: dict[str, Any]) -> None:
 def _print_config(out: Console, change: dict[str, Any]) -> None:
     print_table(out, "", ("Key", "Before", "After"),
                 [(c["key"], _cell(c["old"]), _cell(c["new"])) for c in change["changes"]])
-    out.print(change["diff"], markup=False, highlight=False, soft_wrap=True, end="")
+    # The file's own lines and the engineer's values: each line shown inert (no escape,
+    # no bidirectional reordering), the diff's line structure kept.
+    diff = "\n".join(printable(line) for line in change["diff"].split("\n"))
+    out.print(diff, markup=False, highlight=False, soft_wrap=True, end="")
 
 
 def _print_service(out: Console, change: dict[str, Any]) -> None:

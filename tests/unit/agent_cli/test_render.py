@@ -43,3 +43,20 @@ def test_what_others_sent_reaches_the_customer_inert() -> None:
     shown = screen.getvalue()
     assert "\x1b" not in shown and "\u202e" not in shown and "\nfake line" not in shown
     assert shown.count("^[[2A^[[G") == 2 and shown.count("<U+202E>") == 2
+
+
+def test_a_config_diff_keeps_its_lines_and_shows_the_engineers_values_inert() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from agent.cli._changes import _print_config
+
+    screen = StringIO()
+    out = Console(file=screen, width=100, markup=False, soft_wrap=True)
+    value = "ab\u202ecd\u2028x\x1b[8m"
+    _print_config(out, {"changes": [{"key": "NAME", "old": "ab", "new": value}],
+                        "diff": f"-NAME=ab\n+NAME={value}\n"})
+    shown = screen.getvalue()
+    assert not {"\u202e", "\u2028", "\x1b"} & set(shown)
+    assert "-NAME=ab\n+NAME=ab<U+202E>cd<U+2028>x^[[8m\n" in shown
