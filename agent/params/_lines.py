@@ -5,7 +5,9 @@ A key is found by exact name (INI: within its section); a key that appears twice
 the same place, or an INI value continued on indented lines, is refused rather than
 guessed at. Values are text: a value that reads as an integer only takes an integer.
 In key=value files a value in matching quotes keeps them (the quotes are not part of
-the value) and ``export KEY=...`` lines are understood.
+the value) and ``export KEY=...`` lines are understood. Such files are often sourced by a
+shell, so a new value must read as plain text there: nothing a shell would expand inside
+double quotes, only plain words unquoted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ _COMMENT = re.compile(r"\s*(?:[#;]|$)")
 _INI_ENTRY = re.compile(r"(\s*)([^\s=:#;\[][^=:\r\n]*?)(\s*[=:][ \t]*)(.*?)([ \t]*)")
 _KV_ENTRY = re.compile(r"(\s*(?:export\s+)?)([^\s=#][^=\r\n]*?)(\s*=[ \t]*)(.*?)([ \t]*)")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# What a shell sourcing a key=value file reads as itself in an unquoted value, and what it
+# expands inside double quotes.
+_SHELL_PLAIN = re.compile(r"[A-Za-z0-9_./:@%+,=-]*")
+_SHELL_EXPANDS_IN_DOUBLE = frozenset("$`\\\"")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ def edit(fmt: str, text: str, changes: Mapping[str, Any]) -> tuple[str, Values, 
     for key, value in changes.items():
         entry = _find(fmt, lines, key)
         rendered = _render(key, entry, value)
+        if fmt == "kv":
+            _shell_inert(key, entry.quote, rendered)
         old[key], new[key] = entry.value, rendered
         lines[entry.index] = f"{entry.head}{entry.quote}{rendered}{entry.quote}{entry.tail}"
     return "".join(lines), old, new
@@ -65,6 +73,17 @@ def _render(key: str, entry: _Entry, new: Any) -> str:
     if entry.quote and (entry.quote in text or "\\" in text):
         raise ChangeRejected(f"{key}: a quoted value cannot contain {entry.quote} or a backslash")
     return text
+
+
+def _shell_inert(key: str, quote: str, text: str) -> None:
+    """Refuse a key=value value that a shell sourcing the file would not read as text:
+    command substitution, expansions, or (unquoted) anything beyond plain words."""
+    if quote == '"' and _SHELL_EXPANDS_IN_DOUBLE & set(text):
+        raise ChangeRejected(f"{key}: a double-quoted value cannot contain $, ` or a "
+                             "backslash (a shell sourcing the file would expand them)")
+    if not quote and not _SHELL_PLAIN.fullmatch(text):
+        raise ChangeRejected(f"{key}: an unquoted value may hold only letters, digits and "
+                             "_ . / : @ % + , = - (a shell sourcing the file would run the rest)")
 
 
 def _find(fmt: str, lines: list[str], key: str) -> _Entry:

@@ -33,6 +33,8 @@ net.ipv4.ip_forward = 0
 _WORD = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 _VALUE = st.from_regex(r"[A-Za-z]([A-Za-z0-9_ ./@:-]{0,20}[A-Za-z0-9_./@:-])?",
                        fullmatch=True)
+# Unquoted in a key=value file, which a shell may source: plain words only.
+_KV_VALUE = st.from_regex(r"[A-Za-z][A-Za-z0-9_./@:-]{0,20}", fullmatch=True)
 
 
 def test_ini_changes_only_the_values() -> None:
@@ -70,6 +72,23 @@ def test_quoted_values_refuse_their_quote() -> None:
         edit("kv", KV, {"NAME": 'a"; rm -rf /; "'})
     with pytest.raises(ChangeRejected, match="quoted value"):
         edit("kv", KV, {"TITLE": "it's"})
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("NAME", "web$(touch /tmp/pwned)"), ("NAME", "`id`"), ("NAME", "${HOME}"),
+    ("PORT", "8080;id"), ("PORT", "80 81"), ("PORT", "$(id)"), ("PORT", "a|b"),
+])
+def test_kv_values_a_sourcing_shell_would_expand_or_run_are_refused(key: str,
+                                                                    value: str) -> None:
+    with pytest.raises(ChangeRejected, match="shell sourcing the file"):
+        edit("kv", KV.replace("export PORT=8080", "export PORT=web"), {key: value})
+
+
+def test_kv_keeps_what_a_shell_reads_as_text() -> None:
+    after, _, _ = edit("kv", KV, {"NAME": "web 2 (blue) #1", "TITLE": "costs $5 & `more`"})
+    assert 'NAME="web 2 (blue) #1"' in after and "TITLE='costs $5 & `more`'" in after
+    # INI files are not sourced: only their line rules apply.
+    assert "$(x)" in edit("ini", INI, {"log.level": "$(x)"})[0]
 
 
 def test_integers_stay_integers() -> None:
@@ -139,13 +158,13 @@ def test_ini_edit_reads_back_and_moves_nothing_else(doc: tuple[str, list[tuple[s
 
 
 @settings(deadline=None)
-@given(st.lists(st.tuples(_WORD.map(str.upper), _VALUE), min_size=1, max_size=6,
+@given(st.lists(st.tuples(_WORD.map(str.upper), _KV_VALUE), min_size=1, max_size=6,
                 unique_by=lambda e: e[0]), st.data())
 def test_kv_edit_reads_back_and_moves_nothing_else(entries: list[tuple[str, str]],
                                                    data: st.DataObject) -> None:
     text = "# generated\n" + "".join(f"{k}={v}\n" for k, v in entries)
     key, _ = data.draw(st.sampled_from(entries))
-    new = data.draw(_VALUE)
+    new = data.draw(_KV_VALUE)
     after, _, _ = edit("kv", text, {key: new})
     assert read("kv", after, key) == new
     assert [read("kv", after, k) for k, _ in entries if k != key] == \
