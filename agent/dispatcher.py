@@ -405,6 +405,10 @@ class Dispatcher:
         except BadInput as exc:
             await self._result(index, attempt, "invalid", str(exc))
             raise
+        except Exception as exc:  # a defect in reading the parameters: the attempt still ends
+            _log.error("operation failed", exc_info=exc, extra={"fields": {"index": index}})
+            await self._result(index, attempt, "error", f"preparing failed: {exc!r}"[:500])
+            raise OperationFailed("operation failed") from exc
         if grant_id in self._revoked:  # revoked while this attempt was being recorded
             await self._result(index, attempt, "cancelled", "grant revoked before start")
             raise Cancelled("grant revoked before start")

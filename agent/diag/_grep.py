@@ -41,6 +41,8 @@ def check_pattern(pattern: str) -> str | None:
         re.compile(pattern)
     except re.error as exc:
         return f"not a valid regular expression: {exc}"
+    except (OverflowError, RecursionError):  # a{99999999999999999999}, or deep nesting
+        return "not a valid regular expression: a repeat count or nesting too large"
     return None
 
 

@@ -50,7 +50,7 @@ def test_bounded_patterns_are_accepted(pattern: str) -> None:
     (r"((a)+b)*", "repeated group"), (r"(.*a){12}", "repeated group"), (r"(a)\1", "backreference"),
     (r"(?P<x>a)(?P=x)", "backreference"), (r"(?(1)a|b)", "backreference"),
     (r"a(?=b)", "lookahead"), (r"(?<!a)b", "lookahead"), ("a" * 201, "longer"),
-    (r"[a-", "not a valid"),
+    (r"[a-", "not a valid"), (r"a{99999999999999999999}", "repeat count or nesting too large"),
 ])
 def test_risky_patterns_are_refused(pattern: str, reason: str) -> None:
     assert reason in (_grep.check_pattern(pattern) or "")

@@ -24,6 +24,7 @@ from agent.errors import (
     ConsentRejected,
     InvalidParams,
     LogUnavailable,
+    OperationFailed,
     Refused,
     RevocationNotSaved,
 )
@@ -533,3 +534,15 @@ async def test_operation_runs_only_after_its_attempt_committed(make_rig: RigFact
     rig = make_rig(extra={"test.reader": spec})
     await rig.dispatcher.execute(rig.world.op(operation="test.reader"))
     assert seen == [["allowed"]]
+
+
+async def test_a_defect_in_reading_parameters_still_ends_the_attempt(
+        make_rig: RigFactory) -> None:
+    def prepare(params: Mapping[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
+        raise OverflowError("a repeat count too large")  # as re.compile once raised
+    spec = OperationSpec("test.broken", "diag.read", False, 5.0, 4096, prepare)
+    rig = make_rig(extra={"test.broken": spec})
+    with pytest.raises(OperationFailed, match="operation failed"):
+        await rig.dispatcher.execute(rig.world.op(operation="test.broken"))
+    assert [(e.kind, e.outcome) for e in rig.log.entries()] == \
+        [("attempt", "allowed"), ("result", "error")]
