@@ -69,8 +69,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output file
 
 
 def _refuse_existing(path: Path, force: bool) -> None:
-    """Evidence already written is not replaced by accident: only with ``--force``."""
-    if path.exists() and not force:
+    """Evidence already written is not replaced by accident: only with ``--force``. A
+    symbolic link counts as existing, even one that points nowhere."""
+    if os.path.lexists(path) and not force:
         raise _usage(f"{path} exists: pass --force to replace it")
 
 

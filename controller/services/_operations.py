@@ -53,6 +53,7 @@ from permissions import (
 )
 from permissions.locks import Subject
 from rmaint.envelopes import from_wire
+from rmaint.text import printable
 from rmaint.v1 import agent_pb2
 
 # The agent says this when its log cannot take the attempt: reachable, but refusing.
@@ -191,4 +192,10 @@ def _error_for(relayed: Relayed, agent_id: str) -> ControllerError:
         return AgentTimedOut(f"agent {agent_id} did not answer in time")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument(relayed.detail or f"agent {agent_id} refused the parameters")
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION) \
+            and relayed.detail and relayed.detail != "internal error":
+        # The agent's own words for why (rows changed since the preview, no such change):
+        # written to be shown to the engineer, shown inert.
+        return AgentFailed(f"agent {agent_id} could not run the operation: "
+                           f"{printable(relayed.detail)[:500]}")
     return AgentFailed(f"agent {agent_id} could not run the operation ({code.name})")

@@ -123,6 +123,7 @@ class FakeAgent(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, agent: Person) -> None:
         self.agent = agent
         self.refuse: grpc.StatusCode | None = None
+        self.refusal = "permission denied"
         self.calls: list[p.Envelope] = []
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -143,7 +144,7 @@ class FakeAgent(agent_pb2_grpc.AgentServiceServicer):
         envelope = from_wire(request.operation)
         self.calls.append(envelope)
         if self.refuse is not None:
-            await context.abort(self.refuse, "permission denied")
+            await context.abort(self.refuse, self.refusal)
         op = p.Operation.from_payload(envelope.payload)
         result = json.dumps({"hostname": "web-1", "operation": op.operation}).encode()
         receipt = p.Receipt(

@@ -458,3 +458,19 @@ async def test_a_replayed_operation_is_refused_before_it_is_relayed(world: World
     shown = await world.records().GetSession(pb.GetSessionRequest(session_id=session_id))
     assert [(e.seq, e.outcome) for e in shown.events] == [(1, "ok"), (2, "ok")]
     assert len(world.fake.calls) == 2
+
+
+async def test_the_agents_reason_for_a_failure_reaches_the_engineer_inert(world: World) -> None:
+    await world.grant()
+    session_id = (await world.session()).session.session_id
+    world.fake.refuse = grpc.StatusCode.INTERNAL
+    world.fake.refusal = "rows changed since the preview: nothing was changed\x1b[2J"
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await world.run(session_id, 1)
+    assert failed.value.details() == (
+        "agent web-1 could not run the operation: rows changed since the preview: nothing "
+        "was changed^[[2J")
+    world.fake.refusal = "internal error"  # the agent said nothing more: nor does this
+    with pytest.raises(grpc.aio.AioRpcError) as crashed:
+        await world.run(session_id, 2)
+    assert crashed.value.details() == "agent web-1 could not run the operation (INTERNAL)"

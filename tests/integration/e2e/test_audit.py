@@ -89,6 +89,13 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
     assert (again.returncode, again.stderr) == (
         3, f"error: {bundle} exists: pass --force to replace it\n")
     assert bundle.read_bytes() == written
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.json")
+    into_link = d.auditor("audit", "export", "--case", granted.case_id, "-o", str(dangling),
+                          check=False)
+    assert (into_link.returncode, into_link.stderr) == (
+        3, f"error: {dangling} exists: pass --force to replace it\n")
+    assert dangling.is_symlink()
     d.auditor("audit", "export", "--case", granted.case_id, "-o", str(bundle), "--force")
     not_kept = d.auditor("audit", "verify", "--full", "--since", str(bundle), check=False)
     assert (not_kept.returncode, not_kept.stderr) == (3, f"error: --since {bundle} is not a "
