@@ -22,7 +22,7 @@ from agent.errors import BadInput, ConsentRejected, NotFound
 from agent.rpc import envelope_field, translated
 from agent.state import StateStore
 from agent.trust import PinnedTrust
-from permissions import ChangeConsentInvalid, ChangeContext, verify_change_consent
+from permissions import ChangeConsentInvalid, ChangeContext, is_plain_text, verify_change_consent
 from rmaint.v1 import agent_pb2 as pb
 
 _log = logging.getLogger("agent.local")
@@ -76,6 +76,8 @@ class ChangeLocalMethods:
                          context: grpc.aio.ServicerContext) -> pb.DenyChangeResponse:
         await self._pending(request.digest, self._clock())
         reason = request.reason.strip()[:500]
+        if not is_plain_text(reason):
+            raise BadInput("a reason is one line of text, without control characters")
         if not await asyncio.to_thread(self._store().set_status, request.digest, "denied",
                                        reason, only_from="pending"):
             raise ConsentRejected(f"change {request.digest} is no longer pending")

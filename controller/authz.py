@@ -237,6 +237,9 @@ async def _unknown(request: Any, context: grpc.aio.ServicerContext) -> None:
     raise AssertionError("unreachable: unknown methods are refused before this runs")
 
 
+_GENERATED_UNIMPLEMENTED = "Method not implemented!"  # what grpc's generated bases raise
+
+
 async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
     """Abort the RPC with the status for ``exc`` (re-raising aborts already under way)."""
     if isinstance(exc, grpc.aio.AbortError):
@@ -247,7 +250,9 @@ async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerCont
         log_event("rpc.failed", logging.WARNING, method=method, caller=caller,
                   code=code.name, reason=str(exc))
         await context.abort(code, message)
-    if isinstance(exc, NotImplementedError):  # a generated method nobody implemented
+    if isinstance(exc, NotImplementedError) and str(exc) == _GENERATED_UNIMPLEMENTED:
+        # A method of a generated servicer base that nobody implemented; any other
+        # NotImplementedError is a defect, logged as a crash below.
         log_event("rpc.failed", logging.WARNING, method=method, caller=caller,
                   code="UNIMPLEMENTED", reason="method not implemented")
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")

@@ -21,7 +21,15 @@ import typer
 from rich.console import Console
 
 from agent.approvals import choose_approver, load_approver_key
-from agent.cli._common import JsonOption, console, emit_json, enrolled, options, run
+from agent.cli._common import (
+    JsonOption,
+    console,
+    emit_json,
+    enrolled,
+    options,
+    plain_reason,
+    run,
+)
 from agent.cli._decide import ApproverOption
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import local_time, print_table, short_key
@@ -191,7 +199,8 @@ async def _approve(socket: Any, envelope: Any) -> agent_pb2.ApproveChangeRespons
 def deny_change(
     ctx: typer.Context,
     digest: DigestArgument,
-    reason: Annotated[str, typer.Option(help="Why, for the agent's log.")],
+    reason: Annotated[str, typer.Option(help="Why, for the agent's log.",
+                                        callback=plain_reason)],
     json_out: JsonOption = False,
 ) -> None:
     """Refuse a previewed change: it can no longer be applied."""

@@ -65,3 +65,14 @@ def emit_json(value: Any) -> None:
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def plain_reason(text: str) -> str:
+    """A ``--reason`` as typed, if it is plain text: a line break, terminal escape or
+    bidirectional control is a usage error here, before a key is loaded or the daemon
+    asked (the engineer and the consent log read it)."""
+    from permissions import is_plain_text
+
+    if not is_plain_text(text):
+        raise typer.BadParameter("a reason is one line of text, without control characters")
+    return text

@@ -25,7 +25,16 @@ from agent.approvals import (
     sign_denial,
     sign_revocation,
 )
-from agent.cli._common import JsonOption, Options, console, emit_json, enrolled, options, run
+from agent.cli._common import (
+    JsonOption,
+    Options,
+    console,
+    emit_json,
+    enrolled,
+    options,
+    plain_reason,
+    run,
+)
 from agent.cli._consent import known_grant, pending_request
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import key_change, key_standing, local_time, short_key
@@ -173,7 +182,8 @@ def _show_grant(opts: Options, grant: Grant, signer: PinnedApprover,
 def deny(
     ctx: typer.Context,
     request_id: Annotated[str, typer.Argument(help="The request to deny.")],
-    reason: Annotated[str, typer.Option(help="Why, for the engineer and the consent log.")],
+    reason: Annotated[str, typer.Option(help="Why, for the engineer and the consent log.",
+                                        callback=plain_reason)],
     approver: ApproverOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -195,7 +205,8 @@ def deny(
 def revoke(
     ctx: typer.Context,
     grant_id: Annotated[str, typer.Argument(help="The grant to revoke, e.g. G-...")],
-    reason: Annotated[str, typer.Option(help="Why, for the consent log.")] = "",
+    reason: Annotated[str, typer.Option(help="Why, for the consent log.",
+                                        callback=plain_reason)] = "",
     approver: ApproverOption = None,
     json_out: JsonOption = False,
 ) -> None:

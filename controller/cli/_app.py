@@ -43,21 +43,26 @@ class Options:
 
 
 def describe(exc: Exception) -> str:
-    """The one-line message for an error that ends a command."""
+    """The one-line message for an error that ends a command; what it quotes from the
+    controller or an agent is shown inert (rmaint.text.printable)."""
     from controller.client.errors import ClientError
+    from rmaint.text import printable
 
     if isinstance(exc, ClientError):
-        return str(exc)
+        return printable(str(exc))
     if isinstance(exc, OSError):
         from pki.files import reason  # on errors only: rmctl --help loads no cryptography
 
-        return reason(exc)
-    return str(exc) or f"unexpected {type(exc).__name__}"
+        return printable(reason(exc))
+    return printable(str(exc)) or f"unexpected {type(exc).__name__}"
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr; the caller raises the returned Exit(1)."""
-    typer.echo(f"error: {message}", err=True)
+    """Print ``error: message`` on stderr; the caller raises the returned Exit(1). What the
+    message quotes from the controller or an agent is shown inert (rmaint.text)."""
+    from rmaint.text import printable
+
+    typer.echo(f"error: {printable(message)}", err=True)
     return typer.Exit(1)
 
 

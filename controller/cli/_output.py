@@ -59,13 +59,19 @@ def emit_json(data: Any) -> None:
 
 
 def note(text: str = "") -> None:
-    """A line for people, printed as is: never wrapped, so tokens stay copyable."""
-    typer.echo(text)
+    """A line for people, never wrapped, so tokens stay copyable. What it quotes from
+    others (a reason, an agent's message) is shown inert; its own line breaks stay."""
+    typer.echo(inert(text))
 
 
 def warn(text: str) -> None:
     """``warning: text`` on stderr: something the user should act on; the command went on."""
-    typer.echo(f"warning: {text}", err=True)
+    typer.echo(f"warning: {inert(text)}", err=True)
+
+
+def inert(text: str) -> str:
+    """``text`` line by line through :func:`rmaint.text.printable`."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

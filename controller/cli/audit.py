@@ -141,8 +141,8 @@ def _check(data: bytes, key: tlog.NoteVerifier,
 
     try:
         return check(data, key, agent_keys)
-    except BadEvidence as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except BadEvidence as exc:  # the evidence file's own words may be quoted: inert
+        typer.echo(f"error: {out.inert(str(exc))}", err=True)
         raise typer.Exit(EXIT["failed"]) from exc
 
 

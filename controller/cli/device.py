@@ -42,7 +42,7 @@ def _show_list(result: Any) -> None:
         out.note("the customer has listed no device on this agent")
         return
     out.table("Devices", ("Device", "Allowlisted commands"),
-              ((d["name"], "\n".join(d["commands"])) for d in devices))
+              ((d["name"], "; ".join(d["commands"])) for d in devices))
 
 
 def _show_exec(result: Any) -> None:

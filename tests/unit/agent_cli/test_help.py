@@ -49,6 +49,12 @@ def test_every_command_is_covered() -> None:
     (["log", "--limit", "0"], "error: invalid value for '--limit': 0 is not in the range "
                               "1<=x<=100000 (see 'rmagent log --help')"),
     (["nope"], "error: no such command 'nope' (see 'rmagent --help')"),
+    # The engineer and the consent log read it: one line, nothing that drives a terminal.
+    *[(args, "error: invalid value for '--reason': a reason is one line of text, without "
+       f"control characters (see 'rmagent {args[0]} --help')")
+      for args in (["deny", "R-1", "--reason", "no\nscopes: none"],
+                   ["revoke", "G-1", "--reason", "done\x1b[2J"],
+                   ["deny-change", "sha256:abcdef12", "--reason", "no\u202e"])],
     # A consent names its change: an empty or short prefix would pick whichever is pending.
     *[(["approve-change", prefix], "error: invalid value for 'DIGEST': give the change's "
        "digest as 'rmagent changes' shows it, or at least its first 8 hex digits "
