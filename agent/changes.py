@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import StateUnavailable
+from agent.errors import BadInput, StateUnavailable
 from agent.sqlite import Database, Row
 from agent.wire import envelope_blob, envelope_from_blob
 from permissions import Envelope
@@ -99,6 +99,15 @@ class StoredConsent:
     stored_at: float
 
 
+# Changes one grant may have waiting for the customer at once: enough for any repair, few
+# enough that the customer's review ('rmagent changes') stays readable and small.
+MAX_PENDING_PER_GRANT = 16
+
+
+class TooManyPending(BadInput):
+    """The grant has MAX_PENDING_PER_GRANT changes waiting already."""
+
+
 class ChangeStore:
     """The durable store above; ``path`` is made 0600."""
 
@@ -123,6 +132,14 @@ class ChangeStore:
         given before count no more (see ChangeGate.consume), so a denial is not undone by
         previewing again."""
         with self._db.transaction() as conn:
+            waiting = conn.execute(
+                "SELECT count(*) FROM previews WHERE grant_id = ? AND status = 'pending' "
+                "AND expires_at > ? AND digest <> ?",
+                (preview.grant_id, preview.created_at, preview.digest)).fetchone()[0]
+            if waiting >= MAX_PENDING_PER_GRANT:
+                raise TooManyPending(
+                    f"{waiting} changes under this grant await the customer's decision: "
+                    "wait for decisions, or for previews to expire, before previewing more")
             conn.execute(
                 "INSERT INTO previews (digest, source, undo_of, plan, schema_fp, images, "
                 "agent_id, case_id, grant_id, session_id, engineer, engineer_key_id, "

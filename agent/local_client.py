@@ -37,6 +37,11 @@ DEFAULT_TIMEOUT = 30.0  # above the daemon's own controller deadlines (sync: 5 s
 _Reply = TypeVar("_Reply")
 
 
+# What the customer's own commands may be sent at once: the review of every pending change
+# with its rows (the network's 4 MiB would cut a large data correction's review off).
+LOCAL_ANSWER_LIMIT = 64 * 1024 * 1024
+
+
 class LocalClientError(Exception):
     """A call to the daemon failed; ``str()`` is a message fit for the user."""
 
@@ -156,7 +161,9 @@ class LocalClient:
     def __init__(self, socket: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._socket = socket.absolute()
         self._timeout = timeout
-        self._channel = grpc.aio.insecure_channel(f"unix:{self._socket}")
+        self._channel = grpc.aio.insecure_channel(
+            f"unix:{self._socket}",
+            options=[("grpc.max_receive_message_length", LOCAL_ANSWER_LIMIT)])
         self._stub = agent_pb2_grpc.AgentLocalServiceStub(self._channel)
 
     async def __aenter__(self) -> LocalClient:

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from agent.authz import LOCAL, Authorizer
 from agent.dispatcher import Dispatcher
 from agent.errors import StartupError
+from agent.local_client import LOCAL_ANSWER_LIMIT
 from agent.local_service import LocalServicer
 from agent.locks import LockKeeper
 from agent.renewal import reloading_server_credentials
@@ -156,7 +157,8 @@ async def start_local_server(path: Path, trust_domain: str,
     _claim_socket_path(path)
     server = grpc.aio.server(
         interceptors=[Authorizer(trust_domain=trust_domain, transport=LOCAL)],
-        options=server_options())
+        options=[*(o for o in server_options() if o[0] != "grpc.max_send_message_length"),
+                 ("grpc.max_send_message_length", LOCAL_ANSWER_LIMIT)])
     agent_pb2_grpc.add_AgentLocalServiceServicer_to_server(local, server)
     await _add_health(server, LOCAL_SERVICE)
     try:

@@ -124,3 +124,24 @@ async def test_a_denial_holds_when_the_same_change_is_previewed_again(
         await handle.dispatcher.execute(deployment.operation(
             4, "data.apply", {"digest": change.digest}).operation)
     assert _credit(shop) == 11
+
+
+async def test_the_review_of_many_large_changes_reaches_the_customer_whole(
+        deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
+    from agent.changes import CHANGES_NAME, ChangeStore, StoredPreview
+
+    handle = await start_agent()
+    now = time.time()
+    store = ChangeStore(deployment.home / CHANGES_NAME)  # as the daemon's previews store them
+    try:
+        for n in range(12):  # about 7 MiB in all: over the network's 4 MiB per message
+            store.add_preview(StoredPreview(
+                digest=f"sha256:{n:064x}", source="app", undo_of=None,
+                plan={"changes": [], "diff": "+" + "x" * 600_000 + "\n"}, schema_fp="",
+                images={}, agent_id="web-1", case_id="C-0001", grant_id="G-1",
+                session_id="S-1", engineer="alice", engineer_key_id="sha256:" + "ab" * 32,
+                created_at=now, expires_at=now + 600, kind="config"))
+    finally:
+        store.close()
+    async with LocalClient(handle.socket) as local:
+        assert len(await local.list_changes()) == 12
