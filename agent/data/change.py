@@ -109,10 +109,15 @@ def _verified_run(conn: sa.Connection, source: DataSourcePolicy, stored: StoredP
     if schema.fingerprint() != stored.schema_fp:
         raise PlanDrifted("the schema changed since the preview: nothing was changed")
     plan = parse_plan(stored.plan, schema, allow_deletes=True)
+    before_all = snapshot(conn, schema)
     before, after = _run(conn, schema, plan, _refuse_apply, stored.images["before"],
                          checkpoint)
     if after != stored.images["after"]:
         raise PlanDrifted("the result differs from the preview: nothing was changed")
+    effects = side_effects(before_all, snapshot(conn, schema), planned_keys(plan.steps, schema))
+    if effects != stored.images["side_effects"]:  # e.g. a trigger the preview did not set off
+        raise PlanDrifted("the change would now also change other rows than previewed: "
+                          "nothing was changed")
     checkpoint("verified")
     return before
 

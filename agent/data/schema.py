@@ -93,9 +93,15 @@ class LiveSchema:
 
     source: DataSourcePolicy
     tables: dict[str, LiveTable]
+    # The triggers on those tables, as (table, name, definition): what a change sets off
+    # beyond its own rows, so a trigger added after a preview makes its apply refuse.
+    triggers: tuple[tuple[str, str, str], ...] = ()
 
     def fingerprint(self) -> str:
-        shape = [t.describe() for t in sorted(self.tables.values(), key=lambda t: t.name)]
+        shape: list[Any] = [t.describe()
+                            for t in sorted(self.tables.values(), key=lambda t: t.name)]
+        if self.triggers:
+            shape.append({"triggers": [list(t) for t in self.triggers]})
         text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -107,9 +113,32 @@ def reflect(connection: sa.Connection, source: DataSourcePolicy) -> LiveSchema:
         metadata = sa.MetaData()
         tables = {p.name: _live(connection, metadata, p) for p in source.tables
                   if p.name in existing}
+        triggers = _triggers(connection, sorted(tables))
     except sa.exc.SQLAlchemyError as exc:
         raise DataUnavailable(f"cannot read the catalog of {source.name}") from exc
-    return LiveSchema(source, tables)
+    return LiveSchema(source, tables, triggers)
+
+
+_TRIGGERS = {
+    "sqlite": "SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'trigger'",
+    "postgresql": "SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+                  "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal "
+                  "AND pg_table_is_visible(c.oid)",
+    "mysql": "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, CONCAT_WS(' ', ACTION_TIMING, "
+             "EVENT_MANIPULATION, ACTION_STATEMENT) FROM information_schema.TRIGGERS "
+             "WHERE TRIGGER_SCHEMA = DATABASE()",
+}
+
+
+def _triggers(connection: sa.Connection,
+              tables: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """The triggers defined on ``tables``, sorted."""
+    sql = _TRIGGERS.get(connection.dialect.name)
+    if sql is None or not tables:
+        return ()
+    wanted = set(tables)
+    rows = connection.exec_driver_sql(sql).fetchall()
+    return tuple(sorted((str(t), str(n), str(d)) for t, n, d in rows if t in wanted))
 
 
 def _live(connection: sa.Connection, metadata: sa.MetaData, policy: TablePolicy) -> LiveTable:

@@ -251,3 +251,32 @@ def test_a_table_whose_key_is_masked_cannot_be_addressed(harness: Harness) -> No
     finally:
         masked_key.store.close()
         masked_key.ops.close()
+
+
+_TRIGGER = {  # after an update of an order, another customer's credit changes too
+    "sqlite": ["CREATE TRIGGER bump AFTER UPDATE ON orders BEGIN "
+               "UPDATE customers SET credit = credit + 1 WHERE id = 2; END"],
+    "postgresql": ["CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "UPDATE customers SET credit = credit + 1 WHERE id = 2; RETURN NEW; END $$",
+                   "CREATE TRIGGER bump AFTER UPDATE ON orders FOR EACH ROW "
+                   "EXECUTE FUNCTION bump()"],
+    "mysql": ["CREATE TRIGGER bump AFTER UPDATE ON orders FOR EACH ROW "
+              "UPDATE customers SET credit = credit + 1 WHERE id = 2"],
+}
+
+
+def test_a_trigger_added_after_the_preview_makes_the_apply_refuse(harness: Harness) -> None:
+    plan = {"updates": [{"table": "orders", "key": {"id": 10}, "set": {"status": "shipped"}}]}
+    digest = harness.preview(plan)["digest"]
+    harness.consent(digest)
+    for sql in _TRIGGER[harness.source.engine]:
+        _write(harness, sql)
+    before = harness.content_hash()
+    with pytest.raises(PlanDrifted, match="schema changed since the preview"):
+        harness.apply(digest)
+    assert harness.content_hash() == before
+    # Previewed with the trigger, its side effect is shown, then applied as shown.
+    shown = harness.preview(plan)
+    assert shown["side_effects"] == [{"table": "customers", "rows_changed": 1}]
+    harness.consent(shown["digest"])
+    assert harness.apply(shown["digest"])["status"] == "applied"
