@@ -108,6 +108,10 @@ class TooManyPending(BadInput):
     """The grant has MAX_PENDING_PER_GRANT changes waiting already."""
 
 
+class AlreadyApplied(BadInput):
+    """The very same change (same digest) was applied before: a change is applied once."""
+
+
 class ChangeStore:
     """The durable store above; ``path`` is made 0600."""
 
@@ -128,10 +132,16 @@ class ChangeStore:
 
     def add_preview(self, preview: StoredPreview) -> None:
         """Store ``preview``. The same digest previewed again is pending again, in its new
-        context, unless it was applied (an applied change is never applied twice); consents
+        context; one that was applied is refused (AlreadyApplied: never applied twice); consents
         given before count no more (see ChangeGate.consume), so a denial is not undone by
         previewing again."""
         with self._db.transaction() as conn:
+            known = conn.execute("SELECT status FROM previews WHERE digest = ?",
+                                 (preview.digest,)).fetchone()
+            if known is not None and known[0] == "applied":
+                raise AlreadyApplied(
+                    f"change {preview.digest} was applied already, and a change is applied "
+                    "once: its undo, or a change that differs, can be previewed")
             waiting = conn.execute(
                 "SELECT count(*) FROM previews WHERE grant_id = ? AND status = 'pending' "
                 "AND expires_at > ? AND digest <> ?",
@@ -149,7 +159,7 @@ class ChangeStore:
                 "case_id = excluded.case_id, session_id = excluded.session_id, "
                 "engineer = excluded.engineer, engineer_key_id = excluded.engineer_key_id, "
                 "created_at = excluded.created_at, expires_at = excluded.expires_at, "
-                "status = 'pending', detail = '' WHERE previews.status <> 'applied'",
+                "status = 'pending', detail = ''",
                 (preview.digest, preview.source, preview.undo_of, json.dumps(preview.plan),
                  preview.schema_fp, json.dumps(preview.images), preview.agent_id,
                  preview.case_id, preview.grant_id, preview.session_id, preview.engineer,

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.changes import MAX_PENDING_PER_GRANT, ChangeStore, StoredPreview, TooManyPending
+from agent.changes import (
+    MAX_PENDING_PER_GRANT,
+    AlreadyApplied,
+    ChangeStore,
+    StoredPreview,
+    TooManyPending,
+)
 
 
 def _preview(n: int, grant_id: str = "G-1", *, at: float = 1000.0) -> StoredPreview:
@@ -32,5 +38,17 @@ def test_a_grant_may_keep_only_so_many_changes_waiting(tmp_path: Path) -> None:
         store.add_preview(_preview(100, at=1000.0 + 1800 + 1))
         assert [p.digest for p in store.previews(status="pending", now=1000.0 + 1801)] == \
             [_preview(100).digest]
+    finally:
+        store.close()
+
+
+def test_a_change_applied_before_is_refused_not_shown_pending(tmp_path: Path) -> None:
+    store = ChangeStore(tmp_path / "changes.db")
+    try:
+        store.add_preview(_preview(1))
+        store.set_status(_preview(1).digest, "applied")
+        with pytest.raises(AlreadyApplied, match="applied already"):
+            store.add_preview(_preview(1, at=2000.0))
+        assert store.preview(_preview(1).digest).status == "applied"  # type: ignore[union-attr]
     finally:
         store.close()
