@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 
 from agent.local_client import EngineerPin, KnownGrant, ReceivedRequest
@@ -38,7 +38,6 @@ def short_key(key_id: str) -> str:
 # Free text may wrap; ids, keys and times stay whole so they can be copied.
 _WRAPPING = frozenset({"Reason", "Scopes", "Operation", "Status"})
 _MIN_WRAPPED = 10
-_UNBOUNDED = 100_000
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
@@ -53,14 +52,28 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> 
     return out
 
 
+def _width_needed(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """The narrowest the table can be with every cell whole: columns that do not wrap as
+    wide as their widest line, the others as their longest word (at least _MIN_WRAPPED).
+    Rich would drop or cut columns to fit a narrower terminal: what a customer approves
+    must be shown whole, so a table that needs more is shown as blocks instead."""
+    total = 0
+    for index, column in enumerate(columns):
+        texts = [column, *(printable(row[index]) for row in rows)]
+        if column in _WRAPPING:
+            widest = max([_MIN_WRAPPED, *(cell_len(w) for t in texts for w in t.split())])
+        else:
+            widest = max(cell_len(line) for t in texts for line in (t.split("\n") or [""]))
+        total += widest + 2  # a space of padding on each side
+    return total + 2  # the table's own edges
+
+
 def print_table(out: Console, title: str, columns: Sequence[str],
                 rows: Iterable[Sequence[str]]) -> None:
     """A table if it fits the terminal, else one block per row: nothing is ever cut off."""
     rows = [tuple(row) for row in rows]
-    grid = table(title, columns, rows)
-    needed = Measurement.get(out, out.options.update_width(_UNBOUNDED), grid).minimum
-    if needed <= out.width:
-        out.print(grid)
+    if _width_needed(columns, rows) <= out.width:
+        out.print(table(title, columns, rows))
         return
     out.print(title, style="bold")
     for row in rows:

@@ -60,3 +60,27 @@ def test_a_config_diff_keeps_its_lines_and_shows_the_engineers_values_inert() ->
     shown = screen.getvalue()
     assert not {"\u202e", "\u2028", "\x1b"} & set(shown)
     assert "-NAME=ab\n+NAME=ab<U+202E>cd<U+2028>x^[[8m\n" in shown
+
+
+@pytest.mark.parametrize("after", [
+    "c-1 (normal) " + " " * 150 + "customer=attacker@example.com",  # Rich dropped columns
+    "c-1 (normal) " + "\u2026 " * 60 + "and then customer=attacker@example.com",
+    "short", "x" * 40, "y" * 300,
+])
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_a_table_never_drops_or_cuts_what_the_customer_approves(after: str,
+                                                                width: int) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from agent.cli._render import print_table
+
+    screen = StringIO()
+    out = Console(file=screen, width=width, markup=False, soft_wrap=True, force_terminal=True,
+                  color_system=None)
+    row = ('update orders {"id": 1}', "customer", '"c-1"', after)
+    print_table(out, "", ("Row", "Column", "Before", "After"), [row])
+    shown = "".join(screen.getvalue().split())  # whatever the wrapping, nothing is missing
+    for cell in row:
+        assert "".join(cell.split()) in shown
