@@ -292,10 +292,12 @@ def audit_report(
     case: Annotated[str, typer.Option(help="The case to report on.")],
     html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")],
     key: KeyOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Write an HTML timeline of a case's consent and actions, with its verification."""
     from controller.audit.report import render
 
+    _refuse_existing(html, force)
     pinned, data = _fetch(opts, key, case=case)
     evidence, report = _check(data, pinned)
     _write(html, render(evidence, report, f"Case {case}").encode())

@@ -110,6 +110,11 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
     d.auditor("audit", "report", "--case", granted.case_id, "--html", str(page))
     html = page.read_text()
     assert "session.opened" in html and "<script" not in html and "verified" in html
+    again = d.auditor("audit", "report", "--case", granted.case_id, "--html", str(page),
+                      check=False)
+    assert (again.returncode, again.stderr) == (
+        3, f"error: {page} exists: pass --force to replace it\n")
+    d.auditor("audit", "report", "--case", granted.case_id, "--html", str(page), "--force")
 
 
 def test_usage_errors_exit_3_in_one_line(deployment: E2E, tmp_path: Path) -> None:
