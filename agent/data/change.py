@@ -48,13 +48,15 @@ class Previewed:
 
 
 def preview_plan(engine: sa.Engine, source: DataSourcePolicy, raw_plan: Any, *,
-                 allow_deletes: bool = False) -> Previewed:
-    """Run the plan in a transaction that is always rolled back."""
+                 undo: bool = False) -> Previewed:
+    """Run the plan in a transaction that is always rolled back. ``undo``: the agent's own
+    inverse of an applied change (it may delete, and compare masked columns), not a plan
+    an engineer sent."""
     with _connect(engine) as conn:
         tx = conn.begin()
         try:
             schema = reflect(conn, source)
-            plan = parse_plan(raw_plan, schema, allow_deletes=allow_deletes)
+            plan = parse_plan(raw_plan, schema, allow_deletes=undo, from_engineer=not undo)
             before_all = snapshot(conn, schema)
             before, after = _run(conn, schema, plan, _refuse_preview)
             effects = side_effects(before_all, snapshot(conn, schema),

@@ -88,7 +88,7 @@ class DataOperations:
     async def _preview(self, source: DataSourcePolicy, plan: Any, ctx: OperationContext,
                        undo_of: str | None = None) -> dict[str, Any]:
         previewed = await asyncio.to_thread(change.preview_plan, self._engine(source), source,
-                                            plan, allow_deletes=undo_of is not None)
+                                            plan, undo=undo_of is not None)
         now = self._clock()
         stored = StoredPreview(
             digest=previewed.digest, source=source.name, undo_of=undo_of,

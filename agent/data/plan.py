@@ -55,15 +55,20 @@ class Plan:
                 for kind in KINDS if any(s.kind + "s" == kind for s in self.steps)}
 
 
-def parse_plan(raw: Any, schema: LiveSchema, *, allow_deletes: bool = False) -> Plan:
-    """``raw`` as a plan on ``schema``; InvalidPlan naming the first fault."""
+def parse_plan(raw: Any, schema: LiveSchema, *, allow_deletes: bool = False,
+               from_engineer: bool = False) -> Plan:
+    """``raw`` as a plan on ``schema``; InvalidPlan naming the first fault.
+
+    ``from_engineer``: a plan as an engineer sent it, which may not compare masked columns
+    or address rows by a masked key (each refusal would answer a guess at the hidden
+    value). The agent's own plans (an undo's inverse, a stored plan read back) may."""
     if not isinstance(raw, Mapping):
         raise InvalidPlan("plan must be an object")
     kinds = KINDS if allow_deletes else KINDS[:2]
     unknown = set(raw) - set(kinds)
     if unknown:
         raise InvalidPlan(f"plan: unknown key {', '.join(sorted(map(str, unknown)))[:200]}")
-    steps = tuple(_step(kind[:-1], entry, schema, f"{kind}[{i}]")
+    steps = tuple(_step(kind[:-1], entry, schema, f"{kind}[{i}]", from_engineer)
                   for kind in kinds for i, entry in enumerate(_entries(raw, kind)))
     if not steps:
         raise InvalidPlan("plan changes nothing")
@@ -83,13 +88,13 @@ def _entries(raw: Mapping[str, Any], kind: str) -> list[Any]:
     return entries
 
 
-def _step(kind: str, entry: Any, schema: LiveSchema, where: str) -> Step:
+def _step(kind: str, entry: Any, schema: LiveSchema, where: str, from_engineer: bool) -> Step:
     fields = {"update": {"table", "key", "set", "expect"}, "insert": {"table", "row"},
               "delete": {"table", "key"}}[kind]
     if not isinstance(entry, Mapping) or not set(entry) <= fields:
         raise InvalidPlan(f"{where}: an object with {', '.join(sorted(fields))}")
     table = writable_table(schema, entry.get("table"), where)
-    if set(table.primary_key) & set(table.masked):
+    if from_engineer and set(table.primary_key) & set(table.masked):
         # Whether a row with a guessed key exists would answer for the hidden value.
         raise InvalidPlan(f"{where}.table: its key is masked: rows cannot be addressed")
     if kind == "insert":
@@ -108,7 +113,7 @@ def _step(kind: str, entry: Any, schema: LiveSchema, where: str) -> Step:
     if not values or set(values) & set(table.primary_key):
         raise InvalidPlan(f"{where}.set must change at least one column and not the key")
     expect = _values(entry.get("expect", {}), table, f"{where}.expect", allow_empty=True)
-    if set(expect) & set(table.masked):
+    if from_engineer and set(expect) & set(table.masked):
         # A refusal when the guess is wrong would confirm the right one: as data.query
         # refuses filters on masked columns.
         raise InvalidPlan(f"{where}.expect: masked columns cannot be compared")

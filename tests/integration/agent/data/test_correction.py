@@ -101,6 +101,21 @@ def test_apply_with_consent_then_undo_round_trip(harness: Harness) -> None:
     assert (harness.rows("orders"), harness.rows("customers")) == original
 
 
+def test_a_change_to_a_masked_column_can_be_undone(harness: Harness) -> None:
+    # The undo's own plan expects the masked value it puts back: the agent's plan, not a
+    # guess from an engineer.
+    original = harness.rows("customers")
+    plan = {"updates": [{"table": "customers", "key": {"id": 1},
+                         "set": {"email": "new@example.test"}}]}
+    digest = harness.preview(plan)["digest"]
+    harness.consent(digest)
+    harness.apply(digest)
+    undo = harness.run("undo", {"digest": digest})
+    harness.consent(undo["digest"])
+    harness.apply(undo["digest"])
+    assert harness.rows("customers") == original
+
+
 def test_apply_without_or_with_a_bad_consent_is_refused(harness: Harness) -> None:
     digest = harness.preview(FIX)["digest"]
     before = harness.content_hash()
