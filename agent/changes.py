@@ -21,6 +21,8 @@ Methods block; failures raise StateUnavailable.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ CREATE TABLE IF NOT EXISTS previews (
 );
 CREATE TABLE IF NOT EXISTS consents (
     consent_id TEXT PRIMARY KEY, digest TEXT NOT NULL, envelope BLOB NOT NULL,
-    stored_at REAL NOT NULL, used_at REAL
+    stored_at REAL NOT NULL, used_at REAL, voided_at REAL
 );
 CREATE TABLE IF NOT EXISTS journal (
     digest TEXT PRIMARY KEY, state TEXT NOT NULL, before TEXT NOT NULL,
@@ -53,7 +55,8 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 """
 # Columns added after the first release, for databases made before them.
-_ADDED = (("previews", "kind", "TEXT NOT NULL DEFAULT 'data'"), ("journal", "record", "TEXT"))
+_ADDED = (("previews", "kind", "TEXT NOT NULL DEFAULT 'data'"), ("journal", "record", "TEXT"),
+          ("consents", "voided_at", "REAL"))
 _SELECT_PREVIEWS = """SELECT digest, source, undo_of, plan, schema_fp, images, agent_id,
     case_id, grant_id, session_id, engineer, engineer_key_id, created_at, expires_at, status,
     detail, kind FROM previews"""
@@ -96,7 +99,7 @@ class StoredConsent:
     digest: str
     envelope: Envelope
     used_at: float | None
-    stored_at: float
+    voided_at: float | None = None
 
 
 # Changes one grant may have waiting for the customer at once: enough for any repair, few
@@ -132,9 +135,9 @@ class ChangeStore:
 
     def add_preview(self, preview: StoredPreview) -> None:
         """Store ``preview``. The same digest previewed again is pending again, in its new
-        context; one that was applied is refused (AlreadyApplied: never applied twice); consents
-        given before count no more (see ChangeGate.consume), so a denial is not undone by
-        previewing again."""
+        context; one that was applied is refused (AlreadyApplied: never applied twice). The
+        unused consents given to it before are voided in the same transaction: this preview
+        needs its own, so a denial is not undone by previewing again."""
         with self._db.transaction() as conn:
             known = conn.execute("SELECT status FROM previews WHERE digest = ?",
                                  (preview.digest,)).fetchone()
@@ -150,6 +153,8 @@ class ChangeStore:
                 raise TooManyPending(
                     f"{waiting} changes under this grant await the customer's decision: "
                     "wait for decisions, or for previews to expire, before previewing more")
+            if known is not None:
+                _void_unused(conn, preview.digest, preview.created_at)
             conn.execute(
                 "INSERT INTO previews (digest, source, undo_of, plan, schema_fp, images, "
                 "agent_id, case_id, grant_id, session_id, engineer, engineer_key_id, "
@@ -180,13 +185,17 @@ class ChangeStore:
         return [StoredPreview.of_row(r) for r in rows]
 
     def set_status(self, digest: str, status: str, detail: str = "", *,
-                   only_from: str | None = None) -> bool:
-        """Move a preview to ``status`` (only from ``only_from`` if given); whether it moved."""
+                   only_from: str | None = None, at: float | None = None) -> bool:
+        """Move a preview to ``status`` (only from ``only_from`` if given); whether it moved.
+        A denial (``status="denied"``, ``at`` its time) voids the unused consents with it."""
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE previews SET status = ?, detail = ? WHERE digest = ? "
                 "AND (? IS NULL OR status = ?)", (status, detail, digest, only_from, only_from))
-            return cursor.rowcount == 1
+            moved = cursor.rowcount == 1
+            if moved and status == "denied":
+                _void_unused(conn, digest, time.time() if at is None else at)
+            return moved
 
     def add_consent(self, consent_id: str, digest: str, envelope: Envelope, at: float) -> bool:
         """Store a consent; False if its id is taken already (nothing is replaced)."""
@@ -197,7 +206,7 @@ class ChangeStore:
             return cursor.rowcount == 1
 
     def consents(self, digest: str) -> list[StoredConsent]:
-        rows = self._db.query("SELECT consent_id, digest, envelope, used_at, stored_at "
+        rows = self._db.query("SELECT consent_id, digest, envelope, used_at, voided_at "
                               "FROM consents WHERE digest = ? ORDER BY stored_at", (digest,))
         return [StoredConsent(r[0], r[1], envelope_from_blob(r[2]), r[3], r[4]) for r in rows]
 
@@ -254,3 +263,9 @@ class ChangeStore:
 
 def _json_or_null(record: dict[str, Any] | None) -> str | None:
     return None if record is None else json.dumps(record, sort_keys=True)
+
+
+def _void_unused(conn: sqlite3.Connection, digest: str, at: float) -> None:
+    """Inside the caller's transaction: no unused consent to ``digest`` counts any more."""
+    conn.execute("UPDATE consents SET voided_at = ? WHERE digest = ? AND used_at IS NULL "
+                 "AND voided_at IS NULL", (at, digest))

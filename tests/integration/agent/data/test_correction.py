@@ -101,6 +101,19 @@ def test_apply_with_consent_then_undo_round_trip(harness: Harness) -> None:
     assert (harness.rows("orders"), harness.rows("customers")) == original
 
 
+def test_a_denial_voids_earlier_consents_whatever_the_clock_says(harness: Harness) -> None:
+    # The clock stands still: consent, denial and the second preview share one instant.
+    digest = harness.preview(FIX)["digest"]
+    harness.consent(digest)
+    assert harness.store.set_status(digest, "denied", "no", only_from="pending",
+                                    at=harness.clock())
+    assert harness.preview(FIX)["digest"] == digest  # pending again, asked anew
+    with pytest.raises(ChangeNotConsented, match="consent-voided"):
+        harness.apply(digest)
+    harness.consent(digest)  # the customer's new consent counts
+    assert harness.apply(digest)["status"] == "applied"
+
+
 def test_a_change_to_a_masked_column_can_be_undone(harness: Harness) -> None:
     # The undo's own plan expects the masked value it puts back: the agent's plan, not a
     # guess from an engineer.
