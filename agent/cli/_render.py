@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich import box
-from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -38,6 +38,7 @@ def short_key(key_id: str) -> str:
 # Free text may wrap; ids, keys and times stay whole so they can be copied.
 _WRAPPING = frozenset({"Reason", "Scopes", "Operation", "Status"})
 _MIN_WRAPPED = 10
+_UNBOUNDED = 100_000  # wide enough for any table on one line per row
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
@@ -52,28 +53,27 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> 
     return out
 
 
-def _width_needed(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
-    """The narrowest the table can be with every cell whole: columns that do not wrap as
-    wide as their widest line, the others as their longest word (at least _MIN_WRAPPED).
-    Rich would drop or cut columns to fit a narrower terminal: what a customer approves
-    must be shown whole, so a table that needs more is shown as blocks instead."""
-    total = 0
-    for index, column in enumerate(columns):
-        texts = [column, *(printable(row[index]) for row in rows)]
-        if column in _WRAPPING:
-            widest = max([_MIN_WRAPPED, *(cell_len(w) for t in texts for w in t.split())])
-        else:
-            widest = max(cell_len(line) for t in texts for line in (t.split("\n") or [""]))
-        total += widest + 2  # a space of padding on each side
-    return total + 2  # the table's own edges
+def _whole(out: Console, grid: Table) -> bool:
+    """Whether Rich shows every cell of ``grid`` whole at ``out``'s width. Wrapping only
+    moves text; dropping a column or cutting a cell (which Rich does to fit a narrow
+    terminal, silently) loses some: the characters shown are counted against a rendering
+    wide enough for everything."""
+    def shown(width: int) -> int:
+        probe = Console(file=io.StringIO(), width=width, color_system=None, markup=False,
+                        emoji=False, highlight=False)
+        probe.print(grid)
+        text = probe.file.getvalue()  # type: ignore[attr-defined]
+        return sum(1 for c in text if not c.isspace() and not "\u2500" <= c <= "\u257f")
+    return shown(out.width) == shown(_UNBOUNDED)
 
 
 def print_table(out: Console, title: str, columns: Sequence[str],
                 rows: Iterable[Sequence[str]]) -> None:
     """A table if it fits the terminal, else one block per row: nothing is ever cut off."""
     rows = [tuple(row) for row in rows]
-    if _width_needed(columns, rows) <= out.width:
-        out.print(table(title, columns, rows))
+    grid = table(title, columns, rows)
+    if _whole(out, grid):
+        out.print(grid)
         return
     out.print(title, style="bold")
     for row in rows:

@@ -84,3 +84,32 @@ def test_a_table_never_drops_or_cuts_what_the_customer_approves(after: str,
     shown = "".join(screen.getvalue().split())  # whatever the wrapping, nothing is missing
     for cell in row:
         assert "".join(cell.split()) in shown
+
+
+@pytest.mark.parametrize(("columns", "row"), [
+    (("Row", "Column", "Before", "After"),
+     ('update orders {"id": 1}', "status", '"open"', '"shipped to the customer on 2025-01-02"')),
+    (("Request", "Case", "Engineer", "Engineer key", "Scopes", "Duration", "Reason",
+      "Received", "Status"),
+     ("R-0001", "C-0001", "alice", "sha256:abababababab", "diag.read, data.write", "2h",
+      "the web shop answers slowly since the last deployment", "2026-11-27T11:00:00+00:00",
+      "pending")),
+    (("Key", "Before", "After"), ("server.port", "8080", "9090")),
+])
+def test_at_every_width_every_character_of_every_cell_is_shown(columns: tuple[str, ...],
+                                                                row: tuple[str, ...]) -> None:
+    from collections import Counter
+    from io import StringIO
+
+    from rich.console import Console
+
+    from agent.cli._render import print_table
+
+    wanted = Counter(c for text in (*columns, *row) for c in text if not c.isspace())
+    for width in range(40, 161):
+        screen = StringIO()
+        out = Console(file=screen, width=width, markup=False, soft_wrap=True,
+                      color_system=None)
+        print_table(out, "", columns, [row])
+        shown = Counter(c for c in screen.getvalue() if not c.isspace())
+        assert not wanted - shown, (width, wanted - shown)
