@@ -149,7 +149,7 @@ class ChangeStore:
                 "SELECT count(*) FROM previews WHERE grant_id = ? AND status = 'pending' "
                 "AND expires_at > ? AND digest <> ?",
                 (preview.grant_id, preview.created_at, preview.digest)).fetchone()[0]
-            if waiting >= MAX_PENDING_PER_GRANT:
+            if waiting >= MAX_PENDING_PER_GRANT and preview.undo_of is None:  # undo: never held up
                 raise TooManyPending(
                     f"{waiting} changes under this grant await the customer's decision: "
                     "wait for decisions, or for previews to expire, before previewing more")

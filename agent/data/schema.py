@@ -120,13 +120,18 @@ def reflect(connection: sa.Connection, source: DataSourcePolicy) -> LiveSchema:
 
 
 _TRIGGERS = {
-    "sqlite": "SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'trigger'",
-    "postgresql": "SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+    # SQLite keeps the table name as the trigger's ON clause spelled it: compared lowered.
+    "sqlite": "SELECT lower(tbl_name), name, sql FROM sqlite_master WHERE type = 'trigger'",
+    # The definition names the function; its body and whether it is enabled are added.
+    "postgresql": "SELECT c.relname, t.tgname, concat_ws(' ', pg_get_triggerdef(t.oid), "
+                  "t.tgenabled, md5(pg_get_functiondef(t.tgfoid))) FROM pg_trigger t "
                   "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal "
                   "AND pg_table_is_visible(c.oid)",
+    # The body shows only with the TRIGGER privilege on the table (else NULL): the
+    # source's user needs it for a body changed in place to count.
     "mysql": "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, CONCAT_WS(' ', ACTION_TIMING, "
-             "EVENT_MANIPULATION, ACTION_STATEMENT) FROM information_schema.TRIGGERS "
-             "WHERE TRIGGER_SCHEMA = DATABASE()",
+             "EVENT_MANIPULATION, ACTION_ORDER, ACTION_STATEMENT) "
+             "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()",
 }
 
 
@@ -136,7 +141,7 @@ def _triggers(connection: sa.Connection,
     sql = _TRIGGERS.get(connection.dialect.name)
     if sql is None or not tables:
         return ()
-    wanted = set(tables)
+    wanted = {t.lower() for t in tables} if connection.dialect.name == "sqlite" else set(tables)
     rows = connection.exec_driver_sql(sql).fetchall()
     return tuple(sorted((str(t), str(n), str(d)) for t, n, d in rows if t in wanted))
 

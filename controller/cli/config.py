@@ -17,6 +17,7 @@ import typer
 from controller.cli import _output as out
 from controller.cli._app import Options, command, group
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt, run_operation
+from rmaint.text import printable
 
 config_app = group("config")
 DigestArg = Annotated[str, typer.Argument(help="The change's full digest (sha256:...).")]
@@ -83,7 +84,7 @@ def _show_applied(result: dict[str, Any]) -> None:
     if result.get("status") == "refused":
         _show_refused(result)
     elif result.get("status") == "validation-failed":
-        out.note(f"not applied: {result['reason']}")
+        out.note(f"not applied: {printable(str(result['reason']))}")  # the validator's words
     else:
         what = "undo" if result.get("undo_of") else "change"
         out.note(f"applied {what} {result['digest']} to {result['file']}")
@@ -97,7 +98,7 @@ def _show_applied(result: dict[str, Any]) -> None:
 
 def _show_refused(result: dict[str, Any]) -> None:
     """Why nothing was changed; with the three sha256 and the diff when the file moved."""
-    out.note(f"refused, nothing was changed: {result['reason']}")
+    out.note(f"refused, nothing was changed: {printable(str(result['reason']))}")
     view = result.get("view")
     if not view:
         return

@@ -17,6 +17,7 @@ import typer
 from controller.cli import _output as out
 from controller.cli._app import Options, command, group
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt, run_operation
+from rmaint.text import printable
 
 data_app = group("data")
 SourceArg = Annotated[str, typer.Argument(help="The data source, as the customer named it.")]
@@ -126,7 +127,7 @@ def _show_rows(result: dict[str, Any]) -> None:
 
 def _show_change(result: dict[str, Any]) -> None:
     if result.get("status") == "refused":
-        out.note(f"undo refused: {result['reason']}")
+        out.note(f"undo refused: {printable(str(result['reason']))}")
         rows = [(f"{r['table']} {_cell(r['key'])}", col, _cell((r["before"] or {}).get(col)),
                  _cell((r["after"] or {}).get(col)), _cell((r["current"] or {}).get(col)))
                 for r in result["rows"] for col in _columns(r["before"], r["after"],

@@ -282,7 +282,7 @@ def test_a_table_whose_key_is_masked_cannot_be_addressed(harness: Harness) -> No
 
 
 _TRIGGER = {  # after an update of an order, another customer's credit changes too
-    "sqlite": ["CREATE TRIGGER bump AFTER UPDATE ON orders BEGIN "
+    "sqlite": ["CREATE TRIGGER bump AFTER UPDATE ON ORDERS BEGIN "  # spelt as SQLite keeps it
                "UPDATE customers SET credit = credit + 1 WHERE id = 2; END"],
     "postgresql": ["CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                    "UPDATE customers SET credit = credit + 1 WHERE id = 2; RETURN NEW; END $$",
@@ -308,3 +308,27 @@ def test_a_trigger_added_after_the_preview_makes_the_apply_refuse(harness: Harne
     assert shown["side_effects"] == [{"table": "customers", "rows_changed": 1}]
     harness.consent(shown["digest"])
     assert harness.apply(shown["digest"])["status"] == "applied"
+
+
+_REBODY = {  # the same trigger, doing something else from now on
+    "sqlite": ["DROP TRIGGER bump", "CREATE TRIGGER bump AFTER UPDATE ON ORDERS BEGIN "
+               "UPDATE customers SET credit = credit + 5 WHERE id = 2; END"],
+    "postgresql": ["CREATE OR REPLACE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                   "BEGIN UPDATE customers SET credit = credit + 5 WHERE id = 2; RETURN NEW; "
+                   "END $$"],
+    "mysql": ["DROP TRIGGER bump", "CREATE TRIGGER bump AFTER UPDATE ON orders FOR EACH ROW "
+              "UPDATE customers SET credit = credit + 5 WHERE id = 2"],
+}
+
+
+def test_a_trigger_whose_body_changed_after_the_preview_makes_the_apply_refuse(
+        harness: Harness) -> None:
+    for sql in _TRIGGER[harness.source.engine]:
+        _write(harness, sql)
+    plan = {"updates": [{"table": "orders", "key": {"id": 10}, "set": {"status": "shipped"}}]}
+    digest = harness.preview(plan)["digest"]
+    harness.consent(digest)
+    for sql in _REBODY[harness.source.engine]:
+        _write(harness, sql)
+    with pytest.raises(PlanDrifted, match="schema changed since the preview"):
+        harness.apply(digest)
