@@ -17,6 +17,7 @@ import typer
 
 from controller.cli import _output as out
 from controller.cli._app import DEBUG_ENV, GROUPS, Options, command, describe
+from controller.cli._outfile import write_whole
 from controller.cli._run import with_client
 from rmaint.cli import OneLineUsage
 
@@ -261,7 +262,7 @@ def audit_export(
     """Write a case's evidence bundle (records, proofs, checkpoints, envelopes)."""
     _refuse_existing(output, force)
     pinned, data = _fetch(opts, key, case=case)
-    _write(output, data)
+    _write(output, data, force)
     evidence, report = _check(data, pinned)
     typer.echo(f"wrote {output}: {report.records} records, checkpoint size {report.size}",
                err=opts.json)  # with --json, stdout is the report alone
@@ -280,7 +281,7 @@ def audit_prove(
     """Write a self-contained proof that one event is in the log."""
     _refuse_existing(output, force)
     pinned, data = _fetch(opts, key, event=event)
-    _write(output, data)
+    _write(output, data, force)
     evidence, report = _check(data, pinned)
     out.note(f"wrote {output}")
     raise _show(opts, evidence, report)
@@ -300,7 +301,7 @@ def audit_report(
     _refuse_existing(html, force)
     pinned, data = _fetch(opts, key, case=case)
     evidence, report = _check(data, pinned)
-    _write(html, render(evidence, report, f"Case {case}").encode())
+    _write(html, render(evidence, report, f"Case {case}").encode(), force)
     out.note(f"wrote {html} ({report.status})")
 
 
@@ -318,7 +319,7 @@ def audit_checkpoint(
 
     pinned, note = with_client(opts, work)
     checkpoint = checkpoint_size(note, pinned.key)
-    _write(save, note)
+    _write(save, note, True)  # the checkpoint kept is updated in place
     if opts.json:
         out.emit_json({"size": checkpoint.size, "root": checkpoint.root_hash.hex(),
                        "file": str(save)})
@@ -350,19 +351,12 @@ def _read(path: Path) -> bytes:
         raise _usage(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Replace ``path`` whole or not at all: a reader (or a crash) never sees a part of a
-    large evidence file. The mode follows the umask, as for any file the user writes."""
-    import os
-    import secrets
-
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+def _write(path: Path, data: bytes, force: bool) -> None:
+    """``path`` written whole or not at all (see write_whole); a failure is a usage error.
+    The mode follows the umask, as for any file the user writes."""
     try:
-        with tmp.open("xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_whole(path, data, force=force)
+    except FileExistsError as exc:
+        raise _usage(f"{path} exists: pass --force to replace it") from exc
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise _usage(f"cannot write {path}: {exc.strerror}") from exc

@@ -25,6 +25,7 @@ import typer
 from controller.cli import _output as out
 from controller.cli._app import Options, app, command, fail
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt
+from controller.cli._outfile import write_whole
 from controller.cli._run import with_client, with_workflow
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def replay(opts: Options, session_id: str, *, speed: float, no_wait: bool,
         raise fail(f"{output} exists: pass --force to replace it")
     cast = _recording(opts, session_id, index)
     if output is not None:
-        _save(output, cast, force)
+        write_whole(output, cast, force=force)
         out.note(f"saved {len(cast)} bytes to {output}")
         return
     _, events = asciicast.parse(cast)
@@ -183,26 +184,6 @@ def replay(opts: Options, session_id: str, *, speed: float, no_wait: bool,
             time.sleep(min(wait, 5.0))  # long pauses are cut to 5 s
         stream.write(event.raw())
         stream.flush()
-
-
-def _save(path: Path, data: bytes, force: bool) -> None:
-    """Write ``path`` whole or not at all; without ``force`` never over a file that
-    appeared meanwhile."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(temporary, "xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        if force:
-            os.replace(temporary, path)
-        else:
-            os.link(temporary, path)
-    except OSError as exc:  # named by the user's path, never the temporary one
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def _recording(opts: Options, session_id: str, index: int) -> bytes:
