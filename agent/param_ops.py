@@ -20,7 +20,10 @@ context may hold a secret); the customer reviews the unredacted diff locally.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -89,9 +92,12 @@ class ParamOperations:
     async def _store(self, previewed: params.ParamPreview, ctx: OperationContext,
                      undo_of: str | None) -> dict[str, Any]:
         now = self._clock()
+        # Every preview its own change (see agent.service_ops): the file's digest and a nonce.
+        nonce = secrets.token_hex(16)
         stored = StoredPreview(
-            digest=previewed.digest, source=previewed.name, undo_of=undo_of,
-            plan=previewed.to_dict(), schema_fp="", images={}, agent_id=ctx.agent_id,
+            digest=preview_digest(previewed.digest, nonce), source=previewed.name,
+            undo_of=undo_of, plan={**previewed.to_dict(), "nonce": nonce}, schema_fp="",
+            images={}, agent_id=ctx.agent_id,
             case_id=ctx.case_id, grant_id=ctx.grant_id, session_id=ctx.session_id,
             engineer=ctx.engineer, engineer_key_id=ctx.engineer_key_id, created_at=now,
             expires_at=now + PREVIEW_TTL, kind=KIND)
@@ -187,10 +193,11 @@ class ParamOperations:
         if stored.undo_of is not None:
             return None
         file = self._config.file(stored.source)
-        return {"name": file.name, "digest": stored.digest,
+        file_digest = stored.plan["digest"]  # the file change's own, as params.apply keys it
+        return {"name": file.name, "digest": file_digest,
                 "before_sha256": stored.plan["before_sha256"],
                 "after_sha256": stored.plan["after_sha256"],
-                "backup": str(self._backups.path(file, stored.digest)),
+                "backup": str(self._backups.path(file, file_digest)),
                 "changes": plan_changes(stored), "validation": None}
 
     async def _applied_record(self, digest: str) -> dict[str, Any]:
@@ -237,10 +244,22 @@ async def _engine(call: Callable[..., Any], *args: Any) -> Any:
 
 
 def _stored_preview(stored: StoredPreview) -> params.ParamPreview:
+    plan = {k: v for k, v in stored.plan.items() if k != "nonce"}
     try:
-        return params.ParamPreview.from_dict(stored.plan)
+        previewed = params.ParamPreview.from_dict(plan)
     except params.Drifted as exc:
         raise OperationFailed(str(exc)) from exc
+    if "nonce" in stored.plan and \
+            preview_digest(previewed.digest, str(stored.plan["nonce"])) != stored.digest:
+        raise OperationFailed("the stored preview does not match its digest")
+    return previewed
+
+
+def preview_digest(file_digest: str, nonce: str) -> str:
+    """The digest the customer consents to: the file change's own and a nonce."""
+    body = {"kind": "config.preview", "file_digest": file_digest, "nonce": nonce}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _after_text(file: params.ParamFile, before: str, applied: dict[str, Any]) -> str:

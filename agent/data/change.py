@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,8 +64,11 @@ def preview_plan(engine: sa.Engine, source: DataSourcePolicy, raw_plan: Any, *,
                                    planned_keys(plan.steps, schema))
         finally:
             tx.rollback()
+    # The nonce makes every preview its own change: a consent is never carried over to a
+    # later preview of the same rows, and the same correction can be made again after an
+    # undo (a digest applied once is never applied again).
     images = {"keys": [s.key for s in plan.steps], "before": before, "after": after,
-              "side_effects": effects, "counts": _counts(plan)}
+              "side_effects": effects, "counts": _counts(plan), "nonce": secrets.token_hex(16)}
     fingerprint = schema.fingerprint()
     return Previewed(change_digest(schema.source.name, plan.to_json(), fingerprint, images),
                      plan, fingerprint, images)

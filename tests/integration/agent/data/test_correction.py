@@ -82,8 +82,23 @@ def test_preview_leaves_no_trace_and_masks_what_it_sends(harness: Harness) -> No
     assert rows[("orders", '{"id": 13}')]["before"] is None
 
 
-def test_same_plan_on_same_data_has_the_same_digest(harness: Harness) -> None:
-    assert harness.preview(FIX)["digest"] == harness.preview(FIX)["digest"]
+def test_every_preview_is_its_own_change(harness: Harness) -> None:
+    first, second = harness.preview(FIX), harness.preview(FIX)
+    assert first["digest"] != second["digest"]  # same rows, each its own consent
+    assert (first["rows"], first["counts"]) == (second["rows"], second["counts"])
+    harness.consent(first["digest"])
+    with pytest.raises(ChangeNotConsented, match="no-consent"):
+        harness.apply(second["digest"])
+
+
+def test_a_correction_undone_can_be_made_again(harness: Harness) -> None:
+    for _ in range(2):  # change, undo, the same change again, undo again
+        digest = harness.preview(FIX)["digest"]
+        harness.consent(digest)
+        assert harness.apply(digest)["status"] == "applied"
+        undo = harness.run("undo", {"digest": digest})["digest"]
+        harness.consent(undo)
+        assert harness.apply(undo)["status"] == "applied"
 
 
 def test_apply_with_consent_then_undo_round_trip(harness: Harness) -> None:
@@ -101,17 +116,21 @@ def test_apply_with_consent_then_undo_round_trip(harness: Harness) -> None:
     assert (harness.rows("orders"), harness.rows("customers")) == original
 
 
-def test_a_denial_voids_earlier_consents_whatever_the_clock_says(harness: Harness) -> None:
+def test_a_denial_holds_whatever_the_clock_says(harness: Harness) -> None:
     # The clock stands still: consent, denial and the second preview share one instant.
     digest = harness.preview(FIX)["digest"]
     harness.consent(digest)
     assert harness.store.set_status(digest, "denied", "no", only_from="pending",
                                     at=harness.clock())
-    assert harness.preview(FIX)["digest"] == digest  # pending again, asked anew
-    with pytest.raises(ChangeNotConsented, match="consent-voided"):
+    [voided] = harness.store.consents(digest)
+    assert voided.voided_at == harness.clock()
+    with pytest.raises(ChangeNotFound, match="denied"):
         harness.apply(digest)
-    harness.consent(digest)  # the customer's new consent counts
-    assert harness.apply(digest)["status"] == "applied"
+    again = harness.preview(FIX)["digest"]  # asked anew: its own change, its own consent
+    with pytest.raises(ChangeNotConsented, match="no-consent"):
+        harness.apply(again)
+    harness.consent(again)
+    assert harness.apply(again)["status"] == "applied"
 
 
 def test_a_change_to_a_masked_column_can_be_undone(harness: Harness) -> None:

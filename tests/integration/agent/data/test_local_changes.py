@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 import permissions as p
 from agent import config as agent_config
 from agent.data.policy import DataConfig, DataSourcePolicy
-from agent.errors import Refused
+from agent.errors import OperationFailed, Refused
 from agent.local_client import DaemonRefused, LocalClient
 from tests.integration.agent.conftest import Deployment, StartAgent
 from tests.integration.agent.data.conftest import SECRET_EMAIL, TABLES, fill
@@ -108,21 +108,23 @@ async def test_a_denial_holds_when_the_same_change_is_previewed_again(
         async def preview(seq: int) -> Any:
             done = await handle.dispatcher.execute(deployment.operation(
                 seq, "data.preview", {"source": "shop", "plan": PLAN}).operation)
-            [change] = await local.list_changes()
-            assert change.digest == json.loads(done.result_json)["digest"]
+            digest = json.loads(done.result_json)["digest"]
+            [change] = await local.list_changes(digest_prefix=digest)
             return change
 
         change = await preview(1)
         await local.approve_change(_consent(deployment, change))  # approved, then ...
         await local.deny_change(change.digest, "changed my mind")  # ... denied, unused
-        again = await preview(2)  # pending again: the engineer asks anew
-        with pytest.raises(Refused):  # the consent given before the denial is void
-            await handle.dispatcher.execute(deployment.operation(
-                3, "data.apply", {"digest": change.digest}).operation)
+        again = await preview(2)  # the engineer asks anew: another change to consent to
+        assert again.digest != change.digest
+        for seq, digest in ((3, change.digest), (4, again.digest)):  # denied; no consent
+            with pytest.raises((Refused, OperationFailed)):
+                await handle.dispatcher.execute(deployment.operation(
+                    seq, "data.apply", {"digest": digest}).operation)
         assert _credit(shop) == 10
         await local.approve_change(_consent(deployment, again, consent_id="K-2"))
         await handle.dispatcher.execute(deployment.operation(
-            4, "data.apply", {"digest": change.digest}).operation)
+            5, "data.apply", {"digest": again.digest}).operation)
     assert _credit(shop) == 11
 
 

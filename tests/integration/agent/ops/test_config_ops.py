@@ -98,6 +98,20 @@ def test_undo_is_its_own_previewed_and_consented_change(ops: Ops) -> None:
         ops.run("config.undo", {"digest": undo["digest"]})
 
 
+def test_a_change_undone_can_be_made_again_and_undone_again(ops: Ops) -> None:
+    # Every preview is its own change: the same port change after its undo is a new one.
+    digests = []
+    for _ in range(2):
+        digest = str(preview(ops, **{"server.port": 9090})["digest"])
+        ops.consent(digest)
+        assert ops.run("config.apply", {"digest": digest})["status"] == "applied"
+        undo = str(ops.run("config.undo", {"digest": digest})["digest"])
+        ops.consent(undo)
+        assert ops.run("config.apply", {"digest": undo})["status"] == "applied"
+        digests += [digest, undo]
+    assert len(set(digests)) == 4 and ops.app.read_text() == APP_INI
+
+
 def test_undo_refused_with_three_way_view_when_the_file_changed(ops: Ops) -> None:
     digest = str(preview(ops, **{"server.port": 9090})["digest"])
     ops.consent(digest)
