@@ -51,16 +51,25 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
+    async def _agent(self) -> str:
+        """The calling agent's id, if its certificate is for the key enrolled now.
+
+        An agent enrolled again (a new host, a new key) leaves the old key's certificate
+        valid to TLS until it expires: it must not speak for the agent any more."""
+        caller = caller_as("agent")
+        await self._deps.store.read(_enrolled_key, caller.name, caller.key_id)
+        return caller.name
+
     async def FetchRequests(self, request: pb.FetchRequestsRequest,
                             context: grpc.aio.ServicerContext) -> pb.FetchRequestsResponse:
-        agent_id = caller_as("agent").name
+        agent_id = await self._agent()
         found = await self._deps.store.read(_pending, agent_id,
                                             self._deps.clock() - REQUEST_TTL)
         return pb.FetchRequestsResponse(requests=[to_wire(r) for r in found])
 
     async def ReportConsent(self, request: pb.ReportConsentRequest,
                             context: grpc.aio.ServicerContext) -> pb.ReportConsentResponse:
-        agent_id = caller_as("agent").name
+        agent_id = await self._agent()
         envelope = _common.envelope(request.decision, "decision")
         what = await self._deps.store.write(_report, agent_id, envelope, self._deps.clock())
         log_event("consent.reported", agent_id=agent_id, kind=envelope.payload_type,
@@ -69,7 +78,7 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
 
     async def Heartbeat(self, request: pb.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
-        agent_id = caller_as("agent").name
+        agent_id = await self._agent()
         address = _common.address(request.address, "address") if request.address else ""
         keys = approver_keys(request.approver_keys)
         now = self._deps.clock()
@@ -79,7 +88,7 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
 
     async def ReportInspection(self, request: pb.ReportInspectionRequest,
                                context: grpc.aio.ServicerContext) -> pb.ReportInspectionResponse:
-        agent_id = caller_as("agent").name
+        agent_id = await self._agent()
         run = inspection.parse_run(request.run)
         recorded = await self._deps.store.write(inspection.record_run, agent_id, run,
                                                 self._deps.clock())
@@ -91,17 +100,17 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
     async def Witness(self, request: pb.WitnessRequest,
                       context: grpc.aio.ServicerContext) -> pb.WitnessResponse:
         """Check, mirror and cosign the agent's log (see :mod:`controller.services.witness`)."""
-        return await witness.serve_witness(self._deps, caller_as("agent").name, request)
+        return await witness.serve_witness(self._deps, await self._agent(), request)
 
     async def CosignCheckpoint(self, request: pb.CosignCheckpointRequest,
                                context: grpc.aio.ServicerContext
                                ) -> pb.CosignCheckpointResponse:
-        return await witness.serve_cosign(self._deps, caller_as("agent").name, request)
+        return await witness.serve_cosign(self._deps, await self._agent(), request)
 
     async def Connect(self, request_iterator: AsyncIterator[pb.AgentFrame],
                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ControllerFrame]:
         """Dial-out mode: hold the agent's stream (see :mod:`controller.dialin`)."""
-        agent_id = caller_as("agent").name
+        agent_id = await self._agent()
         if self._deps.relay.dialin is None:
             raise FailedPrecondition("this controller does not serve dial-out agents")
         async for frame in self._deps.relay.dialin.serve(agent_id, request_iterator, context):
@@ -111,7 +120,7 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
                         context: grpc.aio.ServicerContext,
                         ) -> AsyncIterator[agent_pb2.ShellClientMessage]:
         """Dial-out mode: a shell stream waiting for its login (controller.gateway.reverse)."""
-        agent_id = caller_as("agent").name
+        agent_id = await self._agent()
         metadata = dict(context.invocation_metadata() or ())
         ticket = metadata.get(SHELL_TICKET_HEADER, "")
         if not isinstance(ticket, str) or not _TICKET.fullmatch(ticket):
@@ -125,7 +134,7 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
                          context: grpc.aio.ServicerContext) -> agent_pb2.LockSet:
         """The locks in force for the calling agent (also for a locked one: they only
         restrict)."""
-        return await _locks.fetch_locks(self._deps, caller_as("agent").name)
+        return await _locks.fetch_locks(self._deps, await self._agent())
 
 
 def approver_keys(reported: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -151,6 +160,13 @@ def _enrolled(conn: Connection, agent_id: str) -> AgentRecord:
     if agent is None:
         raise PermissionDenied(f"agent {agent_id} holds a certificate but is not enrolled")
     return agent
+
+
+def _enrolled_key(conn: Connection, agent_id: str, key_id: str) -> None:
+    agent = _enrolled(conn, agent_id)
+    if agent.key_fingerprint != key_id:
+        raise PermissionDenied(f"agent {agent_id} called with the certificate of key {key_id}, "
+                               f"not of the key enrolled now ({agent.key_fingerprint})")
 
 
 def _may_offer_shell(conn: Connection, agent_id: str, now: float) -> None:

@@ -474,3 +474,22 @@ async def test_the_agents_reason_for_a_failure_reaches_the_engineer_inert(world:
     with pytest.raises(grpc.aio.AioRpcError) as crashed:
         await world.run(session_id, 2)
     assert crashed.value.details() == "agent web-1 could not run the operation (INTERNAL)"
+
+
+async def test_an_agent_enrolled_again_no_longer_answers_to_its_old_key(world: World) -> None:
+    reply = await world.admin.CreateJoinToken(pb.CreateJoinTokenRequest(
+        role="agent", subject="web-1", customer_id="acme"))
+    key = certs.generate_key()
+    enrolled = await enroll(JoinToken.decode(reply.token), key, agent_address="127.0.0.1:9")
+    new = world.d.person("agent", "web-1", key, cert_pem=enrolled.certificate_pem)
+    old = rpc.AgentReportServiceStub(world.d.channel(world.agent))  # still valid to TLS
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await old.Heartbeat(pb.HeartbeatRequest(address="127.0.0.1:1"))
+    assert (refused.value.code(), refused.value.details()) == (
+        grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await old.FetchRequests(pb.FetchRequestsRequest())
+    await rpc.AgentReportServiceStub(world.d.channel(new)).Heartbeat(
+        pb.HeartbeatRequest(address="127.0.0.1:2"))
+    [agent] = (await world.admin.ListAgents(pb.ListAgentsRequest())).agents
+    assert agent.address == "127.0.0.1:2"

@@ -32,9 +32,9 @@ from controller.audit.reconcile import (
 from controller.audit.records import decode
 from controller.audit.verify import VERIFIED, verify_evidence
 from controller.audit.witness import Exchange, Witnessed, WitnessRefused, agent_origin, witness
-from controller.store import Store, auditlog, sessions
+from controller.store import Store, auditlog, directory, sessions
 from controller.store import witness as rows
-from controller.store.records import Session, SessionEvent
+from controller.store.records import AgentRecord, Session, SessionEvent
 from controller.store.schema import agents, session_events, witness_entries
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc as rpc
@@ -248,12 +248,15 @@ def test_reconcile_finds_events_deleted_on_either_side(store: Store,
 
 async def test_an_agent_witnesses_a_real_controller_over_mutual_tls(
         deployment: Deployment, tmp_path: Path) -> None:
+    agent = deployment.person("agent", "web-1")
     store = Store.open(deployment.controller.config.database_url)
     try:
         await store.write(_seed)
+        await store.write(lambda conn: directory.save_agent(conn, AgentRecord(  # its key
+            "web-1", "acme", "127.0.0.1:7501", b"k", p.key_id(agent.key.public_key()), T0,
+            None)))
     finally:
         store.close()
-    agent = deployment.person("agent", "web-1")
     stub = rpc.AgentReportServiceStub(deployment.channel(agent))
     side = AgentSide(tmp_path / "agent-log.db")
     mine = Witness(tmp_path / "agent-log.db", side.signer, batch=4)
