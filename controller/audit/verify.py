@@ -62,7 +62,9 @@ def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier,
     if evidence.scope.get("full") is True:
         faults.extend(_missing(evidence.records, signed.size))
     sessions, still_open = 0, tuple[str, ...]()
-    if "event" not in evidence.scope:
+    if "event" in evidence.scope:
+        faults.extend(_one_event(evidence))
+    else:
         chains = check_sessions(events)
         sessions, still_open = chains.sessions, chains.open_sessions
         faults.extend(Fault(f.index, f.kind, f.what, f.severity) for f in chains.faults)
@@ -73,6 +75,17 @@ def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier,
     return Report(_status(faults), signed.size, signed.root_hash, len(events), sessions,
                   still_open, len(evidence.consistency), len(evidence.envelopes), tuple(faults),
                   cosigned_by)
+
+
+def _one_event(evidence: Evidence) -> list[Fault]:
+    """A proof of one event holds that event alone. The scope is not signed: a case's
+    evidence cut short and relabelled as an event's must not skip the session checks."""
+    wanted = evidence.scope.get("event")
+    indexes = [r.index for r in evidence.records]
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and indexes == [wanted]:
+        return []
+    return [Fault(None, "scope", f"the evidence is scoped to event {wanted!r} but holds "
+                  f"{len(indexes)} record(s): a proof of one event holds that one alone")]
 
 
 def _cosignatures(evidence: Evidence, signed: tlog.Checkpoint, key: tlog.NoteVerifier,

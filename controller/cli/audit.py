@@ -132,7 +132,9 @@ def _show(opts: Options, evidence: Evidence, report: Report, *,
 def _scope_text(scope: dict[str, Any]) -> str:
     if scope.get("full"):
         return "the full log"
-    return ", ".join(f"{k} {v}" for k, v in scope.items() if v not in ("", None, False))
+    # "v not in (None, False)" would drop event 0, which equals False
+    return ", ".join(f"{k} {v}" for k, v in scope.items()
+                     if v is not None and v is not False and v != "")
 
 
 def _check(data: bytes, key: tlog.NoteVerifier,

@@ -130,6 +130,20 @@ def test_a_single_event_proof_verifies_without_its_session(log: MemoryLog,
     assert report.status == VERIFIED and report.records == 1
 
 
+def test_a_case_relabelled_as_one_event_does_not_skip_the_session_checks(
+        log: MemoryLog, key: tlog.NoteSigner) -> None:
+    # The scope is not signed: a case's evidence with a session cut short, relabelled as an
+    # event's proof, must fail, whatever event it names (0 included).
+    s1 = [i for i, r in enumerate(log.records) if decode(r).session == "S-1"]
+    cut = [i for i in range(len(log.records)) if i not in s1[2:]]
+    for scope in ({"event": 0}, {"event": cut[0]}, {"event": "5"}):
+        report = verify_evidence(log.evidence(key, scope, cut), key.verifier)
+        assert report.status == FAILED
+        assert any(f.kind == "scope" for f in report.faults)
+    wrong = verify_evidence(log.evidence(key, {"event": 4}, [5]), key.verifier)
+    assert wrong.status == FAILED  # one record, but not the one named
+
+
 def test_an_edited_bundle_file_is_detected(log: MemoryLog, key: tlog.NoteSigner) -> None:
     envelope = '{"payload":"eA==","payload_type":"t","signatures":[]}'
     evidence = dataclasses.replace(log.evidence(key, {"case": "C-0001"}),
