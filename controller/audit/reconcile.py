@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 
 from controller.audit.witness import EXCHANGE_FAILED
 from controller.errors import NotFound
+from controller.gateway.recording import OPERATION as SHELL_RECORDING
 from controller.store import directory
 from controller.store import witness as rows
 from controller.store.codec import envelope_of
@@ -216,7 +217,11 @@ def controller_operations(conn: Connection, agent_id: str,
                        session_events.c.seq, session_events.c.operation_envelope,
                        session_events.c.receipt, session_events.c.outcome)
              .join(sessions, sessions.c.session_id == session_events.c.session_id)
-             .where(sessions.c.agent_id == agent_id).order_by(session_events.c.event_id))
+             .where(sessions.c.agent_id == agent_id,
+                    # The controller's own record of a shell's output, under the number of
+                    # the shell.open it belongs to: nothing was relayed for it.
+                    session_events.c.operation != SHELL_RECORDING)
+             .order_by(session_events.c.event_id))
     found = []
     for r in conn.execute(query):
         receipt, problem = _receipt(r.receipt, key)

@@ -5,6 +5,7 @@ on either side."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from collections.abc import Iterator
@@ -216,6 +217,10 @@ def test_reconcile_finds_events_deleted_on_either_side(store: Store,
     assert store.read_sync(reconcile, "web-1").status == INCOMPLETE  # never witnessed
     for seq in (1, 2, 3):
         _relay(store, agent_side, engineer, seq)
+    # A shell's recording is kept under the number of its shell.open: not another operation.
+    opened = store.read_sync(sessions.list_events, "S-1")[1]
+    store.write_sync(sessions.add_event, dataclasses.replace(
+        opened, event_id=None, operation="shell.recording", outcome="ok", receipt=None))
     _witness(store, agent_side.exchange(0, 0))
     found = store.read_sync(reconcile, "web-1")
     assert (found.status, found.agent_operations, found.controller_operations) == (
