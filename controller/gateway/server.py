@@ -132,6 +132,14 @@ async def start_gateway(config: ControllerConfig, deps: Deps) -> Gateway:
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
         server: _Server = process.get_extra_info("gateway")
         assert server.key is not None, "public key authentication succeeded"
+        if process.command is not None or process.subsystem is not None:
+            # Only an interactive login is recorded and watched as a shell: a command
+            # would run unseen as one, so it is refused before the ticket is used.
+            log_event("gateway.refused", peer=server.peer, reason="not-interactive",
+                      command=(process.command or process.subsystem or "")[:200])
+            process.stderr.write(b"rmaint gateway: interactive login only (no command)\r\n")
+            process.exit(1)
+            return
         login = Login(process.get_extra_info("username") or "", server.key, server.peer,
                       server.cert_ticket, server.cert_problem)
         try:

@@ -447,3 +447,15 @@ def test_malformed_shell_messages_are_invalid_and_the_agent_serves_on(
     assert (garbage.value.code(), garbage.value.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT, "malformed request: not a valid protobuf message")
     assert run_ssh(wrapper_argv(e2e, granted.session_id), b"exit 0\n").returncode == 0
+
+
+def test_a_command_instead_of_a_login_is_refused_and_the_ticket_kept(
+        shell_deployment: ShellE2E, tmp_path: Path) -> None:
+    e2e = shell_deployment
+    granted = shell_grant(e2e)
+    argv = wrapper_argv(e2e, granted.session_id)
+    marker = tmp_path / "exec-ran"
+    done = run_ssh([*argv, f"touch {marker}"], b"")
+    assert done.returncode == 1 and b"interactive login only" in done.stderr, done
+    assert not marker.exists()
+    assert run_ssh(argv, b"exit 0\n").returncode == 0  # the ticket was not spent
