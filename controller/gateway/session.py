@@ -171,10 +171,17 @@ class GatewaySession:
         inbound = asyncio.create_task(_forward_input(process, link, recorder))
         digest = hashlib.sha256()
         ended = pb.ShellExit(status=255, reason="disconnected")
+        outbound = asyncio.create_task(_forward_output(process, link, recorder, digest))
+        # The engineer's connection may drop without a word (a killed client): then the
+        # agent's shell is ended at once, not left running until its idle timeout.
+        dropped = asyncio.create_task(process.channel.wait_closed())
         try:
-            ended = await _forward_output(process, link, recorder, digest)
+            await asyncio.wait({outbound, dropped}, return_when=asyncio.FIRST_COMPLETED)
+            if outbound.done():
+                ended = outbound.result()
         finally:
-            inbound.cancel()
+            for task in (inbound, outbound, dropped):
+                task.cancel()
             await link.close()
         finished = Finished(opened.session_id, opened.seq, opened.engineer, agent_id,
                             opened.shell_id, started_wall, (time.monotonic() - started) * 1000,

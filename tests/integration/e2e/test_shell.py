@@ -459,3 +459,20 @@ def test_a_command_instead_of_a_login_is_refused_and_the_ticket_kept(
     assert done.returncode == 1 and b"interactive login only" in done.stderr, done
     assert not marker.exists()
     assert run_ssh(argv, b"exit 0\n").returncode == 0  # the ticket was not spent
+
+
+def test_a_dropped_client_ends_the_shell_on_the_agent(shell_deployment: ShellE2E,
+                                                      client: Any) -> None:
+    e2e = shell_deployment
+    granted = shell_grant(e2e)
+    term = client(wrapper_argv(e2e, granted.session_id))
+    term.send("echo alive-$((6+6))\n")
+    term.expect(b"alive-12")
+    live_shell(e2e, granted.session_id)
+    term.send("sleep 300\n")  # busy: an end of input alone would not end it
+    time.sleep(0.5)
+    term.proc.kill()  # no exit: the connection just goes
+    deadline = time.monotonic() + 10
+    while e2e.d.json(e2e.d.rmagent("sessions", "--json")):
+        assert time.monotonic() < deadline, "the shell outlived its client"
+        time.sleep(0.2)
