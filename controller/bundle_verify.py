@@ -273,8 +273,11 @@ class _Members:
         data = _read_all(tar, member)
         self.report.manifest_sha256 = hashlib.sha256(data).hexdigest()
         try:
-            manifest = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+            # Strict JSON: NaN and Infinity are not numbers a manifest may hold (nor could a
+            # report quoting them be JSON), and a lone surrogate is not text.
+            manifest = json.loads(data, parse_constant=_not_json)
+            json.dumps(manifest, ensure_ascii=False).encode("utf-8")
+        except (ValueError, UnicodeError, RecursionError) as exc:
             self.problem("manifest-invalid", f"not JSON: {exc}")
             raise _Abort from exc
         fault = manifest_fault(manifest)
@@ -312,6 +315,10 @@ class _Members:
                          f"{entry['sha256']}")
             return
         self.report.files_checked += 1
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def manifest_fault(manifest: Any) -> str | None:

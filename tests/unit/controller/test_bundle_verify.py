@@ -99,6 +99,8 @@ def test_a_manifest_edit_is_found(tmp_path: Path) -> None:
     (lambda m: m["files"][1].update(size=-1), "size"),
     (lambda m: m["files"][1].update(path="../etc/passwd"), "'..'"),
     (lambda m: m["files"].append(dict(m["files"][0])), "listed twice"),
+    (lambda m: m.update(created_at=float("nan")), "NaN is not a JSON number"),
+    (lambda m: m["files"][1].update(path="logs/\ud800.txt"), "not JSON"),
 ])
 def test_a_malformed_manifest_is_refused(tmp_path: Path, edit: Callable[[dict[str, Any]], Any],
                                          fault: str) -> None:
