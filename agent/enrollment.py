@@ -68,7 +68,7 @@ class EnrolledAgent:
 
 async def _pki_enroll(token: JoinToken, key: ec.EllipticCurvePrivateKey,
                       listen: str) -> pki_enroll.Enrolled:
-    return await pki_enroll.enroll(token, key, agent_address=listen)
+    return await pki_enroll.enroll(token, key, agent_address=listen, roles=("agent",))
 
 
 def decode_token(text: str) -> JoinToken:

@@ -32,8 +32,10 @@ class Enrolled:
 
 
 async def enroll(token: JoinToken, key: ec.EllipticCurvePrivateKey, *,
-                 agent_address: str = "", timeout: float = 10.0) -> Enrolled:
-    """Exchange ``token`` for a certificate on ``key``."""
+                 agent_address: str = "", roles: tuple[str, ...] = (),
+                 timeout: float = 10.0) -> Enrolled:
+    """Exchange ``token`` for a certificate on ``key``; ``roles``: the ones this program
+    can take (a token for another is refused by the controller, and stays unused)."""
     ca_pem = await asyncio.to_thread(fetch_pinned_ca, token.address, token.ca_pin)
     server = Identity(token.trust_domain, "controller")
     creds = grpc.ssl_channel_credentials(root_certificates=ca_pem)
@@ -43,12 +45,13 @@ async def enroll(token: JoinToken, key: ec.EllipticCurvePrivateKey, *,
         # The CSR's name is a hint; the controller certifies what the token says.
         csr = make_csr(key, Identity(token.trust_domain, "agent", "enrolling"))
         request = controller_pb2.EnrollRequest(token_secret=token.secret, csr_pem=csr,
-                                               agent_address=agent_address)
+                                               agent_address=agent_address, roles=roles)
         try:
             reply = await stub.Enroll(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
-                              grpc.StatusCode.INVALID_ARGUMENT):
+                              grpc.StatusCode.INVALID_ARGUMENT,
+                              grpc.StatusCode.FAILED_PRECONDITION):
                 raise EnrollmentRefused(exc.details() or "enrollment refused") from exc
             raise TokenError(f"cannot enroll at {token.address}: {exc.details()}") from exc
     identity = Identity.parse(reply.identity)

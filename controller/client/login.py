@@ -62,7 +62,7 @@ async def login(home: Path, token_text: str) -> LoggedIn:
     _readable_pin(home)  # before the token is spent: a login then either works or changes nothing
     key, new_key = identity_key(home)
     try:
-        enrolled = await enroll(token, key)
+        enrolled = await enroll(token, key, roles=("engineer", "auditor"))
     except (EnrollmentRefused, TokenError) as exc:
         raise LoginError(f"login refused: {exc}") from exc
     certificate = _check(enrolled, key)

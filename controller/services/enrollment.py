@@ -13,7 +13,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Connection
 
-from controller.errors import EnrollmentRefused, InvalidArgument
+from controller.errors import EnrollmentRefused, FailedPrecondition, InvalidArgument
 from controller.logs import log_event
 from controller.services import _common
 from controller.services._common import Deps
@@ -47,8 +47,9 @@ class EnrollmentService(controller_pb2_grpc.EnrollmentServiceServicer):
         public_key = _csr_key(bytes(request.csr_pem))
         agent_address = _common.address(request.agent_address, "agent_address") \
             if request.agent_address else ""
+        roles = tuple(_common.text(r, "roles", limit=32) for r in request.roles[:8])
         enrolled = await self._deps.store.write(
-            self._enroll, secret, public_key, agent_address, self._deps.clock())
+            self._enroll, secret, public_key, agent_address, roles, self._deps.clock())
         log_event("enrolled", identity=enrolled.identity.uri, key_id=key_id(public_key),
                   address=agent_address)
         return pb.EnrollResponse(
@@ -59,8 +60,14 @@ class EnrollmentService(controller_pb2_grpc.EnrollmentServiceServicer):
         )
 
     def _enroll(self, conn: Connection, secret: str, public_key: ec.EllipticCurvePublicKey,
-                agent_address: str, now: float) -> _Enrolled:
+                agent_address: str, roles: tuple[str, ...], now: float) -> _Enrolled:
         token = tokens.consume_token(conn, secret, now)
+        if roles and token.role not in roles:
+            # Raised inside the transaction: the token is not spent. Its holder may learn
+            # what it is for; the secret they sent proves they hold it.
+            use = "rmagent enroll --token" if token.role == "agent" else "rmctl login --token"
+            raise FailedPrecondition(f"this join token is for an {token.role}, not for this "
+                                     f"program: use it with '{use}'")
         identity = Identity(self._deps.trust_domain, token.role, token.subject)
         fingerprint = key_id(public_key)
         if token.role == "agent":

@@ -29,6 +29,7 @@ class EnrollRequest(_message.Message):
     TOKEN_SECRET_FIELD_NUMBER: _builtins.int
     CSR_PEM_FIELD_NUMBER: _builtins.int
     AGENT_ADDRESS_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
     token_secret: _builtins.str
     """The secret part of the join token."""
     csr_pem: _builtins.bytes
@@ -37,16 +38,24 @@ class EnrollRequest(_message.Message):
     """For agents: the address their mTLS server listens on (host:port); empty for an agent
     in dial-out mode, which the controller reaches only over the stream it opens.
     """
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The roles the enrolling program can take ("agent" for rmagent; "engineer" and
+        "auditor" for rmctl login). A token for another role is refused and stays unused.
+        Empty: any role.
+        """
+
     def __init__(
         self,
         *,
         token_secret: _builtins.str = ...,
         csr_pem: _builtins.bytes = ...,
         agent_address: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "csr_pem", b"csr_pem", "token_secret", b"token_secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "csr_pem", b"csr_pem", "roles", b"roles", "token_secret", b"token_secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import permissions as p
 from pki import certs
-from pki.enroll import enroll
+from pki.enroll import EnrollmentRefused, enroll
 from pki.token import JoinToken
 from rmaint.envelopes import from_wire, to_wire
 from rmaint.v1 import agent_pb2
@@ -493,3 +493,14 @@ async def test_an_agent_enrolled_again_no_longer_answers_to_its_old_key(world: W
         pb.HeartbeatRequest(address="127.0.0.1:2"))
     [agent] = (await world.admin.ListAgents(pb.ListAgentsRequest())).agents
     assert agent.address == "127.0.0.1:2"
+
+
+async def test_a_token_for_another_role_is_refused_and_stays_unspent(world: World) -> None:
+    reply = await world.admin.CreateJoinToken(pb.CreateJoinTokenRequest(
+        role="agent", subject="web-2", customer_id="acme"))
+    token = JoinToken.decode(reply.token)
+    with pytest.raises(EnrollmentRefused, match="this join token is for an agent, not for "
+                       "this program: use it with 'rmagent enroll --token'"):
+        await enroll(token, certs.generate_key(), roles=("engineer", "auditor"))
+    enrolled = await enroll(token, certs.generate_key(), roles=("agent",))  # still usable
+    assert enrolled.identity.name == "web-2"
