@@ -92,7 +92,9 @@ def check_listen(listen: str) -> str:
 async def enroll_home(home: Path, token_text: str, *, listen: str, force: bool = False,
                       mode: str = "direct",
                       enroller: Enroller = _pki_enroll) -> EnrolledAgent:
-    """Enroll ``home`` with the token; keep pinned approvers when re-enrolling with force.
+    """Enroll ``home`` with the token. Enrolled again (with force), the home keeps what the
+    customer configured in agent.toml: pinned approvers and every policy table (diag
+    redaction, data sources, shell, parameters, services, devices, inspection, witness).
 
     ``mode`` as in agent.toml; in "dial-out" the agent listens on no port and the
     controller is given no address: it reaches the agent over the stream the agent opens."""
@@ -102,13 +104,17 @@ async def enroll_home(home: Path, token_text: str, *, listen: str, force: bool =
     if mode not in MODES:
         raise EnrollmentError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     dial_out = mode == "dial-out"
-    approvers = _previous_approvers(paths, force)
+    previous = _previous_config(paths, force)
+    approvers = previous.approvers if previous is not None else ()
     key = generate_key()
     staged = home / ".agent.key.new"
     write_key(staged, key)
     try:
         enrolled = await _exchange(enroller, token, key, "" if dial_out else listen)
         config = replace(_config_of(enrolled, listen, approvers), mode=mode)
+        if previous is not None:  # the identity is new; the customer's policy is not
+            config = replace(previous, id=config.id, trust_domain=config.trust_domain,
+                             listen=listen, controller=config.controller, mode=mode)
         _install(paths, staged, enrolled, config)
     finally:
         staged.unlink(missing_ok=True)
@@ -116,15 +122,15 @@ async def enroll_home(home: Path, token_text: str, *, listen: str, force: bool =
                          len(approvers), mode)
 
 
-def _previous_approvers(paths: AgentPaths, force: bool) -> tuple[PinnedApprover, ...]:
+def _previous_config(paths: AgentPaths, force: bool) -> AgentConfig | None:
     if not paths.config.exists():
-        return ()
+        return None
     if not force:
         raise AlreadyEnrolled(f"{paths.home} is already enrolled: use --force to enroll it again")
     try:
-        return load(paths.home).approvers
+        return load(paths.home)
     except ConfigError:
-        return ()  # a damaged old configuration is being replaced on purpose
+        return None  # a damaged old configuration is being replaced on purpose
 
 
 async def _exchange(enroller: Enroller, token: JoinToken, key: ec.EllipticCurvePrivateKey,

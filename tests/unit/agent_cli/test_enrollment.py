@@ -153,6 +153,20 @@ def test_enrolled_home_needs_force_and_keeps_approvers(tmp_path: Path) -> None:
     assert (home / "agent.key").read_bytes() != key_before
 
 
+def test_enrolled_again_the_home_keeps_the_customers_policy(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    _run(home, _fake(Identity(TD, "agent", "web-1")))
+    text = (home / "agent.toml").read_text()
+    (home / "agent.toml").write_text(text + '\n[shell]\nuser = "maint"\nidle_timeout = 600\n'
+                                     '\n[diag]\nredact_patterns = ["ticket-[0-9]+"]\n')
+    before = load(home)
+    assert before.shell.user == "maint"
+    _run(home, _fake(Identity(TD, "agent", "web-2")), force=True)
+    after = load(home)
+    assert after.id == "web-2"
+    assert (after.shell, after.diag) == (before.shell, before.diag)
+
+
 def test_refused_force_keeps_the_working_agent(tmp_path: Path) -> None:
     home = tmp_path / "h"
     _run(home, _fake(Identity(TD, "agent", "web-1")))
