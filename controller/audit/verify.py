@@ -94,9 +94,12 @@ def _cosignatures(evidence: Evidence, signed: tlog.Checkpoint, key: tlog.NoteVer
 
     Only pinned keys count: a signature line by any other key is ignored, whatever it
     claims. Each cosigned checkpoint must itself be signed by the log key and proven
-    consistent with the evidence's checkpoint.
+    consistent with the evidence's checkpoint, and it counts only if it covers every
+    record of the evidence: a witness to an older, shorter log vouches for none of the
+    records added since.
     """
     found: set[str] = set()
+    last = max((r.index for r in evidence.records), default=-1)
     for item in evidence.cosigned:
         try:
             old = tlog.open_checkpoint(item.checkpoint, [key], origin=key.name).checkpoint
@@ -105,6 +108,8 @@ def _cosignatures(evidence: Evidence, signed: tlog.Checkpoint, key: tlog.NoteVer
             faults.append(Fault(None, "cosignature", f"a cosigned checkpoint is not this "
                                 f"log's, or not consistent with its checkpoint: {exc}"))
             continue
+        if old.size <= last:
+            continue  # does not reach the evidence's last record
         for agent in agent_keys:
             if agent.public_key == key.public_key:
                 continue  # the log's own signature is no witness's (reported below)
@@ -121,7 +126,8 @@ def _cosignatures(evidence: Evidence, signed: tlog.Checkpoint, key: tlog.NoteVer
     for agent in agent_keys:
         if agent.vkey() not in found:
             faults.append(Fault(None, "cosignature", f"no valid cosignature by the pinned "
-                                f"agent key {agent.name}", INCOMPLETE))
+                                f"agent key {agent.name} on a checkpoint that covers every "
+                                f"record of the evidence", INCOMPLETE))
     return tuple(sorted(found))
 
 

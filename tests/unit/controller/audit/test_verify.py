@@ -11,10 +11,10 @@ import pytest
 import tlog
 from controller.audit.chains import INCOMPLETE
 from controller.audit.errors import BadEvidence
-from controller.audit.evidence import Evidence, ProvenRecord, from_json, to_json
+from controller.audit.evidence import Consistency, Evidence, ProvenRecord, from_json, to_json
 from controller.audit.records import Event, decode, encode, sha256_hex
 from controller.audit.verify import FAILED, VERIFIED, verify_evidence
-from tests.unit.controller.audit._log import MemoryLog, consent, session, signer
+from tests.unit.controller.audit._log import ORIGIN, MemoryLog, consent, session, signer
 
 
 @pytest.fixture
@@ -194,3 +194,22 @@ def test_duplicate_indices_are_a_fault(log: MemoryLog, key: tlog.NoteSigner) -> 
     extra = ProvenRecord(1, log.records[2], evidence.records[0].proof)
     doubled = dataclasses.replace(evidence, records=(*evidence.records, extra))
     assert verify_evidence(doubled, key.verifier).status == FAILED
+
+
+def test_a_cosignature_counts_only_if_it_covers_every_record(log: MemoryLog,
+                                                             key: tlog.NoteSigner) -> None:
+    agent = signer("web-1")
+    size = len(log.records)
+    cosigned = tlog.sign_checkpoint(
+        tlog.Checkpoint(ORIGIN, size, tlog.root_hash(log.hashes())), [key, agent])
+
+    def with_cosignature() -> Evidence:
+        evidence = log.evidence(key, {"full": True})
+        proof = tlog.consistency_proof(log.hashes(), size)
+        return dataclasses.replace(evidence, cosigned=(Consistency(cosigned, proof),))
+
+    covered = verify_evidence(with_cosignature(), key.verifier, [agent.verifier])
+    assert covered.status == VERIFIED and covered.cosigned_by == (agent.verifier.vkey(),)
+    consent(log, "denied")  # a record the agent has not witnessed
+    beyond = verify_evidence(with_cosignature(), key.verifier, [agent.verifier])
+    assert beyond.status == INCOMPLETE and beyond.cosigned_by == ()
