@@ -13,6 +13,7 @@ written last: its presence is what "enrolled" means, so a failure leaves no half
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -82,11 +83,16 @@ def decode_token(text: str) -> JoinToken:
 
 
 def check_listen(listen: str) -> str:
-    """``listen`` if it is host:port with a port in 1..65535."""
+    """``listen`` if it is host:port with a port in 1..65535 and a host name, an IPv4
+    address or a bracketed IPv6 one: checked before the token is spent."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+    if not sep or not _LISTEN_HOST.fullmatch(host) or not port.isdigit() \
+            or not 0 < int(port) <= 65535:
         raise EnrollmentError(f"--listen must be host:port, got {listen!r}")
     return listen
+
+
+_LISTEN_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})")
 
 
 async def enroll_home(home: Path, token_text: str, *, listen: str, force: bool = False,

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -19,7 +20,13 @@ from typer.testing import CliRunner, Result
 
 from agent.cli import app
 from agent.config import load, pin_approver
-from agent.enrollment import AlreadyEnrolled, Refused, enroll_home
+from agent.enrollment import (
+    AlreadyEnrolled,
+    EnrollmentError,
+    Refused,
+    check_listen,
+    enroll_home,
+)
 from pki.certs import ca_pin, cert_pem, create_ca, generate_key, issue
 from pki.enroll import Enrolled, EnrollmentRefused
 from pki.files import key_pem
@@ -188,3 +195,20 @@ def test_bad_listen_is_refused_before_the_token_is_spent(tmp_path: Path) -> None
 def _approver_public_key() -> bytes:
     return ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
         Encoding.Raw, PublicFormat.Raw)
+
+
+@pytest.mark.parametrize("listen", ["a b:1", ":7445", "web-1:0", "web-1:70000", "[::1:7445",
+                                    " web-1:7445", "web$1:7445", "web-1"])
+def test_a_listen_address_that_cannot_be_served_is_refused_before_the_token_is_spent(
+        tmp_path: Path, listen: str) -> None:
+    spent: list[str] = []
+
+    async def enroller(token: Any, key: Any, address: str) -> Enrolled:
+        spent.append(address)
+        raise AssertionError("the token must not be used")
+    with pytest.raises(EnrollmentError, match="--listen must be host:port"):
+        asyncio.run(enroll_home(tmp_path / "h", _token().encode(), listen=listen,
+                                enroller=enroller))
+    assert spent == []
+    for fine in ("0.0.0.0:7445", "[::1]:7445", "web-1.example.test:7445"):
+        assert check_listen(fine) == fine
