@@ -75,11 +75,6 @@ class ChangeGate:
             if consent.used_at is not None:
                 reason = "consent-used"
                 continue
-            if consent.voided_at is not None:
-                # Given to an earlier preview of the same change, which the customer may
-                # have denied since: this preview needs its own consent.
-                reason = "consent-voided"
-                continue
             try:
                 verify_change_consent(consent.envelope, keys, context, now=int(self._clock()))
             except ChangeConsentInvalid as exc:

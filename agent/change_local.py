@@ -79,7 +79,7 @@ class ChangeLocalMethods:
         if not is_plain_text(reason):
             raise BadInput("a reason is one line of text, without control characters")
         if not await asyncio.to_thread(self._store().set_status, request.digest, "denied",
-                                       reason, only_from="pending", at=self._clock()):
+                                       reason, only_from="pending"):
             raise ConsentRejected(f"change {request.digest} is no longer pending")
         _log.info("change denied by the customer", extra={"fields": {
             "digest": request.digest, "reason": reason}})

@@ -21,8 +21,6 @@ Methods block; failures raise StateUnavailable.
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,7 @@ CREATE TABLE IF NOT EXISTS previews (
 );
 CREATE TABLE IF NOT EXISTS consents (
     consent_id TEXT PRIMARY KEY, digest TEXT NOT NULL, envelope BLOB NOT NULL,
-    stored_at REAL NOT NULL, used_at REAL, voided_at REAL
+    stored_at REAL NOT NULL, used_at REAL
 );
 CREATE TABLE IF NOT EXISTS journal (
     digest TEXT PRIMARY KEY, state TEXT NOT NULL, before TEXT NOT NULL,
@@ -55,8 +53,7 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 """
 # Columns added after the first release, for databases made before them.
-_ADDED = (("previews", "kind", "TEXT NOT NULL DEFAULT 'data'"), ("journal", "record", "TEXT"),
-          ("consents", "voided_at", "REAL"))
+_ADDED = (("previews", "kind", "TEXT NOT NULL DEFAULT 'data'"), ("journal", "record", "TEXT"))
 _SELECT_PREVIEWS = """SELECT digest, source, undo_of, plan, schema_fp, images, agent_id,
     case_id, grant_id, session_id, engineer, engineer_key_id, created_at, expires_at, status,
     detail, kind FROM previews"""
@@ -99,7 +96,6 @@ class StoredConsent:
     digest: str
     envelope: Envelope
     used_at: float | None
-    voided_at: float | None = None
 
 
 # Changes one grant may have waiting for the customer at once: enough for any repair, few
@@ -109,10 +105,6 @@ MAX_PENDING_PER_GRANT = 16
 
 class TooManyPending(BadInput):
     """The grant has MAX_PENDING_PER_GRANT changes waiting already."""
-
-
-class AlreadyApplied(BadInput):
-    """The very same change (same digest) was applied before: a change is applied once."""
 
 
 class ChangeStore:
@@ -134,37 +126,22 @@ class ChangeStore:
         self._db.close()
 
     def add_preview(self, preview: StoredPreview) -> None:
-        """Store ``preview``. The same digest previewed again is pending again, in its new
-        context; one that was applied is refused (AlreadyApplied: never applied twice). The
-        unused consents given to it before are voided in the same transaction: this preview
-        needs its own, so a denial is not undone by previewing again."""
+        """Store ``preview``, a new change: every preview's digest carries a nonce, so no
+        consent given to another preview can serve it, and none that was applied or denied
+        comes back as pending."""
         with self._db.transaction() as conn:
-            known = conn.execute("SELECT status FROM previews WHERE digest = ?",
-                                 (preview.digest,)).fetchone()
-            if known is not None and known[0] == "applied":
-                raise AlreadyApplied(
-                    f"change {preview.digest} was applied already, and a change is applied "
-                    "once: its undo, or a change that differs, can be previewed")
             waiting = conn.execute(
                 "SELECT count(*) FROM previews WHERE grant_id = ? AND status = 'pending' "
-                "AND expires_at > ? AND digest <> ?",
-                (preview.grant_id, preview.created_at, preview.digest)).fetchone()[0]
+                "AND expires_at > ?", (preview.grant_id, preview.created_at)).fetchone()[0]
             if waiting >= MAX_PENDING_PER_GRANT and preview.undo_of is None:  # undo: never held up
                 raise TooManyPending(
                     f"{waiting} changes under this grant await the customer's decision: "
                     "wait for decisions, or for previews to expire, before previewing more")
-            if known is not None:
-                _void_unused(conn, preview.digest, preview.created_at)
             conn.execute(
                 "INSERT INTO previews (digest, source, undo_of, plan, schema_fp, images, "
                 "agent_id, case_id, grant_id, session_id, engineer, engineer_key_id, "
                 "created_at, expires_at, status, detail, kind) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(digest) DO UPDATE SET "
-                "undo_of = excluded.undo_of, grant_id = excluded.grant_id, "
-                "case_id = excluded.case_id, session_id = excluded.session_id, "
-                "engineer = excluded.engineer, engineer_key_id = excluded.engineer_key_id, "
-                "created_at = excluded.created_at, expires_at = excluded.expires_at, "
-                "status = 'pending', detail = ''",
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (preview.digest, preview.source, preview.undo_of, json.dumps(preview.plan),
                  preview.schema_fp, json.dumps(preview.images), preview.agent_id,
                  preview.case_id, preview.grant_id, preview.session_id, preview.engineer,
@@ -185,17 +162,13 @@ class ChangeStore:
         return [StoredPreview.of_row(r) for r in rows]
 
     def set_status(self, digest: str, status: str, detail: str = "", *,
-                   only_from: str | None = None, at: float | None = None) -> bool:
-        """Move a preview to ``status`` (only from ``only_from`` if given); whether it moved.
-        A denial (``status="denied"``, ``at`` its time) voids the unused consents with it."""
+                   only_from: str | None = None) -> bool:
+        """Move a preview to ``status`` (only from ``only_from`` if given); whether it moved."""
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE previews SET status = ?, detail = ? WHERE digest = ? "
                 "AND (? IS NULL OR status = ?)", (status, detail, digest, only_from, only_from))
-            moved = cursor.rowcount == 1
-            if moved and status == "denied":
-                _void_unused(conn, digest, time.time() if at is None else at)
-            return moved
+            return cursor.rowcount == 1
 
     def add_consent(self, consent_id: str, digest: str, envelope: Envelope, at: float) -> bool:
         """Store a consent; False if its id is taken already (nothing is replaced)."""
@@ -206,9 +179,9 @@ class ChangeStore:
             return cursor.rowcount == 1
 
     def consents(self, digest: str) -> list[StoredConsent]:
-        rows = self._db.query("SELECT consent_id, digest, envelope, used_at, voided_at "
-                              "FROM consents WHERE digest = ? ORDER BY stored_at", (digest,))
-        return [StoredConsent(r[0], r[1], envelope_from_blob(r[2]), r[3], r[4]) for r in rows]
+        rows = self._db.query("SELECT consent_id, digest, envelope, used_at FROM consents "
+                              "WHERE digest = ? ORDER BY stored_at", (digest,))
+        return [StoredConsent(r[0], r[1], envelope_from_blob(r[2]), r[3]) for r in rows]
 
     def consume(self, consent_id: str, at: float) -> bool:
         """Mark the consent used, durably; False if it was already used."""
@@ -264,8 +237,3 @@ class ChangeStore:
 def _json_or_null(record: dict[str, Any] | None) -> str | None:
     return None if record is None else json.dumps(record, sort_keys=True)
 
-
-def _void_unused(conn: sqlite3.Connection, digest: str, at: float) -> None:
-    """Inside the caller's transaction: no unused consent to ``digest`` counts any more."""
-    conn.execute("UPDATE consents SET voided_at = ? WHERE digest = ? AND used_at IS NULL "
-                 "AND voided_at IS NULL", (at, digest))

@@ -107,7 +107,7 @@ class _Context:
     (NotImplementedError("Method not implemented!"),
      (grpc.StatusCode.UNIMPLEMENTED, "method not implemented")),
     (RuntimeError("boom"), (grpc.StatusCode.INTERNAL, "internal error")),
-    (NotImplementedError("our own stub"), (grpc.StatusCode.INTERNAL, "internal error")),
+    (NotImplementedError("a defect of ours"), (grpc.StatusCode.INTERNAL, "internal error")),
 ])
 async def test_a_method_that_raises_ends_the_call_with_its_status(
         error: Exception, status: tuple[grpc.StatusCode, str],
