@@ -94,7 +94,10 @@ class ShellService:
         finally:
             for task in (feeder, limits):
                 task.cancel()
-            exit_message = await self._close(opened, digest.hexdigest())
+            # gRPC may cancel the call's task again while the shell is being closed: the
+            # close still runs to its end, or the shell stays listed and its result unrecorded.
+            exit_message = await to_the_end(asyncio.ensure_future(
+                self._close(opened, digest.hexdigest())))
         yield pb.ShellServerMessage(exit=exit_message)
 
     async def _open(self, request: pb.ShellOpen) -> _Opened:
@@ -183,16 +186,18 @@ class ShellService:
     async def _feed(self, requests: AsyncIterator[pb.ShellClientMessage],
                     opened: _Opened) -> None:
         pty, live = opened.pty, opened.live
-        async for message in requests:
-            kind = message.WhichOneof("kind")
-            if kind == "stdin":
-                live.last_activity = self._clock()
-                await pty.write(message.stdin)
-            elif kind == "resize":
-                pty.resize(message.resize.cols, message.resize.rows)
-            elif kind == "eof":
-                await pty.write(b"\x04")
-        live.end("disconnected")
+        try:
+            async for message in requests:
+                kind = message.WhichOneof("kind")
+                if kind == "stdin":
+                    live.last_activity = self._clock()
+                    await pty.write(message.stdin)
+                elif kind == "resize":
+                    pty.resize(message.resize.cols, message.resize.rows)
+                elif kind == "eof":
+                    await pty.write(b"\x04")
+        finally:  # input that ends, however it ends, ends the shell
+            live.end("disconnected")
 
     async def _limits(self, opened: _Opened) -> None:
         live, idle = opened.live, self.policy.idle_timeout
