@@ -1,6 +1,6 @@
 """The Shell stream's end: however the call is cancelled, the shell is closed and recorded.
 
-A real shell on a pseudo-terminal, and the real operation log and state store (SQLite
+A real shell (the default) on a pseudo-terminal, and the real operation log and state store (SQLite
 files in tmp_path), driven as the gRPC server drives the stream's generator.
 """
 
@@ -49,7 +49,7 @@ class Call:
 def shell_rig(make_rig: RigFactory) -> tuple[Rig, ShellService]:
     rig = make_rig(world=World(scopes=("shell",)))
     user = pwd.getpwuid(os.getuid()).pw_name
-    service = ShellService(policy=ShellPolicy(user=user, shell="/bin/sh", idle_timeout=600),
+    service = ShellService(policy=ShellPolicy(user=user, idle_timeout=600),
                            log=rig.log, state=rig.state, clock=rig.clock)
     return rig, service
 
