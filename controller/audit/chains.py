@@ -1,10 +1,13 @@
-"""Session completeness: a session's records form one chain, opened … closed, with no gap.
+"""Completeness: a session's records, and a case's, each form one chain with no gap.
 
-Every session record after "opened" names the index and leaf hash of the session's previous
-record (``prev``). Walking them in index order, each link must point at the record just
-before it; a link to a record that is missing from the evidence makes the evidence
-incomplete, a link to anything else means a record was removed, changed or reordered.
-Pure.
+Every record names the index and leaf hash of the previous record of the chain it extends
+(``prev``, see :func:`controller.audit.records.extends`): a session's records after
+"opened" chain within the session; a case's consent and lock records and its sessions'
+"opened" records chain within the case. Walking a chain in index order, each link must
+point at the record just before it; a link to a record that is missing from the evidence
+makes the evidence incomplete, a link to anything else means a record was removed, changed
+or reordered. A case's records written before case chains existed carry no link; they are
+taken as they are until the case's first linked record. Pure.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controller.audit.records import CLOSED, OPENED, OPERATION, OUTCOME, Event, Link
+from controller.audit.records import CLOSED, OPENED, OPERATION, OUTCOME, Event, Link, extends
 
 INTEGRITY, INCOMPLETE = "integrity", "incomplete"
 
@@ -34,9 +37,12 @@ class ChainResult:
     faults: tuple[ChainFault, ...]
 
 
-def check_sessions(records: Iterable[tuple[int, bytes, Event]]) -> ChainResult:
+Item = tuple[int, bytes, Event]  # a record's leaf index, leaf hash and event
+
+
+def check_sessions(records: Iterable[Item]) -> ChainResult:
     """Check every session's chain among ``(index, leaf hash, event)`` records."""
-    by_session: dict[str, list[tuple[int, bytes, Event]]] = {}
+    by_session: dict[str, list[Item]] = {}
     ordered = sorted(records, key=lambda r: r[0])
     present = {index for index, _, _ in ordered}
     for item in ordered:
@@ -45,26 +51,52 @@ def check_sessions(records: Iterable[tuple[int, bytes, Event]]) -> ChainResult:
     faults: list[ChainFault] = []
     still_open = []
     for session, chain in by_session.items():
-        faults.extend(_check_chain(session, chain, present))
+        faults.extend(_check_session(session, chain, present))
         if all(event.kind != CLOSED for _, _, event in chain):
             still_open.append(session)
     faults.sort(key=lambda f: f.index)
     return ChainResult(len(by_session), tuple(still_open), tuple(faults))
 
 
-def _check_chain(session: str, chain: list[tuple[int, bytes, Event]],
-                 present: set[int]) -> list[ChainFault]:
+def check_cases(records: Iterable[Item]) -> tuple[ChainFault, ...]:
+    """Check every case's chain (consent and lock records, sessions' openings) among
+    ``(index, leaf hash, event)`` records."""
+    by_case: dict[str, list[Item]] = {}
+    ordered = sorted(records, key=lambda r: r[0])
+    present = {index for index, _, _ in ordered}
+    for item in ordered:
+        extended = extends(item[2])
+        if extended is not None and extended[0] == "case":
+            by_case.setdefault(extended[1], []).append(item)
+    faults: list[ChainFault] = []
+    for case, chain in by_case.items():
+        previous: Link | None = None
+        linked = False  # unlinked records (written before case chains) only come first
+        for index, digest, event in chain:
+            if event.prev is not None or previous is None or linked:
+                fault = _check_link(f"case {case}", index, event, previous, present)
+                if fault is not None:
+                    faults.append(fault)
+            linked = linked or event.prev is not None
+            previous = Link(index, digest)
+    return tuple(sorted(faults, key=lambda f: f.index))
+
+
+def _check_session(session: str, chain: list[Item], present: set[int]) -> list[ChainFault]:
     """``present``: every leaf index in the evidence, whichever session it belongs to."""
     faults = []
     previous: Link | None = None
-    for index, _digest, event in chain:
-        fault = _check_link(session, index, event, previous, present)
-        if fault is not None:
-            faults.append(fault)
+    for index, digest, event in chain:
+        if previous is None and event.kind == OPENED:
+            pass  # a session begins here; its link, if any, is its case's (check_cases)
+        else:
+            fault = _check_link(f"session {session}", index, event, previous, present)
+            if fault is not None:
+                faults.append(fault)
         if previous is not None and event.kind == OPENED:
             faults.append(ChainFault(index, event.kind, f"session {session} opened twice",
                                      INTEGRITY))
-        previous = Link(index, _digest)
+        previous = Link(index, digest)
     return faults + _check_order(session, chain)
 
 
@@ -87,27 +119,34 @@ def _check_order(session: str, chain: list[tuple[int, bytes, Event]]) -> list[Ch
     return faults
 
 
-def _check_link(session: str, index: int, event: Event, previous: Link | None,
+def _check_link(chain: str, index: int, event: Event, previous: Link | None,
                 present: set[int]) -> ChainFault | None:
-    prev = event.prev
+    """The fault in ``event``'s link, if any: ``previous`` is the chain's record before it
+    in the evidence (None: it is the first there); ``chain`` names the chain."""
+    prev, is_case = event.prev, chain.startswith("case ")
     if previous is None:
-        if event.kind == OPENED and prev is None:
-            return None
+        if prev is None and is_case:
+            return None  # the case's first record
         if prev is not None and prev.index not in present:
-            return ChainFault(index, event.kind, f"session {session} starts at leaf {index}; "
-                              f"its earlier records (from leaf {prev.index}) are not in the "
+            return ChainFault(index, event.kind, f"{chain} starts at leaf {index}; its "
+                              f"earlier records (from leaf {prev.index}) are not in the "
                               f"evidence", INCOMPLETE)
-        return ChainFault(index, event.kind, f"session {session} does not start with "
+        if is_case:
+            return ChainFault(index, event.kind, f"{chain}: its first record links to leaf "
+                              f"{prev.index if prev else 'none'}, which is not the case's",
+                              INTEGRITY)
+        return ChainFault(index, event.kind, f"{chain} does not start with "
                           f"'opened' (its first record links to leaf "
                           f"{'none' if prev is None else prev.index})", INTEGRITY)
     if prev is None:
-        return ChainFault(index, event.kind, f"session {session}: record has no link to the "
+        return ChainFault(index, event.kind, f"{chain}: record has no link to the "
                           f"previous record (leaf {previous.index})", INTEGRITY)
     if prev.index != previous.index:
-        return ChainFault(index, event.kind, f"session {session}: record links to leaf "
-                          f"{prev.index}, but the previous record of the session is leaf "
-                          f"{previous.index} (a record was removed or reordered)", INTEGRITY)
+        return ChainFault(index, event.kind, f"{chain}: record links to leaf "
+                          f"{prev.index}, but the previous record of the {chain.split()[0]} "
+                          f"is leaf {previous.index} (a record was removed or reordered)",
+                          INTEGRITY)
     if prev.leaf_hash != previous.leaf_hash:
-        return ChainFault(index, event.kind, f"session {session}: the link's hash does not "
+        return ChainFault(index, event.kind, f"{chain}: the link's hash does not "
                           f"match leaf {previous.index} (that record was changed)", INTEGRITY)
     return None

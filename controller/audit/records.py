@@ -12,8 +12,11 @@ leaf hash) follow from its fields alone::
     actor    who acted (an engineer, an approver key, "controller")
     details  event fields (request, grant, scopes, operation, seq, outcome, ...)
     digests  SHA-256 (hex) of signed envelopes and receipts, of large contents by blob hash
-    prev     for session events after "opened": {"index", "hash"} of the session's previous
-             record, so a session's records form a chain a verifier walks with no gap
+    prev     {"index", "hash"} of the previous record of the chain the record extends, so
+             a verifier walks each chain with no gap (see :func:`extends`):
+             a session's records after "opened" link to the session's previous record;
+             a case's records outside sessions (consent, locks) and each session's
+             "opened" link to the case's previous such record; null for a chain's first
     cosig    reserved for a witness's cosignature reference (null today)
 
 Pure: no I/O. Parsing refuses anything that is not exactly the canonical form.
@@ -53,6 +56,9 @@ class Link:
     leaf_hash: bytes
 
 
+Chain = tuple[str, str]  # ("session", session id) or ("case", case id)
+
+
 @dataclass(frozen=True)
 class Event:
     """One event as the log records it; :func:`encode` gives its canonical bytes."""
@@ -65,6 +71,25 @@ class Event:
     details: Mapping[str, Any] = field(default_factory=dict)
     digests: Mapping[str, str] = field(default_factory=dict)
     prev: Link | None = None
+
+
+def extends(event: Event) -> Chain | None:
+    """The chain whose last record ``event``'s ``prev`` names, if it is in one."""
+    if event.session is not None and event.kind != OPENED:
+        return ("session", event.session)
+    if event.case:  # a consent or lock record of a case, or a session's "opened"
+        return ("case", event.case)
+    return None
+
+
+def heads(event: Event) -> tuple[Chain, ...]:
+    """The chains ``event`` is the last record of, once appended ("opened" begins its
+    session's chain and extends its case's)."""
+    chains = [] if event.session is None else [("session", event.session)]
+    extended = extends(event)
+    if extended is not None and extended not in chains:
+        chains.append(extended)
+    return tuple(chains)
 
 
 def sha256_hex(data: bytes | str) -> str:

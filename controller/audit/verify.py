@@ -2,10 +2,11 @@
 
 Checks, in order: the checkpoint's signature and origin; every record's canonical form and
 its inclusion at its index in the signed tree; that the full log's records are all there;
-each session's chain (see :mod:`controller.audit.chains`); every older checkpoint's
-consistency with the newer one; the envelopes against the digests the records carry; and,
-for each agent log key the auditor pinned, a cosignature by it on a checkpoint the
-evidence's checkpoint extends.
+that the records are of the scope's case or session; each session's chain, and each case's
+for a case's evidence or the full log's (see :mod:`controller.audit.chains`); every older
+checkpoint's consistency with the newer one; the envelopes against the digests the records
+carry, each one named there present; and, for each agent log key the auditor pinned, a
+cosignature by it on a checkpoint the evidence's checkpoint extends.
 The report lists every fault found, in leaf order; the first one pinpoints where to look.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tlog
-from controller.audit.chains import INCOMPLETE, INTEGRITY, check_sessions
+from controller.audit.chains import INCOMPLETE, INTEGRITY, check_cases, check_sessions
 from controller.audit.errors import BadRecord
 from controller.audit.evidence import Evidence, ProvenRecord
 from controller.audit.records import Event, decode, sha256_hex
@@ -65,11 +66,15 @@ def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier,
     if "event" in evidence.scope:
         faults.extend(_one_event(evidence))
     else:
+        faults.extend(_outside_scope(evidence.scope, events))
         chains = check_sessions(events)
         sessions, still_open = chains.sessions, chains.open_sessions
         faults.extend(Fault(f.index, f.kind, f.what, f.severity) for f in chains.faults)
+        if "case" in evidence.scope or evidence.scope.get("full") is True:
+            faults.extend(Fault(f.index, f.kind, f.what, f.severity)
+                          for f in check_cases(events))
     faults.extend(_consistency(evidence, signed, key))
-    faults.extend(_envelopes(evidence, [e for _, _, e in events]))
+    faults.extend(_envelopes(evidence, events))
     cosigned_by = _cosignatures(evidence, signed, key, agent_keys, faults)
     faults.sort(key=lambda f: (f.index is None, f.index or 0))
     return Report(_status(faults), signed.size, signed.root_hash, len(events), sessions,
@@ -86,6 +91,22 @@ def _one_event(evidence: Evidence) -> list[Fault]:
         return []
     return [Fault(None, "scope", f"the evidence is scoped to event {wanted!r} but holds "
                   f"{len(indexes)} record(s): a proof of one event holds that one alone")]
+
+
+def _outside_scope(scope: dict[str, object], events: list[tuple[int, bytes, Event]],
+                   ) -> list[Fault]:
+    """A case's or a session's evidence holds that case's or session's records alone: the
+    scope is not signed, and it decides which chains are checked."""
+    faults = []
+    for index, _, event in events:
+        if "case" in scope and event.case != scope["case"]:
+            faults.append(Fault(index, event.kind, f"the evidence is of case {scope['case']!r}"
+                                f" but this record is of case {event.case!r}"))
+        elif "session" in scope and event.session != scope["session"]:
+            faults.append(Fault(index, event.kind, f"the evidence is of session "
+                                f"{scope['session']!r} but this record is of "
+                                f"{'no session' if event.session is None else event.session}"))
+    return faults
 
 
 def _cosignatures(evidence: Evidence, signed: tlog.Checkpoint, key: tlog.NoteVerifier,
@@ -189,8 +210,10 @@ def _consistency(evidence: Evidence, signed: tlog.Checkpoint,
     return faults
 
 
-def _envelopes(evidence: Evidence, events: list[Event]) -> list[Fault]:
-    referenced = {d for e in events for d in e.digests.values()}
+def _envelopes(evidence: Evidence, events: list[tuple[int, bytes, Event]]) -> list[Fault]:
+    """Each envelope hashes to its digest and is named by a verified record; each envelope
+    a record names is there (blobs, kept outside the evidence, excepted)."""
+    referenced = {d for _, _, e in events for d in e.digests.values()}
     faults = []
     for digest, text in sorted(evidence.envelopes.items()):
         if sha256_hex(text) != digest:
@@ -199,4 +222,9 @@ def _envelopes(evidence: Evidence, events: list[Event]) -> list[Fault]:
         elif digest not in referenced:
             faults.append(Fault(None, "envelope", f"envelope {digest[:16]}… is referenced by no "
                                 f"verified record", INCOMPLETE))
+    for index, _, event in events:
+        for name, digest in sorted(event.digests.items()):
+            if not name.startswith("blob") and digest not in evidence.envelopes:
+                faults.append(Fault(index, event.kind, f"the {name} {digest[:16]}… this record "
+                                    f"names is not in the evidence", INCOMPLETE))
     return faults

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 import tlog
-from controller.audit.records import OPENED, Event, Link, encode
+from controller.audit.records import Chain, Event, Link, encode, extends, heads
 from controller.store import driver
 from controller.store.schema import (
     audit_checkpoints,
@@ -32,10 +32,17 @@ _HEAD_SQL = "SELECT size, compact_range FROM audit_head WHERE head_id = 1"
 _SET_HEAD_SQL = "UPDATE audit_head SET size = ?, compact_range = ? WHERE head_id = 1"
 _SESSION_HEADS_SQL = ("SELECT session_id, leaf_index, leaf_hash FROM audit_session_heads "
                       "WHERE session_id IN ({})")
+_CASE_HEADS_SQL = ("SELECT case_id, leaf_index, leaf_hash FROM audit_case_heads "
+                   "WHERE case_id IN ({})")
 # SQLite (3.24+) and PostgreSQL both write an upsert this way.
 _SET_SESSION_HEAD = ("INSERT INTO audit_session_heads (session_id, leaf_index, leaf_hash) "
                      "VALUES (?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
                      "leaf_index = excluded.leaf_index, leaf_hash = excluded.leaf_hash")
+_SET_CASE_HEAD = ("INSERT INTO audit_case_heads (case_id, leaf_index, leaf_hash) "
+                  "VALUES (?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET "
+                  "leaf_index = excluded.leaf_index, leaf_hash = excluded.leaf_hash")
+_HEADS = {"session": (_SESSION_HEADS_SQL, _SET_SESSION_HEAD),
+          "case": (_CASE_HEADS_SQL, _SET_CASE_HEAD)}
 _NODE = sa.select(audit_nodes.c.digest).where(audit_nodes.c.level == sa.bindparam("b_level"),
                                               audit_nodes.c.node_index == sa.bindparam("b_index"))
 
@@ -58,7 +65,8 @@ class StoredCheckpoint:
 
 
 def append(conn: Connection, event: Event) -> int:
-    """Append ``event`` (chained to its session's previous record) and return its index."""
+    """Append ``event`` (linked to the last record of the chain it extends) and return its
+    index."""
     return append_many(conn, (event,))[0]
 
 
@@ -67,35 +75,38 @@ def append_many(conn: Connection, events: Sequence[Event]) -> list[int]:
     if not events:
         return []
     size, compact = _head(conn, lock=True)
-    last = _session_heads(conn, {e.session for e in events
-                                 if e.session is not None and e.kind != OPENED})
+    last = _chain_heads(conn, {c for e in events if (c := extends(e)) is not None})
     rows: list[tuple[object, ...]] = []
     hashes: list[bytes] = []
+    moved: dict[Chain, Link] = {}
     for index, event in enumerate(events, start=size):
-        chained = event.session is not None and event.kind != OPENED
-        data = encode(event, prev=last.get(event.session or "") if chained else None)
+        chain = extends(event)
+        data = encode(event, prev=None if chain is None else last.get(chain))
         digest = tlog.leaf_hash(data)
         hashes.append(digest)
         rows.append((index, data, digest, event.case or None, event.session))
-        if event.session is not None:
-            last[event.session] = Link(index, digest)
+        for head in heads(event):
+            last[head] = moved[head] = Link(index, digest)
     compact, nodes = compact.extend_nodes(hashes)
     driver.executemany(conn, _INSERT_LEAVES, rows)
     driver.executemany(conn, _INSERT_NODES, [(n.level, n.index, n.digest) for n in nodes])
-    heads = {e.session: last[e.session] for e in events if e.session is not None}
-    driver.executemany(conn, _SET_SESSION_HEAD, [
-        (session, link.index, link.leaf_hash) for session, link in sorted(heads.items())])
+    for kind, (_, upsert) in _HEADS.items():
+        driver.executemany(conn, upsert, [(key, link.index, link.leaf_hash)
+                                          for (k, key), link in sorted(moved.items())
+                                          if k == kind])
     driver.execute(conn, _SET_HEAD_SQL, (compact.size, b"".join(compact.nodes)))
     return list(range(size, size + len(rows)))
 
 
-def _session_heads(conn: Connection, session_ids: set[str]) -> dict[str, Link]:
-    if not session_ids:
-        return {}
-    ordered = sorted(session_ids)
-    sql = _SESSION_HEADS_SQL.format(driver.placeholders(len(ordered)))
-    return {str(sid): Link(int(index), bytes(leaf_hash))
-            for sid, index, leaf_hash in driver.rows(conn, sql, ordered)}
+def _chain_heads(conn: Connection, chains: set[Chain]) -> dict[Chain, Link]:
+    found: dict[Chain, Link] = {}
+    for kind, (select, _) in _HEADS.items():
+        keys = sorted(key for k, key in chains if k == kind)
+        if keys:
+            sql = select.format(driver.placeholders(len(keys)))
+            found.update({(kind, str(key)): Link(int(index), bytes(leaf_hash))
+                          for key, index, leaf_hash in driver.rows(conn, sql, keys)})
+    return found
 
 
 def _head(conn: Connection, *, lock: bool = False) -> tuple[int, tlog.CompactRange]:

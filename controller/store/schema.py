@@ -254,6 +254,14 @@ audit_session_heads = sa.Table(
     sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
 )
 
+# The last record of each case's chain (see controller.audit.records.extends).
+audit_case_heads = sa.Table(
+    "audit_case_heads", metadata,
+    sa.Column("case_id", NAME, primary_key=True),
+    sa.Column("leaf_index", sa.BigInteger, nullable=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+)
+
 audit_head = sa.Table(
     "audit_head", metadata,
     sa.Column("head_id", sa.Integer, primary_key=True, autoincrement=False),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import itertools
 import threading
 from pathlib import Path
 
@@ -16,13 +18,14 @@ from sqlalchemy.engine import Connection
 
 import tlog
 from controller.audit.appender import Appender
+from controller.audit.chains import INCOMPLETE
 from controller.audit.checkpoints import check_not_rolled_back, sign_checkpoint
 from controller.audit.errors import BadRecord, CheckpointRefused, LogRolledBack
 from controller.audit.export import collect
 from controller.audit.records import OPERATION, Event, decode
 from controller.audit.verify import FAILED, VERIFIED, verify_evidence
 from controller.errors import NotFound, StoreConflict
-from controller.store import Store, auditlog, blobs, requests, sessions
+from controller.store import Store, auditlog, blobs, migrate, requests, sessions
 from controller.store.records import ConsentEntry, Session, SessionEvent
 from controller.store.schema import audit_checkpoints, audit_leaves, consent_log
 from tests.integration.controller.test_controller_store import T0, _grant, _request, _seed
@@ -155,6 +158,67 @@ def test_a_deleted_session_event_is_pinpointed(store: Store) -> None:
     _tamper(store, "DELETE FROM audit_leaves WHERE leaf_index = :i", i=s1[2])
     report = _verify(store, {"case": "C-0001"})
     assert report.status == FAILED and report.faults[0].index == s1[3]  # type: ignore[attr-defined]
+
+
+def test_a_case_s_consent_records_and_session_openings_are_chained(store: Store) -> None:
+    _story(store)
+    leaves = store.read_sync(auditlog.leaves)
+    chain = [(leaf, decode(leaf.record)) for leaf in leaves
+             if decode(leaf.record).session is None
+             or decode(leaf.record).kind == "session.opened"]
+    assert [e.kind for _, e in chain] == ["consent.requested", "consent.approved",
+                                          "session.opened", "session.opened"]
+    assert chain[0][1].prev is None
+    for (before, _), (_, event) in itertools.pairwise(chain):
+        assert event.prev is not None
+        assert (event.prev.index, event.prev.leaf_hash) == (before.index, before.leaf_hash)
+    s1 = [decode(leaf.record) for leaf in leaves if decode(leaf.record).session == "S-1"]
+    assert s1[1].prev is not None and s1[1].prev.index == chain[2][0].index  # within S-1
+
+
+@pytest.mark.parametrize("removed", ["consent.approved", "session S-2"])
+def test_a_case_s_record_removed_from_the_database_is_pinpointed(store: Store,
+                                                                 removed: str) -> None:
+    _story(store)
+    store.write_sync(_consent, "revoked")  # a record of the case after both sessions
+    store.write_sync(sign_checkpoint, KEY, T0)
+    leaves = [(leaf.index, decode(leaf.record)) for leaf in store.read_sync(auditlog.leaves)]
+    gone = [i for i, e in leaves if e.kind == removed or f"session {e.session}" == removed]
+    for index in gone:
+        _tamper(store, "DELETE FROM audit_leaves WHERE leaf_index = :i", i=index)
+    next_in_case = next(i for i, e in leaves if i > gone[0] and i not in gone
+                        and (e.session is None or e.kind == "session.opened"))
+    report = _verify(store, {"case": "C-0001"})
+    assert report.status == FAILED  # type: ignore[attr-defined]
+    assert report.faults[0].index == next_in_case  # type: ignore[attr-defined]
+    assert f"links to leaf {gone[0]}" in report.faults[0].what  # type: ignore[attr-defined]
+
+
+def test_a_store_upgraded_to_case_chains_goes_on_from_each_case_s_last_record(
+        store: Store) -> None:
+    _story(store)
+    migrate.downgrade(store, "0007_event_seq_index")  # before case chains: no case heads
+    migrate.upgrade(store)  # they start at each case's last record in the log
+    last_opened = [leaf for leaf in store.read_sync(auditlog.leaves)
+                   if decode(leaf.record).kind == "session.opened"][-1]
+    store.write_sync(_consent, "revoked")
+    revoked = decode(store.read_sync(auditlog.leaves)[-1].record)
+    assert revoked.kind == "consent.revoked" and revoked.prev is not None
+    assert (revoked.prev.index, revoked.prev.leaf_hash) == (last_opened.index,
+                                                           last_opened.leaf_hash)
+    store.write_sync(sign_checkpoint, KEY, T0)
+    assert _verify(store, {"case": "C-0001"}).status == VERIFIED  # type: ignore[attr-defined]
+
+
+def test_a_case_s_evidence_without_its_envelopes_is_incomplete(store: Store) -> None:
+    _story(store)
+    store.write_sync(sign_checkpoint, KEY, T0)
+    evidence = store.read_sync(collect, {"case": "C-0001"})
+    assert verify_evidence(evidence, KEY.verifier).status == VERIFIED
+    stripped = dataclasses.replace(evidence, envelopes={})
+    report = verify_evidence(stripped, KEY.verifier)
+    assert report.status == INCOMPLETE and report.faults
+    assert all(f.kind != "scope" and "is not in the evidence" in f.what for f in report.faults)
 
 
 def test_a_replaced_checkpoint_is_refused(store: Store) -> None:

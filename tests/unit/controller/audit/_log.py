@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import tlog
 from controller.audit.evidence import Consistency, Evidence, ProvenRecord
-from controller.audit.records import CLOSED, OPENED, OPERATION, OUTCOME, Event, Link, encode
+from controller.audit.records import (
+    CLOSED,
+    OPENED,
+    OPERATION,
+    OUTCOME,
+    Chain,
+    Event,
+    Link,
+    decode,
+    encode,
+    extends,
+    heads,
+    sha256_hex,
+)
 
 ORIGIN = "example.test/controller-log"
 
@@ -21,17 +33,31 @@ def signer(name: str = ORIGIN) -> tlog.NoteSigner:
 class MemoryLog:
     def __init__(self) -> None:
         self.records: list[bytes] = []
-        self._last: dict[str, Link] = {}
+        self.envelopes: dict[str, str] = {}  # what the records' digests name, by digest
+        self._last: dict[Chain, Link] = {}
 
     def append(self, event: Event) -> int:
-        if event.session is not None and event.kind != OPENED:
-            event = dataclasses.replace(event, prev=self._last.get(event.session))
-        data = encode(event)
+        chain = extends(event)
+        data = encode(event, prev=None if chain is None else self._last.get(chain))
         index = len(self.records)
         self.records.append(data)
-        if event.session is not None:
-            self._last[event.session] = Link(index, tlog.leaf_hash(data))
+        for head in heads(event):
+            self._last[head] = Link(index, tlog.leaf_hash(data))
         return index
+
+    def append_unlinked(self, event: Event) -> int:
+        """Append ``event`` as a controller without case chains wrote it; it is still
+        its chains' last record (as the store's upgrade takes it to be)."""
+        data = encode(event)
+        self.records.append(data)
+        for head in heads(event):
+            self._last[head] = Link(len(self.records) - 1, tlog.leaf_hash(data))
+        return len(self.records) - 1
+
+    def envelope(self, text: str) -> str:
+        """Keep ``text`` as a signed envelope would be kept; its digest."""
+        self.envelopes[sha256_hex(text)] = text
+        return sha256_hex(text)
 
     def hashes(self, records: list[bytes] | None = None) -> list[bytes]:
         return [tlog.leaf_hash(r) for r in (self.records if records is None else records)]
@@ -50,7 +76,9 @@ class MemoryLog:
                         for i in chosen)
         consistency = () if since is None else (
             Consistency(since, tlog.consistency_proof(hashes, since_size)),)
-        return Evidence(ORIGIN, scope, self.checkpoint(key), records, consistency)
+        named = {d for r in records for d in decode(r.record).digests.values()}
+        envelopes = {d: t for d, t in self.envelopes.items() if d in named}
+        return Evidence(ORIGIN, scope, self.checkpoint(key), records, consistency, envelopes)
 
 
 def session(log: MemoryLog, sid: str, *, ops: int = 2, close: bool = True,
@@ -61,7 +89,8 @@ def session(log: MemoryLog, sid: str, *, ops: int = 2, close: bool = True,
         done.append(log.append(Event(OPERATION, at + n, case, "alice", sid,
                                      {"event": n, "seq": n + 1, "operation": "diag.system"})))
         done.append(log.append(Event(OUTCOME, at + n + 0.5, case, "alice", sid,
-                                     {"event": n, "outcome": "ok"}, {"receipt": "ab" * 32})))
+                                     {"event": n, "outcome": "ok"},
+                                     {"receipt": log.envelope(f'{{"receipt":"{sid}/{n}"}}')})))
     if close:
         done.append(log.append(Event(CLOSED, at + ops, case, "controller", sid,
                                      {"reason": "closed"})))

@@ -144,12 +144,58 @@ def test_a_case_relabelled_as_one_event_does_not_skip_the_session_checks(
     assert wrong.status == FAILED  # one record, but not the one named
 
 
+def test_a_case_with_a_consent_record_removed_fails(log: MemoryLog,
+                                                    key: tlog.NoteSigner) -> None:
+    # The fixture's log: request (0), S-1, approval, S-2: without the approval, S-2's
+    # opening links to a leaf the case's evidence lacks.
+    approval = next(i for i, r in enumerate(log.records)
+                    if decode(r).kind == "consent.approved")
+    kept = [i for i in range(len(log.records)) if i != approval]
+    report = verify_evidence(log.evidence(key, {"case": "C-0001"}, kept), key.verifier)
+    assert report.status == FAILED and report.faults[0].index == approval + 1
+    assert verify_evidence(log.evidence(key, {"case": "C-0001"}), key.verifier).status \
+        == VERIFIED
+
+
+def test_a_session_s_evidence_verifies_though_its_opening_links_into_its_case(
+        log: MemoryLog, key: tlog.NoteSigner) -> None:
+    s2 = [i for i, r in enumerate(log.records) if decode(r).session == "S-2"]
+    assert decode(log.records[s2[0]]).prev is not None  # to the approval, not in the evidence
+    report = verify_evidence(log.evidence(key, {"session": "S-2"}, s2), key.verifier)
+    assert report.status == VERIFIED and report.sessions == 1
+
+
+@pytest.mark.parametrize("scope", [{"session": "S-1"}, {"case": "C-0002"}])
+def test_records_outside_the_scope_fail(log: MemoryLog, key: tlog.NoteSigner,
+                                        scope: dict[str, str]) -> None:
+    # The scope is not signed: a case's evidence relabelled as one session's must not skip
+    # the case's checks, nor pass for another case.
+    report = verify_evidence(log.evidence(key, scope), key.verifier)
+    assert report.status == FAILED
+    assert any("but this record is of" in f.what for f in report.faults)
+
+
+def test_an_envelope_a_record_names_must_be_in_the_evidence(log: MemoryLog,
+                                                            key: tlog.NoteSigner) -> None:
+    evidence = log.evidence(key, {"case": "C-0001"})
+    dropped = sorted(evidence.envelopes)[0]
+    envelopes = {d: t for d, t in evidence.envelopes.items() if d != dropped}
+    report = verify_evidence(dataclasses.replace(evidence, envelopes=envelopes), key.verifier)
+    assert report.status == INCOMPLETE
+    assert [f.what for f in report.faults] == [
+        f"the receipt {dropped[:16]}… this record names is not in the evidence"]
+
+
 def test_an_edited_bundle_file_is_detected(log: MemoryLog, key: tlog.NoteSigner) -> None:
     envelope = '{"payload":"eA==","payload_type":"t","signatures":[]}'
-    evidence = dataclasses.replace(log.evidence(key, {"case": "C-0001"}),
-                                   envelopes={sha256_hex(envelope): envelope})
+    evidence = log.evidence(key, {"case": "C-0001"})
+    evidence = dataclasses.replace(evidence, envelopes={**evidence.envelopes,
+                                                        sha256_hex(envelope): envelope})
     data = to_json(evidence)
-    assert verify_evidence(from_json(data), key.verifier).status == INCOMPLETE  # unreferenced
+    unreferenced = verify_evidence(from_json(data), key.verifier)
+    assert unreferenced.status == INCOMPLETE
+    assert [f.what for f in unreferenced.faults] == [
+        f"envelope {sha256_hex(envelope)[:16]}… is referenced by no verified record"]
     obj = json.loads(data)
     record = json.loads(base64.b64decode(obj["records"][2]["record"]))
     record["actor"] = "mallory"
