@@ -7,9 +7,13 @@ fingerprint, images and side effects. An apply commits only when every row still
 its before-image, every step touched exactly one row and every after-image equals the
 preview's; the journal entry (before-image, state ``applying``) is durable before COMMIT.
 
-``checkpoint(name)`` is called at each named point of an apply (``begin``, ``locked``,
-``step-1``, ``steps-done``, ``verified``, ``journaled``, ``committed``, ``closed``):
-the crash tests stop the process there.
+``checkpoint(name)`` is called at each named point of an apply (``begin``, ``read``,
+``locked``, ``step-1``, ``steps-done``, ``verified``, ``journaled``, ``committed``,
+``closed``): the crash tests stop the process there.
+
+Servers run both in REPEATABLE READ (see :mod:`agent.data.schema`); a row another client
+changed after the transaction's snapshot is then refused by the server when the apply locks
+it, and that refusal is the apply's "rows changed since the preview".
 """
 
 from __future__ import annotations
@@ -116,8 +120,14 @@ def _verified_run(conn: sa.Connection, source: DataSourcePolicy, stored: StoredP
         raise PlanDrifted("the schema changed since the preview: nothing was changed")
     plan = parse_plan(stored.plan, schema, allow_deletes=True)
     before_all = snapshot(conn, schema)
-    before, after = _run(conn, schema, plan, _refuse_apply, stored.images["before"],
-                         checkpoint)
+    checkpoint("read")
+    try:
+        before, after = _run(conn, schema, plan, _refuse_apply, stored.images["before"],
+                             checkpoint)
+    except sa.exc.DBAPIError as exc:
+        if _changed_since_snapshot(exc):
+            raise PlanDrifted("rows changed since the preview: nothing was changed") from exc
+        raise
     if after != stored.images["after"]:
         raise PlanDrifted("the result differs from the preview: nothing was changed")
     effects = side_effects(before_all, snapshot(conn, schema), planned_keys(plan.steps, schema))
@@ -155,6 +165,21 @@ def _check_before(step: Step, image: Image | None, refuse: Callable[[str], Excep
         raise refuse(f"{step.table}: no row with that key")
     if image is not None and any(image.get(c) != v for c, v in step.expect.items()):
         raise refuse(f"{step.table}: the row does not hold the expected values")
+
+
+# PostgreSQL's serialization failure; MariaDB's "record has changed since last read" (with
+# innodb_snapshot_isolation) and deadlock, which a concurrent writer of the same rows causes.
+_SQLSTATES = frozenset(("40001",))
+_MYSQL_CODES = frozenset((1020, 1213))
+
+
+def _changed_since_snapshot(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the server refused the statement because another client changed its rows."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] in _MYSQL_CODES
 
 
 def _refuse_preview(message: str) -> Exception:

@@ -27,6 +27,10 @@ CONNECT_TIMEOUT = 5
 SQLITE_BUSY_SECONDS = 5.0
 _PG_OPTIONS = "-c lock_timeout=3000 -c statement_timeout=30000"
 _MYSQL_INIT = "SET SESSION innodb_lock_wait_timeout=3, SESSION max_statement_time=30"
+# A preview or an apply compares two snapshots of the tables to find side effects: both must
+# see the database as of one moment (plus the transaction's own changes), or another
+# client's commit in between reads as a side effect. SQLite's write lock gives that already.
+ISOLATION = "REPEATABLE READ"
 
 
 def make_engine(source: DataSourcePolicy) -> Engine:
@@ -40,15 +44,17 @@ def make_engine(source: DataSourcePolicy) -> Engine:
     if source.engine == "postgresql":
         url = URL.create("postgresql+psycopg", username=source.user, password=source.password,
                          host=source.host, port=source.port, database=source.database)
-        return sa.create_engine(url, poolclass=NullPool, hide_parameters=True, connect_args={
-            "connect_timeout": CONNECT_TIMEOUT, "options": _PG_OPTIONS})
+        return sa.create_engine(url, poolclass=NullPool, hide_parameters=True,
+                                isolation_level=ISOLATION, connect_args={
+                                    "connect_timeout": CONNECT_TIMEOUT, "options": _PG_OPTIONS})
     url = URL.create("mysql+pymysql", username=source.user, password=source.password,
                      host=source.host, port=source.port, database=source.database,
                      query={"charset": "utf8mb4"})
     # hide_parameters: errors name no values (they may be customer data) in the agent log.
-    return sa.create_engine(url, poolclass=NullPool, hide_parameters=True, connect_args={
-        "connect_timeout": CONNECT_TIMEOUT, "read_timeout": 35, "write_timeout": 35,
-        "init_command": _MYSQL_INIT})
+    return sa.create_engine(url, poolclass=NullPool, hide_parameters=True,
+                            isolation_level=ISOLATION, connect_args={
+                                "connect_timeout": CONNECT_TIMEOUT, "read_timeout": 35,
+                                "write_timeout": 35, "init_command": _MYSQL_INIT})
 
 
 def _begin_immediate(engine: Engine) -> None:

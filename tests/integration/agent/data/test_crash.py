@@ -19,7 +19,7 @@ PLAN = {"updates": [{"table": "orders", "key": {"id": 10}, "set": {"status": "pa
         "inserts": [{"table": "orders", "row": {"id": 14, "customer_id": 2,
                                                 "status": "open", "total": "3.00"}}]}
 # point -> (data after the kill, journal state after recovery)
-POINTS = {"begin": ("before", None), "locked": ("before", None),
+POINTS = {"begin": ("before", None), "read": ("before", None), "locked": ("before", None),
           "step-1": ("before", None), "steps-done": ("before", None),
           "verified": ("before", None), "journaled": ("before", "aborted"),
           "committed": ("after", "applied"), "closed": ("after", "applied")}
