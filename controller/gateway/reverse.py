@@ -10,8 +10,10 @@ agent (the ticket is redeemed there, for the engineer key the SSH client proved)
 An offer is keyed by the agent's certificate identity and the ticket's SHA-256, so one
 agent can never answer another's login; it is dropped when its ticket would have expired.
 One agent holds at most ``MAX_OFFERS_PER_AGENT`` offers (so it cannot take the room of
-every other agent's logins), and the gateway's input waits while ``OUTBOX`` messages are
-not yet taken by the agent (backpressure, as gRPC flow control gives in direct mode).
+every other agent's logins); a new one then ends its oldest, since a login claims its
+stream within seconds of its ticket: tickets nobody used cannot keep the next login out.
+The gateway's input waits while ``OUTBOX`` messages are not yet taken by the agent
+(backpressure, as gRPC flow control gives in direct mode).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ MAX_OFFERS = 256  # per controller process: each is an open stream
 MAX_OFFERS_PER_AGENT = 4  # a login claims one within seconds of its ticket
 OUTBOX = 64  # messages to the agent not yet sent; then the gateway's input waits
 _END = None
+
+
+class _Superseded(Exception):
+    """An unclaimed offer made room for a newer one of the same agent."""
 
 
 def _key(agent_id: str, ticket: str) -> tuple[str, str]:
@@ -85,19 +91,22 @@ class ReverseShells:
         """The agent's side: offer the stream for ``ticket``, then carry the gateway's
         messages until it closes; ends quietly if no login claims it in time."""
         key = _key(agent_id, ticket)
-        if key in self._offers or len(self._offers) >= MAX_OFFERS \
-                or sum(k[0] == agent_id for k in self._offers) >= MAX_OFFERS_PER_AGENT:
+        if key in self._offers or len(self._offers) >= MAX_OFFERS:
             raise FailedPrecondition("no room for another shell stream")
+        theirs = [k for k in self._offers if k[0] == agent_id]  # oldest first
+        if len(theirs) >= MAX_OFFERS_PER_AGENT:
+            self._supersede(theirs[0])
         link = ReverseLink(incoming)
         self._offers[key] = link
         self._arrived.setdefault(key, asyncio.Event()).set()
         try:
             await asyncio.wait_for(asyncio.shield(link.claimed), OFFER_TTL)
-        except TimeoutError:
+        except (TimeoutError, _Superseded):
             return
         finally:
-            self._offers.pop(key, None)
-            self._arrived.pop(key, None)
+            if self._offers.get(key) is link:
+                del self._offers[key]
+                self._arrived.pop(key, None)
         async for message in link.outgoing():
             yield message
 
@@ -129,6 +138,11 @@ class ReverseShells:
             await link.close()
             raise LinkRefused(grpc.StatusCode.PERMISSION_DENIED, "the agent refused the ticket")
         return link, first.opened
+
+    def _supersede(self, key: tuple[str, str]) -> None:
+        link = self._offers.pop(key)
+        self._arrived.pop(key, None)
+        link.claimed.set_exception(_Superseded())
 
     def offered(self) -> int:
         return len(self._offers)
