@@ -7,6 +7,9 @@ One durable SQLite database (``<home>/changes.db``, every commit fsynced):
   plan, unmasked images, digest, the context it was made in (agent, case, grant,
   session, engineer key) and its expiry; ``status`` moves ``pending`` -> ``applied`` |
   ``aborted`` | ``denied``. A database from before ``kind`` gets the column (``data``).
+  A preview never applied (``pending`` or ``denied``, no journal entry) is forgotten, with
+  its consents, ``FORGET_AFTER`` seconds after it expired: its images hold the customer's
+  rows, and nothing can use it any more. Applied changes stay: an undo reads them.
 - ``consents``: change-consent envelopes as signed; ``used_at`` is set once, by a
   conditional update, so a consent is consumed exactly once even under concurrency.
 - ``journal``: one entry per apply, written ``applying`` (with the before-image) before
@@ -31,6 +34,7 @@ from agent.wire import envelope_blob, envelope_from_blob
 from permissions import Envelope
 
 PREVIEW_TTL = 30 * 60
+FORGET_AFTER = 7 * 24 * 3600
 CHANGES_NAME = "changes.db"
 KINDS = ("data", "config", "service")
 
@@ -137,6 +141,7 @@ class ChangeStore:
                 raise TooManyPending(
                     f"{waiting} changes under this grant await the customer's decision: "
                     "wait for decisions, or for previews to expire, before previewing more")
+            _forget_unapplied(conn, before=preview.created_at - FORGET_AFTER)
             conn.execute(
                 "INSERT INTO previews (digest, source, undo_of, plan, schema_fp, images, "
                 "agent_id, case_id, grant_id, session_id, engineer, engineer_key_id, "
@@ -232,6 +237,16 @@ class ChangeStore:
             "SELECT journal.digest FROM journal LEFT JOIN previews USING (digest) "
             "WHERE journal.state = 'applying' AND coalesce(previews.kind, 'data') = ? "
             "ORDER BY journal.started_at", (kind,))]
+
+
+_UNAPPLIED = ("SELECT digest FROM previews WHERE status IN ('pending', 'denied') "
+              "AND expires_at <= ? AND digest NOT IN (SELECT digest FROM journal)")
+
+
+def _forget_unapplied(conn: Any, *, before: float) -> None:
+    """Drop previews never applied that expired before ``before``, and their consents."""
+    conn.execute(f"DELETE FROM consents WHERE digest IN ({_UNAPPLIED})", (before,))  # noqa: S608
+    conn.execute(f"DELETE FROM previews WHERE digest IN ({_UNAPPLIED})", (before,))  # noqa: S608
 
 
 def _json_or_null(record: dict[str, Any] | None) -> str | None:

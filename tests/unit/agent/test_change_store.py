@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
+import permissions as p
 from agent.changes import (
+    FORGET_AFTER,
     MAX_PENDING_PER_GRANT,
     ChangeStore,
     StoredPreview,
@@ -39,3 +42,31 @@ def test_a_grant_may_keep_only_so_many_changes_waiting(tmp_path: Path) -> None:
     finally:
         store.close()
 
+
+
+def test_previews_never_applied_are_forgotten_a_week_after_they_expire(tmp_path: Path) -> None:
+    store = ChangeStore(tmp_path / "changes.db")
+    key = ed25519.Ed25519PrivateKey.generate()
+    try:
+        for n in range(4):
+            store.add_preview(_preview(n))
+            context = p.ChangeContext(change_digest=_preview(n).digest, agent_id="web-1",
+                                      case_id="C-1", grant_id="G-1",
+                                      engineer_key_id="sha256:" + "ab" * 32)
+            store.add_consent(f"K-{n}", _preview(n).digest,
+                              p.consent_to_change(context, key, consent_id=f"K-{n}", now=1000),
+                              1000.0)
+        store.set_status(_preview(1).digest, "denied")
+        store.journal_begin(_preview(2).digest, [], 1100.0)  # applied: an undo needs it
+        store.journal_end(_preview(2).digest, "applied", 1101.0)
+        expired = 1000.0 + 1800
+        store.add_preview(_preview(10, at=expired + FORGET_AFTER - 1))  # not yet a week
+        assert len(store.previews()) == 5
+        store.add_preview(_preview(11, at=expired + FORGET_AFTER))
+        kept = {p.digest for p in store.previews()}
+        assert kept == {_preview(n).digest for n in (2, 10, 11)}
+        assert [c.consent_id for c in store.consents(_preview(2).digest)] == ["K-2"]
+        assert store.consents(_preview(0).digest) == []
+        assert store.consents(_preview(1).digest) == []
+    finally:
+        store.close()
