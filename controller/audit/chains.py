@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controller.audit.records import CLOSED, OPENED, OPERATION, OUTCOME, Event, Link, extends
+from controller.audit.records import (
+    CLOSED,
+    OPENED,
+    OPERATION,
+    OUTCOME,
+    Chain,
+    Event,
+    Link,
+    extends,
+)
 
 INTEGRITY, INCOMPLETE = "integrity", "incomplete"
 
@@ -71,10 +80,11 @@ def check_cases(records: Iterable[Item]) -> tuple[ChainFault, ...]:
     faults: list[ChainFault] = []
     for case, chain in by_case.items():
         previous: Link | None = None
-        linked = False  # unlinked records (written before case chains) only come first
+        linked = False  # records written before case chains carry no link; they come first
         for index, digest, event in chain:
-            if event.prev is not None or previous is None or linked:
-                fault = _check_link(f"case {case}", index, event, previous, present)
+            from_before_chains = event.prev is None and previous is not None and not linked
+            if not from_before_chains:
+                fault = _check_link(("case", case), index, event, previous, present)
                 if fault is not None:
                     faults.append(fault)
             linked = linked or event.prev is not None
@@ -90,7 +100,7 @@ def _check_session(session: str, chain: list[Item], present: set[int]) -> list[C
         if previous is None and event.kind == OPENED:
             pass  # a session begins here; its link, if any, is its case's (check_cases)
         else:
-            fault = _check_link(f"session {session}", index, event, previous, present)
+            fault = _check_link(("session", session), index, event, previous, present)
             if fault is not None:
                 faults.append(fault)
         if previous is not None and event.kind == OPENED:
@@ -119,34 +129,34 @@ def _check_order(session: str, chain: list[tuple[int, bytes, Event]]) -> list[Ch
     return faults
 
 
-def _check_link(chain: str, index: int, event: Event, previous: Link | None,
+def _check_link(chain: Chain, index: int, event: Event, previous: Link | None,
                 present: set[int]) -> ChainFault | None:
     """The fault in ``event``'s link, if any: ``previous`` is the chain's record before it
-    in the evidence (None: it is the first there); ``chain`` names the chain."""
-    prev, is_case = event.prev, chain.startswith("case ")
+    in the evidence (None: it is the first there)."""
+    prev, is_case, label = event.prev, chain[0] == "case", " ".join(chain)
     if previous is None:
         if prev is None and is_case:
             return None  # the case's first record
         if prev is not None and prev.index not in present:
-            return ChainFault(index, event.kind, f"{chain} starts at leaf {index}; its "
+            return ChainFault(index, event.kind, f"{label} starts at leaf {index}; its "
                               f"earlier records (from leaf {prev.index}) are not in the "
                               f"evidence", INCOMPLETE)
         if is_case:
-            return ChainFault(index, event.kind, f"{chain}: its first record links to leaf "
+            return ChainFault(index, event.kind, f"{label}: its first record links to leaf "
                               f"{prev.index if prev else 'none'}, which is not the case's",
                               INTEGRITY)
-        return ChainFault(index, event.kind, f"{chain} does not start with "
+        return ChainFault(index, event.kind, f"{label} does not start with "
                           f"'opened' (its first record links to leaf "
                           f"{'none' if prev is None else prev.index})", INTEGRITY)
     if prev is None:
-        return ChainFault(index, event.kind, f"{chain}: record has no link to the "
+        return ChainFault(index, event.kind, f"{label}: record has no link to the "
                           f"previous record (leaf {previous.index})", INTEGRITY)
     if prev.index != previous.index:
-        return ChainFault(index, event.kind, f"{chain}: record links to leaf "
-                          f"{prev.index}, but the previous record of the {chain.split()[0]} "
+        return ChainFault(index, event.kind, f"{label}: record links to leaf "
+                          f"{prev.index}, but the previous record of the {chain[0]} "
                           f"is leaf {previous.index} (a record was removed or reordered)",
                           INTEGRITY)
     if prev.leaf_hash != previous.leaf_hash:
-        return ChainFault(index, event.kind, f"{chain}: the link's hash does not "
+        return ChainFault(index, event.kind, f"{label}: the link's hash does not "
                           f"match leaf {previous.index} (that record was changed)", INTEGRITY)
     return None

@@ -98,8 +98,9 @@ def _evidence(obj: Any) -> Evidence:
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise BadEvidence(f"not an evidence file (format is not {FORMAT})")
     scope = obj["scope"]
-    if not isinstance(scope, dict) or len(scope) != 1 or next(iter(scope)) not in SCOPES:
-        raise BadEvidence(f"scope names one of {', '.join(SCOPES)}")
+    problem = scope_problem(scope)
+    if problem is not None:
+        raise BadEvidence(problem)
     records = tuple(ProvenRecord(_int(r["index"]), _unb64(r["record"]),
                                  tuple(_unb64(p) for p in r["proof"])) for r in obj["records"])
     consistency = tuple(Consistency(_str(c["checkpoint"]).encode(),
@@ -114,6 +115,22 @@ def _evidence(obj: Any) -> Evidence:
         raise BadEvidence("envelopes map hex digests to envelope text")
     return Evidence(_str(obj["origin"]), scope, _str(obj["checkpoint"]).encode(), records,
                     consistency, envelopes, tuple(_str(b) for b in obj["blobs"]), cosigned)
+
+
+def scope_problem(scope: object) -> str | None:
+    """What is wrong with ``scope``, if anything: it names one case, one session or one
+    event, or is exactly ``{"full": true}``. The scope is not signed and decides which
+    checks run, so nothing else may pass for one (``{"full": 1}`` would skip them)."""
+    if not isinstance(scope, dict) or len(scope) != 1 or next(iter(scope)) not in SCOPES:
+        return f"scope names one of {', '.join(SCOPES)}"
+    (name, value), = scope.items()
+    if name in ("case", "session") and not (isinstance(value, str) and value):
+        return f"the scope's {name} is not a {name} id: {value!r}"
+    if name == "full" and value is not True:
+        return f"the scope's full is not true: {value!r}"
+    if name == "event" and (type(value) is not int or value < 0):
+        return f"the scope's event is not a leaf index: {value!r}"
+    return None
 
 
 def _b64(data: bytes) -> str:

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tlog
-from controller.audit.chains import INCOMPLETE, INTEGRITY, check_cases, check_sessions
+from controller.audit.chains import INCOMPLETE, INTEGRITY, Item, check_cases, check_sessions
 from controller.audit.errors import BadRecord
-from controller.audit.evidence import Evidence, ProvenRecord
-from controller.audit.records import Event, decode, sha256_hex
+from controller.audit.evidence import Evidence, ProvenRecord, scope_problem
+from controller.audit.records import decode, sha256_hex
 
 VERIFIED, FAILED = "verified", "failed"
 
@@ -59,6 +59,9 @@ def verify_evidence(evidence: Evidence, key: tlog.NoteVerifier,
                       f"{key.name}: {exc}")
         return Report(FAILED, 0, b"", 0, 0, (), 0, 0, (fault,))
     faults: list[Fault] = []
+    problem = scope_problem(evidence.scope)
+    if problem is not None:
+        faults.append(Fault(None, "scope", problem))
     events = _records(evidence.records, signed, faults)
     if evidence.scope.get("full") is True:
         faults.extend(_missing(evidence.records, signed.size))
@@ -93,10 +96,11 @@ def _one_event(evidence: Evidence) -> list[Fault]:
                   f"{len(indexes)} record(s): a proof of one event holds that one alone")]
 
 
-def _outside_scope(scope: dict[str, object], events: list[tuple[int, bytes, Event]],
+def _outside_scope(scope: dict[str, object], events: list[Item],
                    ) -> list[Fault]:
     """A case's or a session's evidence holds that case's or session's records alone: the
-    scope is not signed, and it decides which chains are checked."""
+    scope is not signed, and it decides which chains are checked (the client also checks
+    that the scope is the one it asked for, :func:`controller.client.audit.check`)."""
     faults = []
     for index, _, event in events:
         if "case" in scope and event.case != scope["case"]:
@@ -159,7 +163,7 @@ def _status(faults: list[Fault]) -> str:
 
 
 def _records(records: tuple[ProvenRecord, ...], signed: tlog.Checkpoint,
-             faults: list[Fault]) -> list[tuple[int, bytes, Event]]:
+             faults: list[Fault]) -> list[Item]:
     """The records that are canonical and included at their index; faults for the others."""
     good, seen = [], set()
     for item in sorted(records, key=lambda r: r.index):
@@ -210,7 +214,7 @@ def _consistency(evidence: Evidence, signed: tlog.Checkpoint,
     return faults
 
 
-def _envelopes(evidence: Evidence, events: list[tuple[int, bytes, Event]]) -> list[Fault]:
+def _envelopes(evidence: Evidence, events: list[Item]) -> list[Fault]:
     """Each envelope hashes to its digest and is named by a verified record; each envelope
     a record names is there (blobs, kept outside the evidence, excepted)."""
     referenced = {d for _, _, e in events for d in e.digests.values()}

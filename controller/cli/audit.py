@@ -86,9 +86,11 @@ def _scope_count(case: str, session: str, full: bool) -> None:
         raise _usage("name exactly one of --case, --session or --full")
 
 
-def _fetch(opts: Options, key: Path | None, **scope: Any) -> tuple[tlog.NoteVerifier, bytes]:
-    """Pin (or read the pinned) key, fetch evidence; says so when it pinned just now."""
-    from controller.client.audit import evidence_request, pinned_key
+def _fetch(opts: Options, key: Path | None,
+           **scope: Any) -> tuple[tlog.NoteVerifier, bytes, dict[str, Any]]:
+    """Pin (or read the pinned) key, fetch evidence; says so when it pinned just now.
+    Also the scope the evidence must name (``_check(..., asked=...)``)."""
+    from controller.client.audit import evidence_request, pinned_key, scope_asked
 
     async def work(client: ControllerClient) -> tuple[Any, bytes]:
         pinned = await pinned_key(opts.home, client, key)
@@ -99,7 +101,7 @@ def _fetch(opts: Options, key: Path | None, **scope: Any) -> tuple[tlog.NoteVeri
         typer.echo(f"pinned the controller's log key on first use: {pinned.key.vkey()} "
                    f"(saved in {opts.home / 'log.vkey'}; compare it with the deployment's "
                    f"log.vkey)", err=True)
-    return pinned.key, data
+    return pinned.key, data, scope_asked(**scope)
 
 
 _COSIGNATURES_NOT_CHECKED = "not checked (audit verify-bundle --agent-key checks an agent's)"
@@ -126,6 +128,12 @@ def _show(opts: Options, evidence: Evidence, report: Report, *,
         for fault in report.faults[:20]:
             where = "-" if fault.index is None else f"leaf {fault.index}"
             out.note(f"{fault.severity}: {where} ({fault.kind}): {fault.what}")
+        last = max((r.index for r in evidence.records), default=None)
+        scoped = next((k for k in ("case", "session") if k in evidence.scope), None)
+        if scoped is not None and last is not None:
+            # Chains prove nothing is missing before a record; nothing signed names the last.
+            out.note(f"complete from the {scoped}'s first record to leaf {last}; a later record "
+                     f"of the {scoped} would show only in 'audit verify --full'")
     return typer.Exit(EXIT[report.status])
 
 
@@ -137,13 +145,14 @@ def _scope_text(scope: dict[str, Any]) -> str:
                      if v is not None and v is not False and v != "")
 
 
-def _check(data: bytes, key: tlog.NoteVerifier,
-           agent_keys: Sequence[tlog.NoteVerifier] = ()) -> tuple[Evidence, Report]:
+def _check(data: bytes, key: tlog.NoteVerifier, agent_keys: Sequence[tlog.NoteVerifier] = (),
+           *, asked: dict[str, Any] | None = None) -> tuple[Evidence, Report]:
+    """``asked``: the scope fetched evidence must carry (None: a file, any scope)."""
     from controller.audit.errors import BadEvidence
     from controller.client.audit import check
 
     try:
-        return check(data, key, agent_keys)
+        return check(data, key, agent_keys, asked=asked)
     except BadEvidence as exc:  # the evidence file's own words may be quoted: inert
         typer.echo(f"error: {out.inert(str(exc))}", err=True)
         raise typer.Exit(EXIT["failed"]) from exc
@@ -163,8 +172,8 @@ def audit_verify(
     """Verify the controller's log here, against the pinned key; pinpoint the first fault."""
     _scope_count(case, session, full)
     kept = _kept(since) if since is not None else b""
-    pinned, data = _fetch(opts, key, case=case, session=session, full=full, since=kept)
-    evidence, report = _check(data, pinned)
+    pinned, data, asked = _fetch(opts, key, case=case, session=session, full=full, since=kept)
+    evidence, report = _check(data, pinned, asked=asked)
     raise _show(opts, evidence, report)
 
 
@@ -263,9 +272,9 @@ def audit_export(
 ) -> None:
     """Write a case's evidence bundle (records, proofs, checkpoints, envelopes)."""
     _refuse_existing(output, force)
-    pinned, data = _fetch(opts, key, case=case)
+    pinned, data, asked = _fetch(opts, key, case=case)
     _write(output, data, force)
-    evidence, report = _check(data, pinned)
+    evidence, report = _check(data, pinned, asked=asked)
     typer.echo(f"wrote {output}: {report.records} records, checkpoint size {report.size}",
                err=opts.json)  # with --json, stdout is the report alone
     raise _show(opts, evidence, report)
@@ -282,9 +291,9 @@ def audit_prove(
 ) -> None:
     """Write a self-contained proof that one event is in the log."""
     _refuse_existing(output, force)
-    pinned, data = _fetch(opts, key, event=event)
+    pinned, data, asked = _fetch(opts, key, event=event)
     _write(output, data, force)
-    evidence, report = _check(data, pinned)
+    evidence, report = _check(data, pinned, asked=asked)
     out.note(f"wrote {output}")
     raise _show(opts, evidence, report)
 
@@ -301,8 +310,8 @@ def audit_report(
     from controller.audit.report import render
 
     _refuse_existing(html, force)
-    pinned, data = _fetch(opts, key, case=case)
-    evidence, report = _check(data, pinned)
+    pinned, data, asked = _fetch(opts, key, case=case)
+    evidence, report = _check(data, pinned, asked=asked)
     _write(html, render(evidence, report, f"Case {case}").encode(), force)
     out.note(f"wrote {html} ({report.status})")
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tlog
+from controller.audit.errors import BadEvidence
 from controller.audit.evidence import Evidence, from_json
 from controller.audit.keys import read_vkey
 from controller.audit.verify import Report, verify_evidence
@@ -69,10 +71,24 @@ def evidence_request(*, case: str = "", session: str = "", event: int | None = N
     return pb.GetEvidenceRequest(full=True, since_checkpoint=since)
 
 
-def check(data: bytes, key: tlog.NoteVerifier,
-          agent_keys: Sequence[tlog.NoteVerifier] = ()) -> tuple[Evidence, Report]:
-    """Parse and verify evidence bytes (BadEvidence if they do not parse)."""
+def scope_asked(*, case: str = "", session: str = "", event: int | None = None,
+                full: bool = False, **_others: Any) -> dict[str, Any]:
+    """The scope that evidence for :func:`evidence_request` of these arguments names."""
+    if case:
+        return {"case": case}
+    if session:
+        return {"session": session}
+    return {"event": event} if event is not None else {"full": True}
+
+
+def check(data: bytes, key: tlog.NoteVerifier, agent_keys: Sequence[tlog.NoteVerifier] = (),
+          *, asked: dict[str, Any] | None = None) -> tuple[Evidence, Report]:
+    """Parse and verify evidence bytes (BadEvidence if they do not parse, or are not of
+    the scope ``asked`` for: the scope is not signed, and a controller could relabel)."""
     evidence = from_json(data)
+    if asked is not None and evidence.scope != asked:
+        raise BadEvidence(f"the controller sent evidence of {evidence.scope}, not of the "
+                          f"{asked} asked for")
     return evidence, verify_evidence(evidence, key, agent_keys)
 
 

@@ -75,6 +75,10 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
     d.engineer("session", "close", granted.session_id)
     report = _verified_case(deployment, granted.case_id)
     assert report["status"] == "verified"
+    shown = d.auditor("audit", "verify", "--case", granted.case_id)
+    said = shown.stdout + shown.stderr  # the newest records: the chain cannot vouch for them
+    assert "complete from the case's first record to leaf " in said
+    assert "a later record of the case would show only in 'audit verify --full'" in said
 
     grown = d.auditor("audit", "verify", "--session", granted.session_id, "--since", str(kept),
                       "--json", check=False)

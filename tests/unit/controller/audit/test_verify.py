@@ -14,6 +14,7 @@ from controller.audit.errors import BadEvidence
 from controller.audit.evidence import Consistency, Evidence, ProvenRecord, from_json, to_json
 from controller.audit.records import Event, decode, encode, sha256_hex
 from controller.audit.verify import FAILED, VERIFIED, verify_evidence
+from controller.client.audit import check, scope_asked
 from tests.unit.controller.audit._log import ORIGIN, MemoryLog, consent, session, signer
 
 
@@ -215,6 +216,35 @@ def test_referenced_envelopes_verify(key: tlog.NoteSigner) -> None:
     evidence = dataclasses.replace(log.evidence(key, {"case": "C-1"}),
                                    envelopes={sha256_hex(envelope): envelope})
     assert verify_evidence(evidence, key.verifier).status == VERIFIED
+
+
+# The scope is not signed and decides which checks run: only exact scopes pass for one.
+BAD_SCOPES = [{"full": 1}, {"full": "yes"}, {"full": False}, {"case": ""}, {"case": 5},
+              {"session": None}, {"event": True}, {"event": -1}, {"event": "5"}]
+
+
+@pytest.mark.parametrize("scope", BAD_SCOPES, ids=str)
+def test_a_scope_that_only_looks_like_one_is_refused(log: MemoryLog, key: tlog.NoteSigner,
+                                                     scope: dict[str, object]) -> None:
+    # e.g. a case's evidence with its approval removed, relabelled {"full": 1}
+    approval = next(i for i, r in enumerate(log.records)
+                    if decode(r).kind == "consent.approved")
+    kept = [i for i in range(len(log.records)) if i != approval]
+    evidence = log.evidence(key, scope, kept)
+    with pytest.raises(BadEvidence, match="scope"):
+        from_json(to_json(evidence))
+    report = verify_evidence(evidence, key.verifier)
+    assert report.status == FAILED
+    assert any(f.kind == "scope" and "the scope's" in f.what for f in report.faults)
+
+
+def test_evidence_of_another_scope_than_asked_for_is_refused(log: MemoryLog,
+                                                             key: tlog.NoteSigner) -> None:
+    s1 = [i for i, r in enumerate(log.records) if decode(r).session == "S-1"]
+    data = to_json(log.evidence(key, {"session": "S-1"}, s1))
+    assert check(data, key.verifier, asked={"session": "S-1"})[1].status == VERIFIED
+    with pytest.raises(BadEvidence, match=r"not of the \{'case': 'C-0001'\} asked for"):
+        check(data, key.verifier, asked=scope_asked(case="C-0001"))
 
 
 @pytest.mark.parametrize("data", [b"", b"[]", b'{"format":"other"}', b"\xff",
