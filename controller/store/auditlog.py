@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 import tlog
+from controller.audit.errors import ChainBroken
 from controller.audit.records import Chain, Event, Link, encode, extends, heads
 from controller.store import driver
 from controller.store.schema import (
@@ -30,14 +31,28 @@ _INSERT_LEAVES = ("INSERT INTO audit_leaves (leaf_index, record, leaf_hash, case
 _INSERT_NODES = "INSERT INTO audit_nodes (level, node_index, digest) VALUES (?, ?, ?)"
 _HEAD_SQL = "SELECT size, compact_range FROM audit_head WHERE head_id = 1"
 _SET_HEAD_SQL = "UPDATE audit_head SET size = ?, compact_range = ? WHERE head_id = 1"
-_SESSION_HEADS_SQL = ("SELECT session_id, leaf_index, leaf_hash FROM audit_session_heads "
-                      "WHERE session_id IN ({})")
-_CASE_HEADS_SQL = ("SELECT case_id, leaf_index, leaf_hash FROM audit_case_heads "
-                   "WHERE case_id IN ({})")
+# Each head with the hash of the leaf it names and the chain's newest leaf in the log, so a
+# head altered in the database (pointing elsewhere, or back) is caught before a record links
+# to it: that record would hide or fork the chain.
+_SESSION_HEADS_SQL = (
+    "SELECT h.session_id, h.leaf_index, h.leaf_hash, l.leaf_hash, "
+    "(SELECT max(m.leaf_index) FROM audit_leaves m WHERE m.session_id = h.session_id) "
+    "FROM audit_session_heads h LEFT JOIN audit_leaves l ON l.leaf_index = h.leaf_index "
+    "WHERE h.session_id IN ({})")
 # SQLite (3.24+) and PostgreSQL both write an upsert this way.
 _SET_SESSION_HEAD = ("INSERT INTO audit_session_heads (session_id, leaf_index, leaf_hash) "
                      "VALUES (?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
                      "leaf_index = excluded.leaf_index, leaf_hash = excluded.leaf_hash")
+# A case's chain: its records outside sessions and each session's first ("opened").
+_CASE_HEADS_SQL = (
+    "SELECT h.case_id, h.leaf_index, h.leaf_hash, l.leaf_hash, "
+    "(SELECT max(m.leaf_index) FROM audit_leaves m WHERE m.case_id = h.case_id AND "
+    "(m.session_id IS NULL OR m.leaf_index IN (SELECT min(o.leaf_index) FROM audit_leaves o "
+    "WHERE o.case_id = h.case_id AND o.session_id IS NOT NULL GROUP BY o.session_id))) "
+    "FROM audit_case_heads h LEFT JOIN audit_leaves l ON l.leaf_index = h.leaf_index "
+    "WHERE h.case_id IN ({})")
+_HAS_LEAVES = {"session": "SELECT 1 FROM audit_leaves WHERE session_id = ? LIMIT 1",
+               "case": "SELECT 1 FROM audit_leaves WHERE case_id = ? LIMIT 1"}
 _SET_CASE_HEAD = ("INSERT INTO audit_case_heads (case_id, leaf_index, leaf_hash) "
                   "VALUES (?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET "
                   "leaf_index = excluded.leaf_index, leaf_hash = excluded.leaf_hash")
@@ -81,6 +96,8 @@ def append_many(conn: Connection, events: Sequence[Event]) -> list[int]:
     moved: dict[Chain, Link] = {}
     for index, event in enumerate(events, start=size):
         chain = extends(event)
+        if chain is not None and chain not in last:
+            _check_first(conn, chain)
         data = encode(event, prev=None if chain is None else last.get(chain))
         digest = tlog.leaf_hash(data)
         hashes.append(digest)
@@ -99,14 +116,31 @@ def append_many(conn: Connection, events: Sequence[Event]) -> list[int]:
 
 
 def _chain_heads(conn: Connection, chains: set[Chain]) -> dict[Chain, Link]:
+    """The last record of each of ``chains`` that has one; ChainBroken if a head does not
+    name a leaf of the log as it was recorded."""
     found: dict[Chain, Link] = {}
     for kind, (select, _) in _HEADS.items():
         keys = sorted(key for k, key in chains if k == kind)
-        if keys:
-            sql = select.format(driver.placeholders(len(keys)))
-            found.update({(kind, str(key)): Link(int(index), bytes(leaf_hash))
-                          for key, index, leaf_hash in driver.rows(conn, sql, keys)})
+        if not keys:
+            continue
+        sql = select.format(driver.placeholders(len(keys)))
+        for key, index, head_hash, leaf_hash, newest in driver.rows(conn, sql, keys):
+            if leaf_hash is None or bytes(leaf_hash) != bytes(head_hash) or newest != index:
+                raise ChainBroken(f"the log's last record of {kind} {key} is recorded as leaf "
+                                  f"{index}, which is not that record as the log holds it "
+                                  f"(its newest is leaf {newest}): the database was altered; "
+                                  f"nothing is appended")
+            found[(kind, str(key))] = Link(int(index), bytes(head_hash))
     return found
+
+
+def _check_first(conn: Connection, chain: Chain) -> None:
+    """A record that begins its chain: ChainBroken if the chain has records already (its
+    head row is gone), or the record would begin a second chain that hides the first."""
+    kind, key = chain
+    if driver.rows(conn, _HAS_LEAVES[kind], (key,)):
+        raise ChainBroken(f"the log holds records of {kind} {key} but no last record for it: "
+                          f"the database was altered; nothing is appended")
 
 
 def _head(conn: Connection, *, lock: bool = False) -> tuple[int, tlog.CompactRange]:

@@ -20,7 +20,7 @@ import tlog
 from controller.audit.appender import Appender
 from controller.audit.chains import INCOMPLETE
 from controller.audit.checkpoints import check_not_rolled_back, sign_checkpoint
-from controller.audit.errors import BadRecord, CheckpointRefused, LogRolledBack
+from controller.audit.errors import BadRecord, ChainBroken, CheckpointRefused, LogRolledBack
 from controller.audit.export import collect
 from controller.audit.records import OPERATION, Event, decode
 from controller.audit.verify import FAILED, VERIFIED, verify_evidence
@@ -208,6 +208,30 @@ def test_a_store_upgraded_to_case_chains_goes_on_from_each_case_s_last_record(
                                                            last_opened.leaf_hash)
     store.write_sync(sign_checkpoint, KEY, T0)
     assert _verify(store, {"case": "C-0001"}).status == VERIFIED  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("altered", ["case head gone", "case head back", "session head hash"])
+def test_a_chain_head_altered_in_the_database_stops_appends_to_it(store: Store,
+                                                                   altered: str) -> None:
+    # A record linked from an altered head would hide the chain's records or fork it.
+    _story(store)
+    leaves = [(leaf, decode(leaf.record)) for leaf in store.read_sync(auditlog.leaves)]
+    approval = next(leaf for leaf, e in leaves if e.kind == "consent.approved")
+    if altered == "case head gone":
+        _tamper(store, "DELETE FROM audit_case_heads")
+        append = (_consent, "revoked")
+    elif altered == "case head back":  # a real leaf of the case, but not its newest
+        _tamper(store, "UPDATE audit_case_heads SET leaf_index = :i, leaf_hash = :h",
+                i=approval.index, h=approval.leaf_hash)
+        append = (_consent, "revoked")
+    else:
+        _tamper(store, "UPDATE audit_session_heads SET leaf_hash = :h WHERE session_id = 'S-2'",
+                h=bytes(32))
+        append = (_operate, "S-2", 5)
+    size = store.read_sync(auditlog.leaf_count)
+    with pytest.raises(ChainBroken, match="the database was altered"):
+        store.write_sync(*append)
+    assert store.read_sync(auditlog.leaf_count) == size
 
 
 def test_a_case_s_evidence_without_its_envelopes_is_incomplete(store: Store) -> None:
