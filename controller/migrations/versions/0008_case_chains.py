@@ -4,7 +4,9 @@ A case's consent and lock records, and its sessions' "opened" records, now link 
 case's previous such record (controller.audit.records.extends), so a case's evidence with
 one of them removed no longer verifies. This table is where the next one finds its link.
 It starts at each case's last such record already in the log, so a case opened before
-this revision goes on from where it was; its older records stay unlinked.
+this revision goes on from where it was; its older records stay unlinked. Going back to
+0007 and writing records with a controller that has no case chains is not supported: those
+records would read as unlinked after linked ones.
 
 Revision ID: 0008_case_chains
 Revises: 0007_event_seq_index
