@@ -170,9 +170,10 @@ class SyncLoop:
         await self._deliver(stub)
 
     async def _heartbeat(self, stub: Stub) -> None:
-        keys = {a.key_id: a.public_key for a in self._trust.approvers()}
+        approvers = self._trust.approvers()
         await stub.Heartbeat(controller_pb2.HeartbeatRequest(
-            address=self._address, approver_keys=keys, inventory=inventory()),
+            address=self._address, approver_keys={a.key_id: a.public_key for a in approvers},
+            approver_names={a.key_id: a.name for a in approvers}, inventory=inventory()),
             timeout=self._timeout)
 
     async def _fetch(self, stub: Stub) -> None:

@@ -58,5 +58,12 @@ def consent_table(entries: Iterable[pb.ConsentEntry]) -> None:
     out.table("Consent log", (
         "Entry", "At", "Kind", "Request", "Grant", "Case", "Agent", "Actor", "Scopes", "Reason",
     ), ((e.entry_id, out.when(e.at), e.kind, e.request_id or "-", e.grant_id or "-",
-         e.case_id, e.agent_id, e.actor, ", ".join(e.scopes) or "-", e.reason or "-")
+         e.case_id, e.agent_id, actor(e), ", ".join(e.scopes) or "-", e.reason or "-")
         for e in entries))
+
+
+def actor(entry: pb.ConsentEntry) -> str:
+    """Who acted: an approver as the name its agent reports and its key id, shortened."""
+    if not entry.actor_name:
+        return entry.actor
+    return f"{entry.actor_name} ({entry.actor[:15]}…)"

@@ -86,12 +86,13 @@ def event(record: SessionEvent) -> pb.SessionEvent:
     return message
 
 
-def consent(record: ConsentEntry) -> pb.ConsentEntry:
+def consent(record: ConsentEntry, actor_name: str = "") -> pb.ConsentEntry:
+    """``actor_name``: the name the agent reports for the approver key that acted."""
     message = pb.ConsentEntry(
         entry_id=record.entry_id or 0, at=int(record.at), kind=record.kind,
         request_id=record.request_id, grant_id=record.grant_id or "",
         case_id=record.case_id, agent_id=record.agent_id, actor=record.actor,
-        reason=record.reason, scopes=list(record.scopes),
+        reason=record.reason, scopes=list(record.scopes), actor_name=actor_name,
     )
     if record.envelope is not None:
         message.envelope.CopyFrom(to_wire(record.envelope))

@@ -81,9 +81,10 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         agent_id = await self._agent()
         address = _common.address(request.address, "address") if request.address else ""
         keys = approver_keys(request.approver_keys)
+        names = _approver_names(agent_id, request.approver_names, keys)
         now = self._deps.clock()
         inventory = _inventory(agent_id, request)
-        await self._deps.store.write(_heartbeat, agent_id, address, keys, now, inventory)
+        await self._deps.store.write(_heartbeat, agent_id, address, keys, now, inventory, names)
         return pb.HeartbeatResponse(server_time=now)
 
     async def ReportInspection(self, request: pb.ReportInspectionRequest,
@@ -155,6 +156,22 @@ def approver_keys(reported: Mapping[str, bytes]) -> dict[str, bytes]:
     return keys
 
 
+def _approver_names(agent_id: str, reported: Mapping[str, str],
+                    keys: Mapping[str, bytes]) -> dict[str, str]:
+    """The reported names of reported keys that are names; the others are logged and
+    left out (a name is shown, never trusted: it does not cost the heartbeat)."""
+    names: dict[str, str] = {}
+    for kid, given in reported.items():
+        try:
+            if kid not in keys:
+                raise InvalidArgument(f"names key {kid[:23]}, which the agent does not report")
+            names[kid] = _common.name(given, "approver name")
+        except InvalidArgument as exc:
+            log_event("agent.approver_name_refused", logging.WARNING, agent_id=agent_id,
+                      error=str(exc))
+    return names
+
+
 def _enrolled(conn: Connection, agent_id: str) -> AgentRecord:
     agent = directory.get_agent(conn, agent_id)
     if agent is None:
@@ -181,10 +198,11 @@ def _pending(conn: Connection, agent_id: str, since: float) -> list[Envelope]:
 
 
 def _heartbeat(conn: Connection, agent_id: str, address: str, keys: dict[str, bytes],
-               now: float, inventory: pb.AgentInventory | None = None) -> None:
+               now: float, inventory: pb.AgentInventory | None = None,
+               names: Mapping[str, str] | None = None) -> None:
     agent = _enrolled(conn, agent_id)
     directory.touch_agent(conn, agent_id, address or agent.address, now)
-    directory.replace_approver_keys(conn, agent_id, keys, now)
+    directory.replace_approver_keys(conn, agent_id, keys, now, names)
     if inventory is not None:
         archive.save_inventory(conn, agent_id, inventory, now)
 

@@ -73,8 +73,9 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
         await self._reader()
         case_id = _common.text(request.case_id, "case_id", required=False, limit=64)
         agent_id = _common.text(request.agent_id, "agent_id", required=False, limit=64)
-        found = await self._deps.store.read(_consent_log, case_id, agent_id)
-        return pb.ConsentLogResponse(entries=[_convert.consent(e) for e in found])
+        found, names = await self._deps.store.read(_consent_log, case_id, agent_id)
+        return pb.ConsentLogResponse(entries=[
+            _convert.consent(e, names.get((e.agent_id, e.actor), "")) for e in found])
 
     async def GetCustomerArchive(
             self, request: pb.GetCustomerArchiveRequest,
@@ -149,14 +150,17 @@ def _recordings(conn: Connection, session_id: str) -> list[tuple[SessionEvent, b
     return recording_of(conn, session_id)
 
 
-def _consent_log(conn: Connection, case_id: str, agent_id: str) -> list[ConsentEntry]:
-    """The entries of that case and agent; NotFound for a case or agent that does not
-    exist (an empty log is a known case with no decisions yet)."""
+def _consent_log(conn: Connection, case_id: str, agent_id: str,
+                 ) -> tuple[list[ConsentEntry], dict[tuple[str, str], str]]:
+    """The entries of that case and agent, and the names their agents report for approver
+    keys; NotFound for a case or agent that does not exist (an empty log is a known case
+    with no decisions yet)."""
     if case_id and cases.get_case(conn, case_id) is None:
         raise NotFound(f"unknown case {case_id}")
     if agent_id and directory.get_agent(conn, agent_id) is None:
         raise NotFound(f"unknown agent {agent_id}")
-    return requests.consent_entries(conn, case_id=case_id, agent_id=agent_id)
+    entries = requests.consent_entries(conn, case_id=case_id, agent_id=agent_id)
+    return entries, directory.approver_names(conn, {e.agent_id for e in entries})
 
 
 def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:

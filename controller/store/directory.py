@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -65,14 +65,23 @@ def touch_agents(conn: Connection, agent_ids: list[str], now: float) -> None:
 
 
 def replace_approver_keys(conn: Connection, agent_id: str, keys: Mapping[str, bytes],
-                          now: float) -> None:
-    """Make ``keys`` (key id -> raw public key) the agent's reported approver keys."""
+                          now: float, names: Mapping[str, str] | None = None) -> None:
+    """Make ``keys`` (key id -> raw public key) the agent's reported approver keys, with
+    the ``names`` (key id -> name) its customer gave them."""
     conn.execute(approver_keys.delete().where(approver_keys.c.agent_id == agent_id))
     if keys:
         conn.execute(approver_keys.insert(), [
-            {"agent_id": agent_id, "key_id": kid, "public_key": raw, "reported_at": now}
+            {"agent_id": agent_id, "key_id": kid, "public_key": raw, "reported_at": now,
+             "name": (names or {}).get(kid, "")}
             for kid, raw in sorted(keys.items())
         ])
+
+
+def approver_names(conn: Connection, agent_ids: Iterable[str]) -> dict[tuple[str, str], str]:
+    """(agent id, key id) -> the name the agent reports for that approver key, if any."""
+    query = sa.select(approver_keys.c.agent_id, approver_keys.c.key_id, approver_keys.c.name) \
+        .where(approver_keys.c.agent_id.in_(sorted(set(agent_ids))), approver_keys.c.name != "")
+    return {(str(a), str(k)): str(n) for a, k, n in conn.execute(query)}
 
 
 def get_approver_keys(conn: Connection, agent_id: str) -> dict[str, bytes]:

@@ -171,6 +171,8 @@ approver_keys = sa.Table(
     sa.Column("key_id", ID, primary_key=True),
     sa.Column("public_key", sa.LargeBinary, nullable=False),
     sa.Column("reported_at", TIME, nullable=False),
+    # The name the agent's customer gave the key (agent.toml); shown, never trusted.
+    sa.Column("name", NAME, nullable=False, server_default=""),
 )
 
 # What each agent last reported it runs on (sent with its heartbeat).

@@ -1676,6 +1676,7 @@ class ConsentEntry(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     SCOPES_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
+    ACTOR_NAME_FIELD_NUMBER: _builtins.int
     entry_id: _builtins.int
     """Entry id, increasing."""
     at: _builtins.int
@@ -1696,6 +1697,10 @@ class ConsentEntry(_message.Message):
     """Who: the engineer's name or the approver's key id."""
     reason: _builtins.str
     """Why: the request's reason, the denial's or revocation's reason."""
+    actor_name: _builtins.str
+    """When the actor is an approver's key id: the name the agent reports for that key now
+    (its customer's agent.toml); empty when the agent no longer reports the key.
+    """
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Scopes asked for or granted."""
@@ -1718,10 +1723,11 @@ class ConsentEntry(_message.Message):
         reason: _builtins.str = ...,
         scopes: _abc.Iterable[_builtins.str] | None = ...,
         envelope: _common_pb2.Envelope | None = ...,
+        actor_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "agent_id", b"agent_id", "at", b"at", "case_id", b"case_id", "entry_id", b"entry_id", "envelope", b"envelope", "grant_id", b"grant_id", "kind", b"kind", "reason", b"reason", "request_id", b"request_id", "scopes", b"scopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "actor_name", b"actor_name", "agent_id", b"agent_id", "at", b"at", "case_id", b"case_id", "entry_id", b"entry_id", "envelope", b"envelope", "grant_id", b"grant_id", "kind", b"kind", "reason", b"reason", "request_id", b"request_id", "scopes", b"scopes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2521,9 +2527,30 @@ class HeartbeatRequest(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ApproverNamesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ADDRESS_FIELD_NUMBER: _builtins.int
     APPROVER_KEYS_FIELD_NUMBER: _builtins.int
     INVENTORY_FIELD_NUMBER: _builtins.int
+    APPROVER_NAMES_FIELD_NUMBER: _builtins.int
     address: _builtins.str
     """Address of the agent's mTLS server."""
     @_builtins.property
@@ -2534,16 +2561,23 @@ class HeartbeatRequest(_message.Message):
     def inventory(self) -> Global___AgentInventory:
         """What the agent runs on; unset from agents that do not report it."""
 
+    @_builtins.property
+    def approver_names(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The names the customer gave those approvers (agent.toml), by key id. Shown beside
+        the key id in the consent log; only the key id is signed.
+        """
+
     def __init__(
         self,
         *,
         address: _builtins.str = ...,
         approver_keys: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
         inventory: Global___AgentInventory | None = ...,
+        approver_names: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inventory", b"inventory"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "approver_keys", b"approver_keys", "inventory", b"inventory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "approver_keys", b"approver_keys", "approver_names", b"approver_names", "inventory", b"inventory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

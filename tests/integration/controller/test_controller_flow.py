@@ -268,6 +268,27 @@ async def test_denial_is_recorded_with_its_reason(world: World) -> None:
     assert not fetched.requests
 
 
+async def test_the_consent_log_names_approvers_as_their_agent_does(world: World) -> None:
+    kid = p.key_id(world.approver_key.public_key())
+    raw = p.public_key_bytes(world.approver_key.public_key())
+    statement = await world.request()
+    await world.report(p.deny(statement, world.approver_key, reason="not today",
+                              now=int(world.d.clock.now)))
+
+    async def named(names: dict[str, str]) -> list[tuple[str, str]]:
+        await world.as_agent().Heartbeat(pb.HeartbeatRequest(approver_keys={kid: raw},
+                                                             approver_names=names))
+        log = await world.records().ConsentLog(pb.ConsentLogRequest(agent_id="web-1"))
+        return [(e.actor, e.actor_name) for e in log.entries]
+
+    assert await named({kid: "carol"}) == [("alice", ""), (kid, "carol")]
+    # A name that is not a name, or for a key the agent does not report, is left out; the
+    # heartbeat still counts. Only the key id is signed: a name is shown, never trusted.
+    assert await named({kid: "Carol\x1b[2J", "sha256:" + "0" * 64: "mallory"}) == [
+        ("alice", ""), (kid, "")]
+    assert await named({}) == [("alice", ""), (kid, "")]
+
+
 async def test_decision_by_an_unpinned_key_is_denied(world: World) -> None:
     statement = await world.request()
     stranger = ed25519.Ed25519PrivateKey.generate()

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import permissions as p
-from tests.integration.e2e.conftest import AGENT_ID, E2E, ENGINEER, one_error_line
+from tests.integration.e2e.conftest import AGENT_ID, APPROVER, E2E, ENGINEER, one_error_line
 
 REASON = "customer reports slow responses"
 
@@ -97,6 +97,9 @@ def test_the_main_job_is_recorded_end_to_end(deployment: E2E) -> None:
         ("approved", approver_key_id, "", request_id),
         ("revoked", approver_key_id, "diagnosis done", request_id)]
     assert [c["grant_id"] for c in consent[1:]] == [grant["grant_id"]] * 2
+    assert [c["actor_name"] for c in consent] == ["", APPROVER, APPROVER]  # agent.toml's
+    shown = d.auditor("consent", "log", "--case", case_id).stdout
+    assert f"{APPROVER} ({approver_key_id[:15]}…)" in shown
     assert consent[1]["envelope"]["statement"]["grant_id"] == grant["grant_id"]
     signed = _envelope(consent[1]["envelope"])
     approver = deployment.approver_key().public_key()
