@@ -204,37 +204,33 @@ def test_concurrent_writer_between_preview_and_apply_aborts(harness: Harness) ->
     assert harness.store.journal_state(digest) is None
 
 
-def test_another_writer_s_commit_during_the_apply_is_no_side_effect_of_it(
-        harness: Harness) -> None:
-    # Another client commits to an allowlisted table while the apply runs: the apply's two
-    # snapshots must see the database as of one moment (plus its own changes), or that
-    # commit reads as a side effect of the change and a good apply is refused.
+def _consented_with_a_writer_at(harness: Harness, point: str, sql: str) -> str:
+    """A consented preview of FIX whose apply meets another client's commit of ``sql`` at
+    ``point``; its digest."""
     if harness.source.engine == "sqlite":
         pytest.skip("SQLite: the apply holds the write lock, no other writer commits")
     digest = harness.preview(FIX)["digest"]
     harness.consent(digest)
+    harness.ops = harness.make_ops(
+        checkpoint=lambda at: _write(harness, sql) if at == point else None)
+    return digest
 
-    def meanwhile(point: str) -> None:
-        if point == "locked":
-            _write(harness, "UPDATE orders SET status = 'shipped' WHERE id = 11")
 
-    harness.ops = harness.make_ops(checkpoint=meanwhile)
+def test_another_writer_s_commit_during_the_apply_is_no_side_effect_of_it(
+        harness: Harness) -> None:
+    # The apply's two snapshots must see the database as of one moment (plus its own
+    # changes), or that commit reads as a side effect of the change and a good apply fails.
+    digest = _consented_with_a_writer_at(
+        harness, "locked", "UPDATE orders SET status = 'shipped' WHERE id = 11")
     assert harness.apply(digest)["status"] == "applied"
     statuses = {r["id"]: r["status"] for r in harness.rows("orders")}
     assert statuses == {"10": "paid", "11": "shipped", "12": "open", "13": "open"}
 
 
 def test_a_row_changed_after_the_apply_s_snapshot_makes_it_refuse(harness: Harness) -> None:
-    if harness.source.engine == "sqlite":
-        pytest.skip("SQLite: the apply holds the write lock, no other writer commits")
-    digest = harness.preview(FIX)["digest"]
-    harness.consent(digest)
-
-    def meanwhile(point: str) -> None:
-        if point == "read":  # the tables are read; the rows to change are not locked yet
-            _write(harness, "UPDATE orders SET status = 'void' WHERE id = 10")
-
-    harness.ops = harness.make_ops(checkpoint=meanwhile)
+    # At "read" the tables are read, and the rows to change are not locked yet.
+    digest = _consented_with_a_writer_at(
+        harness, "read", "UPDATE orders SET status = 'void' WHERE id = 10")
     with pytest.raises(PlanDrifted, match="rows changed since the preview"):
         harness.apply(digest)
     assert {r["id"]: r["status"] for r in harness.rows("orders")}["10"] == "void"
