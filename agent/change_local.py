@@ -37,11 +37,13 @@ class ChangeLocalMethods:
     @translated
     async def ListChanges(self, request: pb.ListChangesRequest,
                           context: grpc.aio.ServicerContext) -> pb.ListChangesResponse:
-        now = self._clock()
-        found = await asyncio.to_thread(self._store().previews, prefix=request.digest_prefix)
-        rows = [_message(s, now) for s in found]
-        return pb.ListChangesResponse(changes=[r for r in rows if request.include_decided
-                                               or r.status == "pending"])
+        now, store = self._clock(), self._store()
+        # Pending: not decided and not expired; otherwise every change, whatever its status.
+        which: dict[str, Any] = {"prefix": request.digest_prefix} if request.include_decided \
+            else {"prefix": request.digest_prefix, "status": "pending", "now": now}
+        found = await asyncio.to_thread(store.previews, limit=request.limit or None, **which)
+        total = await asyncio.to_thread(store.count, **which)
+        return pb.ListChangesResponse(changes=[_message(s, now) for s in found], total=total)
 
     @translated
     async def ApproveChange(self, request: pb.ApproveChangeRequest,

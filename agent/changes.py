@@ -158,13 +158,20 @@ class ChangeStore:
         return StoredPreview.of_row(rows[0]) if rows else None
 
     def previews(self, *, status: str | None = None, now: float | None = None,
-                 prefix: str = "") -> list[StoredPreview]:
-        """Previews newest first, by status, unexpired at ``now``, digest prefix."""
+                 prefix: str = "", limit: int | None = None) -> list[StoredPreview]:
+        """Previews newest first, by status, unexpired at ``now``, digest prefix; at most
+        ``limit`` of them."""
         rows = self._db.query(
-            _SELECT_PREVIEWS + " WHERE (? IS NULL OR status = ?) "
-            "AND (? IS NULL OR expires_at > ?) AND substr(digest, 1, ?) = ? "
-            "ORDER BY created_at DESC", (status, status, now, now, len(prefix), prefix))
+            _SELECT_PREVIEWS + _MATCHING + " ORDER BY created_at DESC LIMIT ?",
+            (status, status, now, now, len(prefix), prefix, -1 if limit is None else limit))
         return [StoredPreview.of_row(r) for r in rows]
+
+    def count(self, *, status: str | None = None, now: float | None = None,
+              prefix: str = "") -> int:
+        """How many previews :meth:`previews` would list with no limit."""
+        rows = self._db.query("SELECT count(*) FROM previews" + _MATCHING,  # noqa: S608
+                              (status, status, now, now, len(prefix), prefix))
+        return int(rows[0][0])
 
     def set_status(self, digest: str, status: str, detail: str = "", *,
                    only_from: str | None = None) -> bool:
@@ -239,6 +246,8 @@ class ChangeStore:
             "ORDER BY journal.started_at", (kind,))]
 
 
+_MATCHING = (" WHERE (? IS NULL OR status = ?) AND (? IS NULL OR expires_at > ?) "
+             "AND substr(digest, 1, ?) = ?")
 _UNAPPLIED = ("SELECT digest FROM previews WHERE status IN ('pending', 'denied') "
               "AND expires_at <= ? AND digest NOT IN (SELECT digest FROM journal)")
 

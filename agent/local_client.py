@@ -246,13 +246,14 @@ class LocalClient:
         except grpc.aio.AioRpcError as exc:
             raise translate(exc, self._socket) from exc
 
-    async def list_changes(self, *, include_decided: bool = False,
-                           digest_prefix: str = "") -> list[agent_pb2.PendingChange]:
-        """Previewed data changes newest first, with their unmasked images."""
+    async def list_changes(self, *, include_decided: bool = False, digest_prefix: str = "",
+                           limit: int = 0) -> tuple[list[agent_pb2.PendingChange], int]:
+        """Previewed changes newest first, with their unmasked images (at most ``limit``,
+        0: all), and how many there are, the limit aside."""
         reply: agent_pb2.ListChangesResponse = await self._call(
             self._stub.ListChanges, agent_pb2.ListChangesRequest(
-                include_decided=include_decided, digest_prefix=digest_prefix))
-        return list(reply.changes)
+                include_decided=include_decided, digest_prefix=digest_prefix, limit=limit))
+        return list(reply.changes), reply.total
 
     async def approve_change(self, consent: Envelope) -> agent_pb2.ApproveChangeResponse:
         """Store a signed change consent for a pending preview."""

@@ -54,14 +54,16 @@ DigestArgument = Annotated[str, typer.Argument(
          "one pending change.", callback=_digest_prefix)]
 
 
-async def _list(socket: Any, include: bool, prefix: str = "") -> list[agent_pb2.PendingChange]:
+async def _list(socket: Any, include: bool, prefix: str = "",
+                limit: int = 0) -> tuple[list[agent_pb2.PendingChange], int]:
     async with LocalClient(socket) as client:
-        return await client.list_changes(include_decided=include, digest_prefix=prefix)
+        return await client.list_changes(include_decided=include, digest_prefix=prefix,
+                                         limit=limit)
 
 
 def _one_pending(socket: Any, prefix: str) -> agent_pb2.PendingChange:
     full = prefix if prefix.startswith("sha256:") else "sha256:" + prefix
-    found = run(_list(socket, False, full))
+    found, _ = run(_list(socket, False, full, limit=2))
     if not found:
         raise UserError(f"no pending change {prefix}: see 'rmagent changes'")
     if len(found) > 1:
@@ -139,16 +141,22 @@ def _print_rows(out: Console, change: dict[str, Any]) -> None:
     print_table(out, "", ("Row", "Column", "Before", "After"), lines)
 
 
+DEFAULT_LIMIT = 50  # the newest; the full history of a long-served agent can be long
+
+
 @guarded
 def changes(
     ctx: typer.Context,
     all_: Annotated[bool, typer.Option("--all", help="Include applied, denied, expired.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000,
+                                       help="Show the newest N changes.")] = DEFAULT_LIMIT,
     json_out: JsonOption = False,
 ) -> None:
     """Changes previewed by engineers (data, config files, services), unmasked."""
     opts = options(ctx, json_out)
     _config, paths = enrolled(opts)
-    found = [change_dict(c) for c in run(_list(paths.socket, all_))]
+    listed, total = run(_list(paths.socket, all_, limit=limit))
+    found = [change_dict(c) for c in listed]
     if opts.json:
         emit_json(found)
         return
@@ -157,6 +165,8 @@ def changes(
         out.print("no pending changes" if not all_ else "no changes")
     for change in found:
         _print_change(out, change)
+    if total > len(found):
+        out.print(f"the {len(found)} newest of {total} changes: --limit {total} shows all")
 
 
 @guarded

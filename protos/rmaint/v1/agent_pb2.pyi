@@ -1154,19 +1154,23 @@ class ListChangesRequest(_message.Message):
 
     INCLUDE_DECIDED_FIELD_NUMBER: _builtins.int
     DIGEST_PREFIX_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
     include_decided: _builtins.bool
     """Include changes already applied, aborted, denied or expired."""
     digest_prefix: _builtins.str
     """Only changes whose digest starts with this ("sha256:..." or a prefix of it)."""
+    limit: _builtins.int
+    """At most this many, the newest; 0: all of them."""
     def __init__(
         self,
         *,
         include_decided: _builtins.bool = ...,
         digest_prefix: _builtins.str = ...,
+        limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_prefix", b"digest_prefix", "include_decided", b"include_decided"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_prefix", b"digest_prefix", "include_decided", b"include_decided", "limit", b"limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1244,6 +1248,9 @@ class ListChangesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANGES_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """How many changes the request matched, the limit aside."""
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingChange]:
         """Newest first."""
@@ -1252,10 +1259,11 @@ class ListChangesResponse(_message.Message):
         self,
         *,
         changes: _abc.Iterable[Global___PendingChange] | None = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -87,6 +87,9 @@ def test_preview_consent_apply_undo(deployment_factory: Callable[..., E2E]) -> N
     assert undo["undo_of"] == digest and undo["counts"]["deletes"] == 1
     _consent_and_apply(e2e, undo["digest"])
     assert _rows(db) == original
+    newest = d.rmagent("changes", "--all", "--limit", "1").stdout  # the undo, then a note
+    assert undo["digest"] in newest and digest not in newest
+    assert "the 1 newest of 2 changes: --limit 2 shows all" in newest
 
     # Both consents reach the controller's consent log, signed as the customer signed them.
     def change_consents() -> list[dict[str, Any]]:

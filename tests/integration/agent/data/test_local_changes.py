@@ -59,7 +59,7 @@ async def test_review_consent_and_apply_through_the_daemon(
             1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
         digest = json.loads(preview.result_json)["digest"]
         assert SECRET_EMAIL.encode() not in preview.result_json
-        [change] = await local.list_changes(digest_prefix=digest[:20])
+        [change] = (await local.list_changes(digest_prefix=digest[:20]))[0]
         assert SECRET_EMAIL in change.detail_json  # the customer sees the real values
         with pytest.raises(Refused):  # outward: "permission denied"
             await handle.dispatcher.execute(deployment.operation(
@@ -75,7 +75,7 @@ async def test_review_consent_and_apply_through_the_daemon(
             3, "data.apply", {"digest": digest}).operation)
         assert json.loads(applied.result_json)["status"] == "applied"
         assert _credit(shop) == 11
-        assert [c.status for c in await local.list_changes(include_decided=True)] == \
+        assert [c.status for c in (await local.list_changes(include_decided=True))[0]] == \
             ["applied"]
 
 
@@ -89,11 +89,11 @@ async def test_denied_change_cannot_be_consented_or_applied(
         preview = await handle.dispatcher.execute(deployment.operation(
             1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
         digest = json.loads(preview.result_json)["digest"]
-        [change] = await local.list_changes()
+        [change] = (await local.list_changes())[0]
         await local.deny_change(digest, "not this one")
         with pytest.raises(DaemonRefused, match="denied"):
             await local.approve_change(_consent(deployment, change))
-        assert await local.list_changes() == []
+        assert (await local.list_changes())[0] == []
     assert _credit(shop) == 10
 
 
@@ -109,7 +109,7 @@ async def test_a_denial_holds_when_the_same_change_is_previewed_again(
             done = await handle.dispatcher.execute(deployment.operation(
                 seq, "data.preview", {"source": "shop", "plan": PLAN}).operation)
             digest = json.loads(done.result_json)["digest"]
-            [change] = await local.list_changes(digest_prefix=digest)
+            [change] = (await local.list_changes(digest_prefix=digest))[0]
             return change
 
         change = await preview(1)
@@ -142,8 +142,12 @@ async def test_the_review_of_many_large_changes_reaches_the_customer_whole(
                 plan={"changes": [], "diff": "+" + "x" * 600_000 + "\n"}, schema_fp="",
                 images={}, agent_id="web-1", case_id="C-0001", grant_id="G-1",
                 session_id="S-1", engineer="alice", engineer_key_id="sha256:" + "ab" * 32,
-                created_at=now, expires_at=now + 600, kind="config"))
+                created_at=now + n, expires_at=now + 600, kind="config"))
     finally:
         store.close()
     async with LocalClient(handle.socket) as local:
-        assert len(await local.list_changes()) == 12
+        assert len((await local.list_changes())[0]) == 12
+        # Newest first, at most the limit, and how many there are.
+        newest, total = await local.list_changes(include_decided=True, limit=5)
+        assert total == 12 and len(newest) == 5
+        assert [c.digest for c in newest] == [f"sha256:{n:064x}" for n in range(11, 6, -1)]
