@@ -8,7 +8,11 @@ home is read or anything is signed or sent.
 
 from __future__ import annotations
 
+import re
+
 import typer
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def duration(text: str) -> str:
@@ -74,4 +78,13 @@ def user_at_host(text: str) -> str:
     user, at, host = text.rpartition("@")
     if not (user and at and host):
         raise typer.BadParameter(f"{text!r} is not USER@HOST")
+    return text
+
+
+def change_digest(text: str) -> str:
+    """A previewed change's whole digest, sha256:<64 lowercase hex> (the agent applies
+    nothing by a prefix: the engineer names exactly what the customer consented to)."""
+    if not _DIGEST.fullmatch(text):
+        raise typer.BadParameter(f"{text!r} is not a whole change digest: sha256: and 64 "
+                                 "lowercase hex digits, as the preview printed it")
     return text

@@ -130,7 +130,7 @@ def _show(opts: Options, evidence: Evidence, report: Report, *,
             out.note(f"{fault.severity}: {where} ({fault.kind}): {fault.what}")
         last = max((r.index for r in evidence.records), default=None)
         scoped = next((k for k in ("case", "session") if k in evidence.scope), None)
-        if scoped is not None and last is not None:
+        if scoped is not None and last is not None and report.status == "verified":
             # Chains prove nothing is missing before a record; nothing signed names the last.
             out.note(f"complete from the {scoped}'s first record to leaf {last}; a later record "
                      f"of the {scoped} would show only in 'audit verify --full'")
@@ -321,8 +321,11 @@ def audit_checkpoint(
     opts: Options,
     save: Annotated[Path, typer.Option(help="Where to keep the checkpoint.")],
     key: KeyOpt = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Fetch the latest checkpoint, verify it with the pinned key, and keep it."""
+    """Fetch the latest checkpoint, verify it with the pinned key, and keep it. A file
+    there already is replaced only if it is a checkpoint of this log no larger (or with
+    --force): a kept checkpoint is what a later 'audit verify --since' checks against."""
     from controller.client.audit import checkpoint_size, pinned_key
 
     async def work(client: ControllerClient) -> tuple[Any, bytes]:
@@ -330,6 +333,8 @@ def audit_checkpoint(
 
     pinned, note = with_client(opts, work)
     checkpoint = checkpoint_size(note, pinned.key)
+    if not force and (save.exists() or save.is_symlink()):
+        _may_replace_kept(save, checkpoint, pinned.key)
     _write(save, note, True)  # the checkpoint kept is updated in place
     if opts.json:
         out.emit_json({"size": checkpoint.size, "root": checkpoint.root_hash.hex(),
@@ -337,6 +342,24 @@ def audit_checkpoint(
     else:
         out.note(f"kept checkpoint size {checkpoint.size}, root {checkpoint.root_hash.hex()} "
                  f"in {save}")
+
+
+def _may_replace_kept(path: Path, new: Any, key: tlog.NoteVerifier) -> None:
+    """A usage error unless ``path`` holds a checkpoint of this log no larger than ``new``."""
+    from controller.client.audit import checkpoint_size
+    from controller.client.errors import InputError
+
+    if path.is_symlink() or not path.is_file():
+        raise _usage(f"{path} is not a file this command wrote: pass --force to replace it")
+    try:
+        kept = checkpoint_size(_read(path)[:64 * 1024], key)
+    except InputError as exc:
+        raise _usage(f"{path} is not a checkpoint of this log ({exc}): pass --force to "
+                     f"replace it") from exc
+    if kept.size > new.size:
+        raise _usage(f"the log is smaller ({new.size}) than the checkpoint kept in {path} "
+                     f"({kept.size}): check it with 'audit verify --full --since {path}'; "
+                     f"nothing was replaced")
 
 
 def _kept(path: Path) -> bytes:

@@ -15,12 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from controller.cli import _output as out
+from controller.cli import _values
 from controller.cli._app import Options, command, group
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt, run_operation
 from rmaint.text import printable
 
 config_app = group("config")
-DigestArg = Annotated[str, typer.Argument(help="The change's full digest (sha256:...).")]
+DigestArg = Annotated[str, typer.Argument(help="The change's full digest (sha256:...).",
+                                           callback=_values.change_digest)]
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

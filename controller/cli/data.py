@@ -15,13 +15,15 @@ from typing import Annotated, Any
 import typer
 
 from controller.cli import _output as out
+from controller.cli import _values
 from controller.cli._app import Options, command, group
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt, run_operation
 from rmaint.text import printable
 
 data_app = group("data")
 SourceArg = Annotated[str, typer.Argument(help="The data source, as the customer named it.")]
-DigestArg = Annotated[str, typer.Argument(help="The change's full digest (sha256:...).")]
+DigestArg = Annotated[str, typer.Argument(help="The change's full digest (sha256:...).",
+                                           callback=_values.change_digest)]
 _OPS = ("!=", ">=", "<=", "=", ">", "<")  # longest first: "a>=1" is ">=" not ">"
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from controller.cli import _output as out
+from controller.cli import _values
 from controller.cli._app import Options, command, group
 from controller.cli._operation import AgentOpt, CaseOpt, SessionOpt, run_operation
 
@@ -44,7 +45,8 @@ def service_preview(
 @command(service_app, "apply")
 def service_apply(
     opts: Options,
-    digest: Annotated[str, typer.Argument(help="The preview's full digest (sha256:...).")],
+    digest: Annotated[str, typer.Argument(help="The preview's full digest (sha256:...).",
+                                          callback=_values.change_digest)],
     session: SessionOpt = "", case: CaseOpt = "", agent: AgentOpt = "",
 ) -> None:
     """Run a previewed action (stop and restart: once the customer consented); verified."""

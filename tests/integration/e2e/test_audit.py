@@ -105,6 +105,13 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
     assert (not_kept.returncode, not_kept.stderr) == (3, f"error: --since {bundle} is not a "
                                                          "saved checkpoint (see audit "
                                                          "checkpoint --save)\n")
+    # The kept checkpoint is updated in place; a file that is not one is not replaced.
+    exported = bundle.read_bytes()
+    kept_over = d.auditor("audit", "checkpoint", "--save", str(bundle), check=False)
+    assert kept_over.returncode == 3 and bundle.read_bytes() == exported
+    assert f"{bundle} is not a checkpoint of this log" in kept_over.stderr
+    assert "pass --force to replace it" in kept_over.stderr
+    d.auditor("audit", "checkpoint", "--save", str(kept))  # the earlier one: updated
     index = json.loads(bundle.read_text())["records"][-1]["index"]
     proof = tmp_path / "event.json"
     d.auditor("audit", "prove", str(index), "-o", str(proof))

@@ -86,6 +86,18 @@ def test_unknown_scope_is_refused_before_sending(runner: CliRunner, alice: Home,
     assert channel.calls == []
 
 
+@pytest.mark.parametrize("command", [("data", "apply"), ("data", "undo"), ("config", "apply"),
+                                     ("config", "undo"), ("service", "apply")])
+@pytest.mark.parametrize("digest", ["sha256:325a7e450c43", "325a7e45" * 8,
+                                    "sha256:" + "A" * 64])
+def test_a_change_is_named_by_its_whole_digest_before_anything_is_signed(
+        runner: CliRunner, alice: Home, channel: FakeChannel, command: tuple[str, str],
+        digest: str) -> None:
+    code, _, err = rmctl(runner, alice, *command, digest)
+    assert code == 2 and f"{digest!r} is not a whole change digest" in err
+    assert err.count("\n") == 1 and channel.calls == []
+
+
 def test_diag_without_a_session_says_how_to_open_one(runner: CliRunner, alice: Home,
                                                      channel: FakeChannel) -> None:
     code, _, err = rmctl(runner, alice, "diag", "system")
