@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -22,7 +23,14 @@ from agent.errors import BadInput, ConsentRejected, NotFound
 from agent.rpc import envelope_field, translated
 from agent.state import StateStore
 from agent.trust import PinnedTrust
-from permissions import ChangeConsentInvalid, ChangeContext, is_plain_text, verify_change_consent
+from permissions import (
+    ChangeConsent,
+    ChangeConsentInvalid,
+    ChangeContext,
+    Grant,
+    is_plain_text,
+    verify_change_consent,
+)
 from rmaint.v1 import agent_pb2 as pb
 
 _log = logging.getLogger("agent.local")
@@ -52,6 +60,8 @@ class ChangeLocalMethods:
         store, now = self._store(), self._clock()
         digest = _peek_digest(envelope.payload)
         stored = await self._pending(digest, now)
+        await self._grant_in_force(stored.grant_id, now)
+        await self._not_consented(store, digest, now)
         context_of = ChangeContext(change_digest=stored.digest, agent_id=stored.agent_id,
                                    case_id=stored.case_id, grant_id=stored.grant_id,
                                    engineer_key_id=stored.engineer_key_id)
@@ -92,6 +102,27 @@ class ChangeLocalMethods:
             raise NotFound("this agent keeps no changes")
         return self._changes
 
+    async def _grant_in_force(self, grant_id: str, now: float) -> None:
+        """ConsentRejected unless the grant the change was previewed under still holds: the
+        engineer could not apply it, and the consent log would show consent after the end."""
+        found = await asyncio.to_thread(self._state.get_grant, grant_id)
+        if found is None:
+            raise ConsentRejected(f"the change's grant {grant_id} is not known here")
+        if found.revoked_at is not None:
+            raise ConsentRejected(f"the change's grant {grant_id} was revoked: it can no "
+                                  "longer be applied")
+        if Grant.from_payload(found.envelope.payload).not_after <= now:
+            raise ConsentRejected(f"the change's grant {grant_id} has ended: it can no longer "
+                                  "be applied")
+
+    async def _not_consented(self, store: ChangeStore, digest: str, now: float) -> None:
+        """ConsentRejected if a consent to ``digest`` waits unused: one is enough."""
+        for kept in await asyncio.to_thread(store.consents, digest):
+            until = ChangeConsent.from_payload(kept.envelope.payload).not_after
+            if kept.used_at is None and until > now:
+                raise ConsentRejected(f"change {digest} is consented to already ({kept.consent_id}"
+                                      f", until {_utc(until)}): the engineer may apply it")
+
     async def _pending(self, digest: str, now: float) -> StoredPreview:
         stored = await asyncio.to_thread(self._store().preview, digest)
         if stored is None:
@@ -100,6 +131,10 @@ class ChangeLocalMethods:
         if status != "pending":
             raise ConsentRejected(f"change {digest} is {status}, not pending")
         return stored
+
+
+def _utc(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _status(stored: StoredPreview, now: float) -> str:

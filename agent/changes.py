@@ -7,7 +7,8 @@ One durable SQLite database (``<home>/changes.db``, every commit fsynced):
   plan, unmasked images, digest, the context it was made in (agent, case, grant,
   session, engineer key) and its expiry; ``status`` moves ``pending`` -> ``applied`` |
   ``aborted`` | ``denied``. A database from before ``kind`` gets the column (``data``).
-  A preview never applied (``pending`` or ``denied``, no journal entry) is forgotten, with
+  A preview never applied (``pending``, ``denied``, or ``aborted`` before its apply wrote
+  anything: no journal entry) is forgotten, with
   its consents, ``FORGET_AFTER`` seconds after it expired: its images hold the customer's
   rows, and nothing can use it any more. Applied changes stay: an undo reads them.
 - ``consents``: change-consent envelopes as signed; ``used_at`` is set once, by a
@@ -248,7 +249,7 @@ class ChangeStore:
 
 _MATCHING = (" WHERE (? IS NULL OR status = ?) AND (? IS NULL OR expires_at > ?) "
              "AND substr(digest, 1, ?) = ?")
-_UNAPPLIED = ("SELECT digest FROM previews WHERE status IN ('pending', 'denied') "
+_UNAPPLIED = ("SELECT digest FROM previews WHERE status IN ('pending', 'denied', 'aborted') "
               "AND expires_at <= ? AND digest NOT IN (SELECT digest FROM journal)")
 
 

@@ -73,6 +73,11 @@ class OperationFailed(AgentError):
     """The operation ran and failed; the message is safe to show the caller."""
 
 
+class NotPossibleNow(OperationFailed):
+    """The operation cannot run in the state things are in now (a change that is not
+    pending, rows changed since the preview); nothing was done. Not the agent's fault."""
+
+
 class ConsentRejected(AgentError):
     """A local consent decision that the agent cannot accept; the message says why."""
 
@@ -93,6 +98,7 @@ STATUS_TABLE: tuple[tuple[type[AgentError], grpc.StatusCode, str | None], ...] =
     (StateUnavailable, grpc.StatusCode.UNAVAILABLE, "the agent's state is unavailable"),
     (RevocationNotSaved, grpc.StatusCode.UNAVAILABLE, None),
     (BadInput, grpc.StatusCode.INVALID_ARGUMENT, None),
+    (NotPossibleNow, grpc.StatusCode.FAILED_PRECONDITION, None),
     (OperationFailed, grpc.StatusCode.INTERNAL, None),
     (ConsentRejected, grpc.StatusCode.FAILED_PRECONDITION, None),
     (NotFound, grpc.StatusCode.NOT_FOUND, None),

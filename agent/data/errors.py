@@ -14,7 +14,7 @@ Messages are safe to show the engineer: they never carry credentials or masked v
 
 from __future__ import annotations
 
-from agent.errors import InvalidParams, OperationFailed, Refused
+from agent.errors import InvalidParams, NotPossibleNow, OperationFailed, Refused
 
 
 class InvalidPlan(InvalidParams):
@@ -25,11 +25,11 @@ class DataUnavailable(OperationFailed):
     """The data source cannot be reached or its catalog read."""
 
 
-class PlanDrifted(OperationFailed):
+class PlanDrifted(NotPossibleNow):
     """The rows changed since the preview: the change was not applied."""
 
 
-class ChangeNotFound(OperationFailed):
+class ChangeNotFound(NotPossibleNow):
     """No stored change has that digest."""
 
 

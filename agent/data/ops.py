@@ -22,7 +22,7 @@ from agent.change_consent import ChangeGate, TrustSource, read_digest
 from agent.changes import PREVIEW_TTL, ChangeStore, StoredPreview
 from agent.context import OperationContext
 from agent.data import change, query, undo
-from agent.data.errors import ChangeNotFound
+from agent.data.errors import ChangeNotFound, PlanDrifted
 from agent.data.policy import DataConfig, DataSourcePolicy
 from agent.data.schema import make_engine
 from agent.data.values import masked
@@ -105,9 +105,14 @@ class DataOperations:
         if source is None:
             raise ChangeNotFound("the change's data source is no longer configured")
         await self._gate.consume(stored, ctx)
-        return await asyncio.to_thread(
-            change.apply_previewed, self._engine(source), source, stored, self._store,
-            now=self._clock, checkpoint=self._checkpoint)
+        try:
+            return await asyncio.to_thread(
+                change.apply_previewed, self._engine(source), source, stored, self._store,
+                now=self._clock, checkpoint=self._checkpoint)
+        except PlanDrifted as exc:  # its consent is spent: the change is over, not pending
+            await self._store.submit(self._store.set_status, digest, "aborted", str(exc),
+                                     only_from="pending")
+            raise
 
     async def _undo(self, digest: str, ctx: OperationContext) -> dict[str, Any]:
         stored = await self._gate.applied(digest, "data")

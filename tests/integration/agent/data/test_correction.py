@@ -202,6 +202,10 @@ def test_concurrent_writer_between_preview_and_apply_aborts(harness: Harness) ->
         harness.apply(digest)
     assert harness.content_hash() == changed
     assert harness.store.journal_state(digest) is None
+    # Its consent is spent: the change is over (aborted, why), no longer shown as pending.
+    stored = harness.store.preview(digest)
+    assert stored is not None and (stored.status, stored.detail) == (
+        "aborted", "rows changed since the preview: nothing was changed")
 
 
 def _consented_with_a_writer_at(harness: Harness, point: str, sql: str) -> str:

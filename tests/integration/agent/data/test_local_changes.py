@@ -71,6 +71,8 @@ async def test_review_consent_and_apply_through_the_daemon(
                 await local.approve_change(bad)
         accepted = await local.approve_change(_consent(deployment, change))
         assert accepted.digest == digest
+        with pytest.raises(DaemonRefused, match=f"{digest} is consented to already \\(K-1, "):
+            await local.approve_change(_consent(deployment, change, consent_id="K-2"))
         applied = await handle.dispatcher.execute(deployment.operation(
             3, "data.apply", {"digest": digest}).operation)
         assert json.loads(applied.result_json)["status"] == "applied"
@@ -94,6 +96,25 @@ async def test_denied_change_cannot_be_consented_or_applied(
         with pytest.raises(DaemonRefused, match="denied"):
             await local.approve_change(_consent(deployment, change))
         assert (await local.list_changes())[0] == []
+    assert _credit(shop) == 10
+
+
+async def test_a_change_under_a_revoked_grant_cannot_be_consented_to(
+        deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
+    handle = await start_agent()
+    request = deployment.request("R-1", scopes=("data.read", "data.write"))
+    deployment.receive(request)
+    async with LocalClient(handle.socket) as local:
+        grant = deployment.grant(request)
+        await local.approve(grant)
+        preview = await handle.dispatcher.execute(deployment.operation(
+            1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
+        [change] = (await local.list_changes(
+            digest_prefix=json.loads(preview.result_json)["digest"]))[0]
+        await local.revoke(p.revoke(p.Grant.from_payload(grant.payload), deployment.approver,
+                                    reason="done", now=int(time.time())))
+        with pytest.raises(DaemonRefused, match="grant G-1 was revoked: it can no longer"):
+            await local.approve_change(_consent(deployment, change))
     assert _credit(shop) == 10
 
 
