@@ -105,9 +105,11 @@ def _print_change(out: Console, change: dict[str, Any]) -> None:
     out.print(f"{change['digest']}  {kind} change, {change['status']}{undo}", style="bold",
               soft_wrap=True)
     what = {"config": "file", "service": "service"}.get(kind, "source")
+    until = f", expires {local_time(change['expires_at'])}" \
+        if change["status"] == "pending" else ""  # a decided change no longer expires
     out.print(f"  {what} {printable(change['source'])}, case {change['case_id']}, engineer "
-              f"{change['engineer']} ({short_key(change['engineer_key_id'])}), expires "
-              f"{local_time(change['expires_at'])}", soft_wrap=True)
+              f"{change['engineer']} ({short_key(change['engineer_key_id'])}){until}",
+              soft_wrap=True)
     {"config": _print_config, "service": _print_service}.get(kind, _print_rows)(out, change)
 
 

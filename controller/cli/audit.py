@@ -140,6 +140,8 @@ def _show(opts: Options, evidence: Evidence, report: Report, *,
 def _scope_text(scope: dict[str, Any]) -> str:
     if scope.get("full"):
         return "the full log"
+    if "event" in scope:  # a leaf of the log, not a session's event number
+        return f"leaf {scope['event']} of the log"
     # "v not in (None, False)" would drop event 0, which equals False
     return ", ".join(f"{k} {v}" for k, v in scope.items()
                      if v is not None and v is not False and v != "")
@@ -313,7 +315,11 @@ def audit_report(
     pinned, data, asked = _fetch(opts, key, case=case)
     evidence, report = _check(data, pinned, asked=asked)
     _write(html, render(evidence, report, f"Case {case}").encode(), force)
-    out.note(f"wrote {html} ({report.status})")
+    if opts.json:
+        out.emit_json({"file": str(html), "status": report.status, "records": report.records})
+    else:
+        out.note(f"wrote {html} ({report.status})")
+    raise typer.Exit(EXIT[report.status])
 
 
 @command(audit_app, "checkpoint")

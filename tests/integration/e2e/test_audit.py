@@ -114,7 +114,8 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
     d.auditor("audit", "checkpoint", "--save", str(kept))  # the earlier one: updated
     index = json.loads(bundle.read_text())["records"][-1]["index"]
     proof = tmp_path / "event.json"
-    d.auditor("audit", "prove", str(index), "-o", str(proof))
+    proved = d.auditor("audit", "prove", str(index), "-o", str(proof))
+    assert f"leaf {index} of the log" in proved.stdout  # not a session's event number
     assert _bundle_check(deployment, proof).returncode == 0
 
     page = tmp_path / "case.html"
@@ -125,7 +126,9 @@ def test_one_event_is_proven_and_the_log_only_grew(deployment: E2E, granted_sess
                       check=False)
     assert (again.returncode, again.stderr) == (
         3, f"error: {page} exists: pass --force to replace it\n")
-    d.auditor("audit", "report", "--case", granted.case_id, "--html", str(page), "--force")
+    written = d.json(d.auditor("audit", "report", "--case", granted.case_id, "--html",
+                               str(page), "--force", "--json"))
+    assert written == {"file": str(page), "status": "verified", "records": written["records"]}
 
 
 def test_usage_errors_exit_3_in_one_line(deployment: E2E, tmp_path: Path) -> None:

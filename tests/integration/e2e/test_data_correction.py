@@ -90,6 +90,7 @@ def test_preview_consent_apply_undo(deployment_factory: Callable[..., E2E]) -> N
     newest = d.rmagent("changes", "--all", "--limit", "1").stdout  # the undo, then a note
     assert undo["digest"] in newest and digest not in newest
     assert "the 1 newest of 2 changes: --limit 2 shows all" in newest
+    assert "expires" not in newest  # applied: it no longer expires
 
     # Both consents reach the controller's consent log, signed as the customer signed them.
     def change_consents() -> list[dict[str, Any]]:
