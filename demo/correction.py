@@ -55,7 +55,7 @@ def _digest(output: str) -> str:
 
 def _consent_and_apply(d: Deployment, digest: str) -> None:
     d.rmagent("changes")
-    d.rmagent("approve-change", digest[:19])
+    d.rmagent("approve-change", digest[:19], "--yes")
     d.engineer("data", "apply", digest)
 
 

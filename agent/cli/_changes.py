@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 
 from agent.approvals import choose_approver, load_approver_key
+from agent.cli import _decide
 from agent.cli._common import (
     JsonOption,
     console,
@@ -30,7 +31,7 @@ from agent.cli._common import (
     plain_reason,
     run,
 )
-from agent.cli._decide import ApproverOption
+from agent.cli._decide import ApproverOption, YesOption
 from agent.cli._errors import UserError, guarded
 from agent.cli._render import local_time, print_table, short_key
 from agent.local_client import LocalClient
@@ -176,14 +177,17 @@ def approve_change(
     ctx: typer.Context,
     digest: DigestArgument,
     approver: ApproverOption = None,
+    yes: YesOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Sign consent to exactly one previewed change: single use, valid for 10 minutes."""
+    """Sign consent to exactly one previewed change, shown first and confirmed: single use,
+    valid for 10 minutes."""
     opts = options(ctx, json_out)
     config, paths = enrolled(opts)
     signer = choose_approver(config.approvers, approver)
-    key = load_approver_key(paths, signer)
     change = _one_pending(paths.socket, digest)
+    _confirm_change(opts.json, change, yes)
+    key = load_approver_key(paths, signer)
     context = ChangeContext(change_digest=change.digest, agent_id=change.agent_id,
                             case_id=change.case_id, grant_id=change.grant_id,
                             engineer_key_id=change.engineer_key_id)
@@ -200,6 +204,18 @@ def approve_change(
     else:
         console().print(f"consented to {reply.digest} ({reply.consent_id}), single use, "
                         f"until {local_time(reply.not_after)}")
+
+
+def _confirm_change(json_out: bool, change: agent_pb2.PendingChange, yes: bool) -> None:
+    """Show the change (unless --yes with --json) and ask unless --yes."""
+    if not yes and not _decide.interactive():  # one place to say what a terminal is
+        raise UserError("not consented: confirmation needs a terminal; "
+                        "pass --yes to consent without asking")
+    if not (yes and json_out):
+        _print_change(console(stderr=json_out), change_dict(change))
+    if not yes and not typer.confirm("Consent to exactly this change?", default=False,
+                                     err=json_out):
+        raise UserError("not consented")
 
 
 async def _approve(socket: Any, envelope: Any) -> agent_pb2.ApproveChangeResponse:

@@ -43,6 +43,7 @@ from agent.local_client import Delivery, LocalClient, ReceivedRequest
 from permissions import Envelope, Grant, MalformedStatement, format_duration, parse_duration
 from rmaint.text import printable
 
+YesOption = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 ApproverOption = Annotated[str | None, typer.Option(
     "--approver", help="Pinned approver to sign with (needed when several are pinned).")]
 
@@ -74,7 +75,7 @@ def approve(
              "for its engineer (KEY CHANGED), and pin that key too. Check the new key "
              "with the engineer first: the controller can file requests in any name.",
     )] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Sign a grant for a pending request, narrowed if asked, after confirmation.
@@ -130,14 +131,14 @@ def _print_preview(out: Console, rows: list[tuple[str, str]]) -> None:
         out.print(f"  {label:<{width}}  {printable(value)}", soft_wrap=True)
 
 
-def _interactive() -> bool:
+def interactive() -> bool:
     return sys.stdin.isatty()
 
 
 def _confirm(opts: Options, item: ReceivedRequest, plan: GrantPlan, signer: PinnedApprover,
              yes: bool) -> None:
     """Show what will be granted (unless --yes with --json) and ask unless --yes."""
-    if not yes and not _interactive():
+    if not yes and not interactive():
         raise UserError("not approved: confirmation needs a terminal; "
                         "pass --yes to approve without asking")
     out = console(stderr=opts.json)

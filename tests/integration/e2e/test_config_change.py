@@ -39,7 +39,7 @@ def _consent_and_apply(e2e: E2E, digest: str) -> dict[str, Any]:
     assert SECRET in listed[digest]["diff"]  # the customer's review is unredacted
     shown = d.rmagent("changes").stdout
     assert "config change" in shown and digest in shown
-    assert d.json(d.rmagent("approve-change", digest[:24], "--json"))["digest"] == digest
+    assert d.json(d.rmagent("approve-change", digest[:24], "--yes", "--json"))["digest"] == digest
     applied: dict[str, Any] = d.json(d.engineer("config", "apply", digest, "--json"))
     return applied
 

@@ -47,7 +47,9 @@ def _consent_and_apply(e2e: E2E, digest: str) -> dict[str, Any]:
     d = e2e.d
     listed = d.json(d.rmagent("changes", "--json"))
     assert digest in [c["digest"] for c in listed]
-    consent = d.json(d.rmagent("approve-change", digest[:24], "--json"))
+    unasked = d.rmagent("approve-change", digest[:24], check=False)  # no terminal to ask on
+    assert "not consented: confirmation needs a terminal; pass --yes" in one_error_line(unasked)
+    consent = d.json(d.rmagent("approve-change", digest[:24], "--yes", "--json"))
     assert consent["digest"] == digest
     applied: dict[str, Any] = d.json(d.engineer("data", "apply", digest, "--json"))
     return applied

@@ -62,7 +62,7 @@ def test_start_then_stop_with_consent(deployment_factory: Callable[..., E2E]) ->
         assert listed[stop_digest]["kind"] == "service"
         assert listed[stop_digest]["current"]["pid"] == pid
         assert "running (pid" in d.rmagent("changes").stdout
-        d.rmagent("approve-change", stop_digest[:24])
+        d.rmagent("approve-change", stop_digest[:24], "--yes")
         stopped = d.json(d.engineer("service", "apply", stop_digest, "--json"))
         assert stopped["after"]["state"] == "stopped" and stopped["verified"] is True
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -133,7 +133,7 @@ def test_interactive_approval_shows_the_engineer_key(
     envelope = signed_request(scopes=("diag.read", "diag.logs"))
     daemon.add_request(envelope)
     rmagent("approver", "init")
-    monkeypatch.setattr(_decide, "_interactive", lambda: True)
+    monkeypatch.setattr(_decide, "interactive", lambda: True)
     declined = rmagent("approve", "R-1", "--scope", "diag.read", input="n\n")
     _one_line_error(declined, "not approved")
     assert p.verify_access_request(envelope).engineer_key_id in declined.stdout

@@ -94,7 +94,7 @@ def test_accept_new_key_is_sent_only_for_a_change_the_customer_saw(
 
 def test_the_preview_says_how_the_key_stands(
         rmagent: Invoke, daemon: FakeAgent, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_decide, "_interactive", lambda: True)
+    monkeypatch.setattr(_decide, "interactive", lambda: True)
     rmagent("approver", "init")
     daemon.add_request(signed_request("R-1"))
     first = rmagent("approve", "R-1", input="n\n")

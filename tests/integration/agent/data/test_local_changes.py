@@ -3,6 +3,7 @@ on its local socket (ListChanges, ApproveChange, DenyChange)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import sqlite3
@@ -12,9 +13,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from typer.testing import CliRunner, Result
 
 import permissions as p
 from agent import config as agent_config
+from agent.cli import _decide, app
 from agent.data.policy import DataConfig, DataSourcePolicy
 from agent.errors import OperationFailed, Refused
 from agent.local_client import DaemonRefused, LocalClient
@@ -97,6 +100,39 @@ async def test_denied_change_cannot_be_consented_or_applied(
             await local.approve_change(_consent(deployment, change))
         assert (await local.list_changes())[0] == []
     assert _credit(shop) == 10
+
+
+async def test_rmagent_shows_the_change_and_asks_before_it_consents(
+        deployment: Deployment, shop: Path, start_agent: StartAgent,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    handle = await start_agent()
+    request = deployment.request("R-1", scopes=("data.read", "data.write"))
+    deployment.receive(request)
+    runner = CliRunner(env={"COLUMNS": "200"})
+
+    async def rmagent(*args: str, answer: str = "") -> Result:
+        return await asyncio.to_thread(runner.invoke, app,
+                                       ["--home", str(deployment.home), *args], input=answer)
+
+    assert (await rmagent("approver", "init", "--name", "ops")).exit_code == 0
+    async with LocalClient(handle.socket) as local:
+        await local.approve(deployment.grant(request))
+    preview = await handle.dispatcher.execute(deployment.operation(
+        1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
+    digest = json.loads(preview.result_json)["digest"]
+    monkeypatch.setattr(_decide, "interactive", lambda: True)
+    declined = await rmagent("approve-change", digest[:20], "--approver", "ops", answer="n\n")
+    assert declined.exit_code == 1 and "error: not consented" in declined.output
+    assert "credit" in declined.stdout and "10" in declined.stdout  # the rows, before/after
+    assert "Consent to exactly this change?" in declined.stdout
+    async with LocalClient(handle.socket) as local:
+        assert (await local.list_changes())[0][0].status == "pending"
+    accepted = await rmagent("approve-change", digest[:20], "--approver", "ops", answer="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert f"consented to {digest}" in accepted.stdout
+    applied = await handle.dispatcher.execute(deployment.operation(
+        2, "data.apply", {"digest": digest}).operation)
+    assert json.loads(applied.result_json)["status"] == "applied" and _credit(shop) == 11
 
 
 async def test_a_change_under_a_revoked_grant_cannot_be_consented_to(
