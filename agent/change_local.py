@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from agent.changes import ChangeStore, StoredPreview
+from agent.dispatcher import Dispatcher
 from agent.errors import BadInput, ConsentRejected, NotFound
 from agent.rpc import envelope_field, translated
 from agent.state import StateStore
@@ -27,6 +28,7 @@ from permissions import (
     ChangeConsent,
     ChangeConsentInvalid,
     ChangeContext,
+    Envelope,
     Grant,
     is_plain_text,
     verify_change_consent,
@@ -38,6 +40,8 @@ _log = logging.getLogger("agent.local")
 
 class ChangeLocalMethods:
     _changes: ChangeStore | None
+    _decisions: asyncio.Lock
+    _dispatcher: Dispatcher
     _state: StateStore
     _trust: PinnedTrust
     _clock: Callable[[], float]
@@ -57,6 +61,10 @@ class ChangeLocalMethods:
     async def ApproveChange(self, request: pb.ApproveChangeRequest,
                             context: grpc.aio.ServicerContext) -> pb.ApproveChangeResponse:
         envelope = envelope_field(request.consent, request.HasField("consent"), "consent")
+        async with self._decisions:
+            return await self._approve_change(envelope)
+
+    async def _approve_change(self, envelope: Envelope) -> pb.ApproveChangeResponse:
         store, now = self._store(), self._clock()
         digest = _peek_digest(envelope.payload)
         stored = await self._pending(digest, now)
@@ -86,6 +94,10 @@ class ChangeLocalMethods:
     @translated
     async def DenyChange(self, request: pb.DenyChangeRequest,
                          context: grpc.aio.ServicerContext) -> pb.DenyChangeResponse:
+        async with self._decisions:
+            return await self._deny_change(request)
+
+    async def _deny_change(self, request: pb.DenyChangeRequest) -> pb.DenyChangeResponse:
         await self._pending(request.digest, self._clock())
         reason = request.reason.strip()[:500]
         if not is_plain_text(reason):
@@ -108,7 +120,7 @@ class ChangeLocalMethods:
         found = await asyncio.to_thread(self._state.get_grant, grant_id)
         if found is None:
             raise ConsentRejected(f"the change's grant {grant_id} is not known here")
-        if found.revoked_at is not None:
+        if found.revoked_at is not None or self._dispatcher.is_revoked(grant_id):
             raise ConsentRejected(f"the change's grant {grant_id} was revoked: it can no "
                                   "longer be applied")
         if Grant.from_payload(found.envelope.payload).not_after <= now:

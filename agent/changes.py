@@ -197,10 +197,13 @@ class ChangeStore:
         return [StoredConsent(r[0], r[1], envelope_from_blob(r[2]), r[3]) for r in rows]
 
     def consume(self, consent_id: str, at: float) -> bool:
-        """Mark the consent used, durably; False if it was already used."""
+        """Mark the consent used, durably; False if it was already used, or its change is
+        no longer pending (denied since the apply looked: the denial wins)."""
         with self._db.transaction() as conn:
-            cursor = conn.execute("UPDATE consents SET used_at = ? WHERE consent_id = ? "
-                                  "AND used_at IS NULL", (at, consent_id))
+            cursor = conn.execute(
+                "UPDATE consents SET used_at = ? WHERE consent_id = ? AND used_at IS NULL "
+                "AND EXISTS (SELECT 1 FROM previews WHERE previews.digest = consents.digest "
+                "AND previews.status = 'pending')", (at, consent_id))
             return cursor.rowcount == 1
 
     def journal_begin(self, digest: str, before: list[Any], at: float) -> None:

@@ -9,6 +9,7 @@
     ├── BadInput              malformed envelope or parameters (message is shown)
     │   └── InvalidParams     parameters an operation does not accept
     ├── OperationFailed       the operation ran and failed, or overran its limits
+    │   └── NotPossibleNow    not in the state things are in now (FAILED_PRECONDITION)
     ├── ConsentRejected       a local approve/deny/revoke that cannot be accepted
     ├── NotFound              a local call names something the agent does not know
     └── StartupError          the daemon cannot start (certificates, socket in use, ...)

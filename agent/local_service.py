@@ -55,6 +55,9 @@ class LocalServicer(ShellLocalMethods, ChangeLocalMethods,
         self._clock = clock
         self._shells = shells if shells is not None else LiveShells(clock)
         self._changes = changes
+        # Consent and denial of changes, and revocations, one at a time: a consent is never
+        # stored between another decision's check and its write.
+        self._decisions = asyncio.Lock()
 
     @translated
     async def ListRequests(self, request: agent_pb2.ListRequestsRequest,
@@ -119,7 +122,8 @@ class LocalServicer(ShellLocalMethods, ChangeLocalMethods,
                      context: Context) -> agent_pb2.RevokeResponse:
         envelope = envelope_field(request.revocation, request.HasField("revocation"),
                                   "revocation")
-        revoked = await self._dispatcher.revoke(envelope)
+        async with self._decisions:
+            revoked = await self._dispatcher.revoke(envelope)
         return agent_pb2.RevokeResponse(cancelled_operations=revoked.cancelled,
                                         reported=await self._sync.report(envelope))
 

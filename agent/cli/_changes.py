@@ -145,19 +145,23 @@ def _print_rows(out: Console, change: dict[str, Any]) -> None:
 
 
 DEFAULT_LIMIT = 50  # the newest; the full history of a long-served agent can be long
+MAX_LIMIT = 10_000
 
 
 @guarded
 def changes(
     ctx: typer.Context,
     all_: Annotated[bool, typer.Option("--all", help="Include applied, denied, expired.")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=10_000,
-                                       help="Show the newest N changes.")] = DEFAULT_LIMIT,
+    limit: Annotated[int | None, typer.Option(
+        min=1, max=MAX_LIMIT, help=f"Show the newest N changes (default {DEFAULT_LIMIT}; "
+                                   "with --json, all).")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Changes previewed by engineers (data, config files, services), unmasked."""
     opts = options(ctx, json_out)
     _config, paths = enrolled(opts)
+    if limit is None:
+        limit = 0 if opts.json else DEFAULT_LIMIT  # a script gets every change, or says
     listed, total = run(_list(paths.socket, all_, limit=limit))
     found = [change_dict(c) for c in listed]
     if opts.json:
@@ -169,7 +173,8 @@ def changes(
     for change in found:
         _print_change(out, change)
     if total > len(found):
-        out.print(f"the {len(found)} newest of {total} changes: --limit {total} shows all")
+        more = f"--limit {total}" if total <= MAX_LIMIT else "--json"
+        out.print(f"the {len(found)} newest of {total} changes: {more} shows all")
 
 
 @guarded

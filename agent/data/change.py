@@ -11,9 +11,11 @@ preview's; the journal entry (before-image, state ``applying``) is durable befor
 ``locked``, ``step-1``, ``steps-done``, ``verified``, ``journaled``, ``committed``,
 ``closed``): the crash tests stop the process there.
 
-Servers run both in REPEATABLE READ (see :mod:`agent.data.schema`); a row another client
-changed after the transaction's snapshot is then refused by the server when the apply locks
-it, and that refusal is the apply's "rows changed since the preview".
+Servers run both in REPEATABLE READ (see :mod:`agent.data.schema`). A row another client
+changed after the transaction's snapshot is then either refused by the server when the
+apply locks it (PostgreSQL; MariaDB with innodb_snapshot_isolation), or read as it is now
+by the locking read and found unlike its before-image (MariaDB otherwise); both are the
+apply's "rows changed since the preview", as is a deadlock with such a writer.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ def preview_plan(engine: sa.Engine, source: DataSourcePolicy, raw_plan: Any, *,
             before, after = _run(conn, schema, plan, _refuse_preview)
             effects = side_effects(before_all, snapshot(conn, schema),
                                    planned_keys(plan.steps, schema))
+        except sa.exc.DBAPIError as exc:
+            if _changed_since_snapshot(exc):
+                raise PlanDrifted("rows changed while the preview ran: nothing was changed; "
+                                  "preview again") from exc
+            raise
         finally:
             tx.rollback()
     # The nonce makes every preview its own change: a consent is never carried over to a
@@ -128,6 +135,9 @@ def _verified_run(conn: sa.Connection, source: DataSourcePolicy, stored: StoredP
         if _changed_since_snapshot(exc):
             raise PlanDrifted("rows changed since the preview: nothing was changed") from exc
         raise
+    except InvalidPlan as exc:  # a step the preview ran breaks a constraint now
+        raise PlanDrifted(f"rows changed since the preview ({exc}): nothing was "
+                          "changed") from exc
     if after != stored.images["after"]:
         raise PlanDrifted("the result differs from the preview: nothing was changed")
     effects = side_effects(before_all, snapshot(conn, schema), planned_keys(plan.steps, schema))
@@ -167,9 +177,9 @@ def _check_before(step: Step, image: Image | None, refuse: Callable[[str], Excep
         raise refuse(f"{step.table}: the row does not hold the expected values")
 
 
-# PostgreSQL's serialization failure; MariaDB's "record has changed since last read" (with
-# innodb_snapshot_isolation) and deadlock, which a concurrent writer of the same rows causes.
-_SQLSTATES = frozenset(("40001",))
+# Serialization failure and deadlock (PostgreSQL); "record has changed since last read"
+# (with innodb_snapshot_isolation) and deadlock (MariaDB): a concurrent writer of the rows.
+_SQLSTATES = frozenset(("40001", "40P01"))
 _MYSQL_CODES = frozenset((1020, 1213))
 
 

@@ -4,8 +4,10 @@
     └── InvalidPlan          a query or plan the allowlist, catalog or data do not allow
     OperationFailed
     ├── DataUnavailable      the data source cannot be reached or read
-    ├── PlanDrifted          the rows are no longer as previewed: nothing was changed
-    └── ChangeNotFound       no stored preview or applied change has that digest
+    └── NotPossibleNow
+        ├── PlanDrifted      the rows are no longer as previewed: nothing was changed
+        └── ChangeNotFound   no change with that digest in the state asked for (pending,
+                             unexpired, applied) or its data source is no longer configured
     Refused
     └── ChangeNotConsented   no valid, unused change consent for the digest
 

@@ -185,19 +185,30 @@ class ShellService:
 
     async def _feed(self, requests: AsyncIterator[pb.ShellClientMessage],
                     opened: _Opened) -> None:
-        pty, live = opened.pty, opened.live
+        live = opened.live
         try:
             async for message in requests:
-                kind = message.WhichOneof("kind")
-                if kind == "stdin":
-                    live.last_activity = self._clock()
-                    await pty.write(message.stdin)
-                elif kind == "resize":
-                    pty.resize(message.resize.cols, message.resize.rows)
-                elif kind == "eof":
-                    await pty.write(b"\x04")
-        finally:  # input that ends, however it ends, ends the shell
+                if not await self._forward(opened, message):
+                    return  # the shell is gone: its output side ends it as it ended
             live.end("disconnected")
+        except BaseException:  # input that breaks off, however it does, ends the shell
+            live.end("disconnected")
+            raise
+
+    async def _forward(self, opened: _Opened, message: pb.ShellClientMessage) -> bool:
+        """Pass one message to the shell's terminal; False once the terminal refuses input."""
+        pty, kind = opened.pty, message.WhichOneof("kind")
+        try:
+            if kind == "stdin":
+                opened.live.last_activity = self._clock()
+                await pty.write(message.stdin)
+            elif kind == "resize":
+                pty.resize(message.resize.cols, message.resize.rows)
+            elif kind == "eof":
+                await pty.write(b"\x04")
+        except OSError:
+            return False
+        return True
 
     async def _limits(self, opened: _Opened) -> None:
         live, idle = opened.live, self.policy.idle_timeout

@@ -63,7 +63,8 @@ def consent_table(entries: Iterable[pb.ConsentEntry]) -> None:
 
 
 def actor(entry: pb.ConsentEntry) -> str:
-    """Who acted: an approver as the name its agent reports and its key id, shortened."""
+    """Who acted: an approver as the name its agent reports now and 16 hex digits of the
+    key id (only the key is signed: 8 digits could be matched by a key made to look alike)."""
     if not entry.actor_name:
         return entry.actor
-    return f"{entry.actor_name} ({entry.actor[:15]}…)"
+    return f"{entry.actor_name} ({entry.actor[:23]}…)"

@@ -125,6 +125,7 @@ class ReverseShells:
             if not arrived.is_set():
                 self._arrived.pop(key, None)
         link = self._offers.pop(key, None)
+        self._arrived.pop(key, None)  # taken (or gone): nothing waits on it any more
         if link is None or link.claimed.done():
             raise LinkRefused(grpc.StatusCode.UNAVAILABLE, "the shell stream was taken")
         link.claimed.set_result(None)

@@ -99,7 +99,7 @@ def test_the_main_job_is_recorded_end_to_end(deployment: E2E) -> None:
     assert [c["grant_id"] for c in consent[1:]] == [grant["grant_id"]] * 2
     assert [c["actor_name"] for c in consent] == ["", APPROVER, APPROVER]  # agent.toml's
     shown = d.auditor("consent", "log", "--case", case_id).stdout
-    assert f"{APPROVER} ({approver_key_id[:15]}…)" in shown
+    assert f"{APPROVER} ({approver_key_id[:23]}…)" in shown
     assert consent[1]["envelope"]["statement"]["grant_id"] == grant["grant_id"]
     signed = _envelope(consent[1]["envelope"])
     approver = deployment.approver_key().public_key()

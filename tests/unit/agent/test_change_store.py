@@ -70,3 +70,20 @@ def test_previews_never_applied_are_forgotten_a_week_after_they_expire(tmp_path:
         assert store.consents(_preview(1).digest) == []
     finally:
         store.close()
+
+
+def test_a_consent_given_before_a_denial_is_not_used_after_it(tmp_path: Path) -> None:
+    store = ChangeStore(tmp_path / "changes.db")
+    key = ed25519.Ed25519PrivateKey.generate()
+    try:
+        store.add_preview(_preview(1))
+        context = p.ChangeContext(change_digest=_preview(1).digest, agent_id="web-1",
+                                  case_id="C-1", grant_id="G-1",
+                                  engineer_key_id="sha256:" + "ab" * 32)
+        store.add_consent("K-1", _preview(1).digest,
+                          p.consent_to_change(context, key, consent_id="K-1", now=1000), 1000.0)
+        store.set_status(_preview(1).digest, "denied", "changed my mind", only_from="pending")
+        assert store.consume("K-1", 1001.0) is False  # an apply that looked before the denial
+        assert store.consents(_preview(1).digest)[0].used_at is None
+    finally:
+        store.close()

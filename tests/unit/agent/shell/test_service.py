@@ -105,3 +105,16 @@ async def test_input_that_ends_however_it_ends_ends_the_shell(
     assert call.received[-1].exit.reason == "disconnected"
     assert service.live.list() == []
     assert login_and_result(rig)[1][0] == "cancelled"
+
+
+async def test_a_shell_that_exits_under_more_input_ends_as_exited(
+        shell_rig: tuple[Rig, ShellService]) -> None:
+    rig, service = shell_rig
+    call = Call(service, ticket_for(rig, service))
+    call.input.put_nowait(pb.ShellClientMessage(stdin=b"exit 3\n"))
+    for _ in range(50):  # typed on after the exit: the terminal refuses it
+        call.input.put_nowait(pb.ShellClientMessage(stdin=b"echo late\n"))
+    async with asyncio.timeout(10):
+        await call.task
+    assert (call.received[-1].exit.reason, call.received[-1].exit.status) == ("exited", 3)
+    assert login_and_result(rig)[1] == ("ok", "exited, exit status 3")

@@ -62,6 +62,7 @@ async def test_unclaimed_tickets_cannot_keep_the_next_login_out() -> None:
     assert await asyncio.wait_for(serving, 5) == pb.ShellClientMessage(
         open=pb.ShellOpen(ticket=ticket))
     await link.close()
+    assert shells._arrived.keys() == shells._offers.keys()  # a login leaves nothing behind
     assert [t.done() for t in unused] == [True] + [False] * (MAX_OFFERS_PER_AGENT - 1)
     for task in unused:
         task.cancel()
