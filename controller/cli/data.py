@@ -138,8 +138,11 @@ def _show_change(result: dict[str, Any]) -> None:
                                                    "Current"), rows)
         return
     counts = result["counts"]
-    out.table("change", ("Row", "Column", "Before", "After"), [
-        line for row in result["rows"] for line in _lines(row)])
+    lines = [line for row in result["rows"] for line in _lines(row)]
+    out.table("change", ("Row", "Column", "Before", "After"), lines)
+    if any(MASK_CELL in line[2:] for line in lines):
+        out.note(f"{MASK_CELL}: a masked column; its values stay on the agent, where the "
+                 "customer reviews them")
     for effect in result["side_effects"]:
         out.note(f"side effect: {effect['rows_changed']} other row(s) of {effect['table']} "
                  "change too (triggers or cascades)")
@@ -161,8 +164,8 @@ def _lines(row: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     lines = []
     for column in _columns(before, after):
         old, new = (before or {}).get(column), (after or {}).get(column)
-        if before is not None and after is not None and old == new:
-            continue
+        if before is not None and after is not None and old == new and old != MASK:
+            continue  # unchanged; a masked column may have changed: the customer sees it
         lines.append((label, column, "-" if before is None else _cell(old),
                       "-" if after is None else _cell(new)))
         label = ""
@@ -171,6 +174,10 @@ def _lines(row: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def _columns(*images: dict[str, Any] | None) -> list[str]:
     return list(dict.fromkeys(c for image in images if image for c in image))
+
+
+MASK = "***"  # what the agent sends for a masked column's value
+MASK_CELL = json.dumps(MASK)
 
 
 def _cell(value: Any) -> str:
