@@ -23,6 +23,7 @@ from agent.dispatcher import Dispatcher
 from agent.errors import BadInput, ConsentRejected, NotFound
 from agent.rpc import envelope_field, translated
 from agent.state import StateStore
+from agent.sync import SyncLoop
 from agent.trust import PinnedTrust
 from permissions import (
     ChangeConsent,
@@ -43,6 +44,7 @@ class ChangeLocalMethods:
     _decisions: asyncio.Lock
     _dispatcher: Dispatcher
     _state: StateStore
+    _sync: SyncLoop
     _trust: PinnedTrust
     _clock: Callable[[], float]
 
@@ -62,7 +64,11 @@ class ChangeLocalMethods:
                             context: grpc.aio.ServicerContext) -> pb.ApproveChangeResponse:
         envelope = envelope_field(request.consent, request.HasField("consent"), "consent")
         async with self._decisions:
-            return await self._approve_change(envelope)
+            stored = await self._approve_change(envelope)
+        # Now, not at the next sync: the controller's log then holds the consent before the
+        # apply it allows (which the engineer runs once the customer says so).
+        stored.reported = await self._sync.report(envelope)
+        return stored
 
     async def _approve_change(self, envelope: Envelope) -> pb.ApproveChangeResponse:
         store, now = self._store(), self._clock()

@@ -205,10 +205,11 @@ def approve_change(
     reply = run(_approve(paths.socket, envelope))
     if opts.json:
         emit_json({"digest": reply.digest, "consent_id": reply.consent_id,
-                   "not_after": reply.not_after, "approver": signer.name})
+                   "not_after": reply.not_after, "approver": signer.name,
+                   "reported": reply.reported})
     else:
         console().print(f"consented to {reply.digest} ({reply.consent_id}), single use, "
-                        f"until {local_time(reply.not_after)}")
+                        f"until {local_time(reply.not_after)}; {_decide.reported_text(reply.reported)}")
 
 
 def _confirm_change(json_out: bool, change: agent_pb2.PendingChange, yes: bool) -> None:

@@ -55,7 +55,11 @@ async def _deliver(socket: Path, send: Callable[[LocalClient, Envelope], Awaitab
 
 
 def _reported(delivery: Delivery) -> str:
-    if delivery.reported:
+    return reported_text(delivery.reported)
+
+
+def reported_text(reported: bool) -> str:
+    if reported:
         return "reported to the controller"
     return "not reported to the controller yet (the agent retries)"
 

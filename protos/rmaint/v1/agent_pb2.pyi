@@ -1304,21 +1304,27 @@ class ApproveChangeResponse(_message.Message):
     CONSENT_ID_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
     NOT_AFTER_FIELD_NUMBER: _builtins.int
+    REPORTED_FIELD_NUMBER: _builtins.int
     consent_id: _builtins.str
     """The stored consent's id and the digest it consents to."""
     digest: _builtins.str
     not_after: _builtins.int
     """Unix seconds after which the consent no longer allows the apply."""
+    reported: _builtins.bool
+    """Whether the controller acknowledged it (its consent log has it before the apply it
+    allows); if not, the agent retries later.
+    """
     def __init__(
         self,
         *,
         consent_id: _builtins.str = ...,
         digest: _builtins.str = ...,
         not_after: _builtins.int = ...,
+        reported: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "digest", b"digest", "not_after", b"not_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "digest", b"digest", "not_after", b"not_after", "reported", b"reported"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

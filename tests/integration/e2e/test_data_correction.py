@@ -16,7 +16,7 @@ from typing import Any
 
 from demo.correction import SOURCES
 from demo.deployment import wait_until
-from tests.integration.e2e.conftest import E2E, one_error_line
+from tests.integration.e2e.conftest import AGENT_ID, E2E, one_error_line
 
 SECRET = "ada-private-91c2@example.test"  # noqa: S105 - a masked test value
 
@@ -50,7 +50,10 @@ def _consent_and_apply(e2e: E2E, digest: str) -> dict[str, Any]:
     unasked = d.rmagent("approve-change", digest[:24], check=False)  # no terminal to ask on
     assert "not consented: confirmation needs a terminal; pass --yes" in one_error_line(unasked)
     consent = d.json(d.rmagent("approve-change", digest[:24], "--yes", "--json"))
-    assert consent["digest"] == digest
+    assert consent["digest"] == digest and consent["reported"] is True
+    # Reported as given: the controller's log holds the consent before the apply it allows.
+    logged = d.json(d.auditor("consent", "log", "--agent", AGENT_ID, "--json"))
+    assert any(c["kind"] == "change-approved" and digest in c["reason"] for c in logged)
     applied: dict[str, Any] = d.json(d.engineer("data", "apply", digest, "--json"))
     return applied
 
