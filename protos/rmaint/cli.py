@@ -43,7 +43,11 @@ class OneLineUsageError(_click.UsageError):
 def _one_line(command: Callable[[], str], exit_code: int | None) -> Iterator[None]:
     try:
         yield
-    except (_click.NoArgsIsHelpError, OneLineUsageError):
+    except _click.NoArgsIsHelpError as exc:  # the help is shown; the status is the group's
+        if exit_code is not None:
+            exc.exit_code = exit_code
+        raise
+    except OneLineUsageError:
         raise
     except _click.UsageError as exc:
         message = _before_the_command(exc) or exc.format_message()

@@ -167,3 +167,7 @@ def test_the_audit_groups_own_usage_errors_exit_3(runner: CliRunner) -> None:
     # An event index no log can reach is the caller's mistake, not an incomplete check (2).
     result = runner.invoke(app, ["audit", "prove", str(2**64), "-o", "proof.json"])
     assert result.exit_code == 3 and "is not in the range" in result.stderr
+    # No command at all: the help, and the group's usage status (another group's is 2).
+    bare = runner.invoke(app, ["audit"])
+    assert bare.exit_code == 3 and "verify-bundle" in bare.output
+    assert runner.invoke(app, ["case"]).exit_code == 2
