@@ -46,13 +46,21 @@ class Event:
         return self.data.encode("utf-8", "surrogateescape")
 
 
+MAX_RECORDING = 64 * 2**20  # bytes as stored: a shell that would exceed it is ended
+
+
 @dataclass
 class Recorder:
-    """Builds a recording in memory; times are seconds since ``started`` (monotonic)."""
+    """Builds a recording in memory, up to ``limit`` bytes as stored; times are seconds
+    since ``started`` (monotonic). An event that would pass the limit is not taken, and
+    :meth:`output` and :meth:`resize` say so: the caller ends the shell, so nothing the
+    engineer's terminal received goes unrecorded and no recording grows without end."""
 
     header: Header
     started: float
+    limit: int = MAX_RECORDING
     _lines: list[str] = field(default_factory=list)
+    _size: int = 0
 
     def __post_init__(self) -> None:
         head: dict[str, Any] = {"version": VERSION, "width": self.header.width,
@@ -61,15 +69,24 @@ class Recorder:
         if self.header.term:
             head["env"] = {"TERM": self.header.term}
         self._lines.append(json.dumps(head))
+        self._size = len(self._lines[0]) + 1
 
-    def output(self, data: bytes, now: float) -> None:
-        self._event(now, "o", data.decode("utf-8", "surrogateescape"))
+    def output(self, data: bytes, now: float) -> bool:
+        """Record output; False (nothing recorded) if it would pass the limit."""
+        return self._event(now, "o", data.decode("utf-8", "surrogateescape"))
 
-    def resize(self, cols: int, rows: int, now: float) -> None:
-        self._event(now, "r", f"{cols}x{rows}")
+    def resize(self, cols: int, rows: int, now: float) -> bool:
+        """Record a resize; False (nothing recorded) if it would pass the limit."""
+        return self._event(now, "r", f"{cols}x{rows}")
 
-    def _event(self, now: float, code: str, text: str) -> None:
-        self._lines.append(json.dumps([round(max(0.0, now - self.started), 6), code, text]))
+    def _event(self, now: float, code: str, text: str) -> bool:
+        line = json.dumps([round(max(0.0, now - self.started), 6), code, text])
+        size = len(line.encode("utf-8", "surrogatepass")) + 1
+        if self._size + size > self.limit:
+            return False
+        self._lines.append(line)
+        self._size += size
+        return True
 
     def dumps(self) -> bytes:
         """The recording as bytes (one trailing newline)."""

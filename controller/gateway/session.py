@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import asyncssh
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from controller.gateway.asciicast import Header, Recorder
+from controller.gateway.asciicast import MAX_RECORDING, Header, Recorder
 from controller.gateway.link import Link, LinkRefused, ShellLink
 from controller.gateway.recording import Finished, store_recording
 from controller.gateway.userca import CertificateRefused
@@ -38,6 +38,8 @@ from pki.tls import TlsFiles
 from rmaint.v1 import agent_pb2 as pb
 
 REFUSED = b"permission denied\r\n"
+RECORDING_FULL = (f"\r\n[the session's recording reached its limit of {MAX_RECORDING // 2**20} "
+                  f"MiB: the shell is ended]\r\n").encode()
 _USER = re.compile(r"^(?P<agent>[A-Za-z0-9][A-Za-z0-9._-]{0,62})\+(?P<ticket>[0-9a-f]{32})$")
 _AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 READ_SIZE = 65536
@@ -219,13 +221,18 @@ def _target(login: Login) -> tuple[str, str]:
 
 async def _forward_input(process: asyncssh.SSHServerProcess[bytes], link: Link,
                          recorder: Recorder) -> None:
+    size = process.term_size[:2]
     while True:
         try:
             data = await process.stdin.read(READ_SIZE)
         except asyncssh.TerminalSizeChanged as change:
-            recorder.resize(change.width, change.height, time.monotonic())
-            await link.send(pb.ShellClientMessage(
-                resize=pb.ShellWindow(cols=change.width, rows=change.height)))
+            # The same size again changes nothing; past the recording's limit, nothing more
+            # is resized (the output that follows ends the shell).
+            if (change.width, change.height) != size and \
+                    recorder.resize(change.width, change.height, time.monotonic()):
+                size = (change.width, change.height)
+                await link.send(pb.ShellClientMessage(
+                    resize=pb.ShellWindow(cols=change.width, rows=change.height)))
             continue
         except (asyncssh.BreakReceived, asyncssh.SignalReceived):
             continue
@@ -240,7 +247,10 @@ async def _forward_output(process: asyncssh.SSHServerProcess[bytes], link: Link,
     while (message := await link.receive()) is not None:
         kind = message.WhichOneof("kind")
         if kind == "stdout":
-            recorder.output(message.stdout, time.monotonic())
+            if not recorder.output(message.stdout, time.monotonic()):
+                # Nothing reaches the engineer unrecorded: the shell ends here.
+                process.stdout.write(RECORDING_FULL)
+                return pb.ShellExit(status=255, reason="recording-limit")
             digest.update(message.stdout)
             process.stdout.write(message.stdout)
             await process.stdout.drain()

@@ -217,6 +217,27 @@ def test_rmctl_ssh_runs_a_command_and_its_exit_status_comes_back(shell_deploymen
     assert ended[0]["result_digest"] == "sha256:" + recorded["output_sha256"]
 
 
+def test_output_past_the_recording_s_limit_ends_the_shell_and_keeps_the_recording(
+        shell_deployment: ShellE2E) -> None:
+    # A zero byte takes 6 bytes as stored ("\u0000"): 12 MB of them pass the 64 MiB.
+    e2e = shell_deployment
+    granted = shell_grant(e2e)
+    done = run_ssh(wrapper_argv(e2e, granted.session_id),
+                   b"head -c 12000000 /dev/zero; echo after-$((2+2))\n", timeout=60)
+    assert done.returncode == 255 and b"after-4" not in done.stdout
+    assert b"the session's recording reached its limit of 64 MiB" in done.stdout
+    events = e2e.session_log(granted.session_id).events
+    recorded = json.loads(events[-1].params_json)
+    assert (events[-1].operation, recorded["end_reason"]) == ("shell.recording",
+                                                             "recording-limit")
+    cast_file = e2e.d.root / f"{granted.session_id}.cast"
+    e2e.d.auditor("session", "replay", granted.session_id, "-o", str(cast_file))
+    assert cast_file.stat().st_size <= asciicast.MAX_RECORDING
+    _, replayed = asciicast.parse(cast_file.read_bytes())
+    shown = asciicast.output_bytes(replayed)
+    assert done.stdout.startswith(shown)  # all the engineer saw, up to the limit's note
+
+
 def test_the_recording_replays_the_exact_bytes(shell_deployment: ShellE2E) -> None:
     e2e = shell_deployment
     granted = shell_grant(e2e)

@@ -60,3 +60,14 @@ def test_timed_gives_the_pauses_scaled_by_speed() -> None:
 def test_what_is_not_a_recording_is_refused(data: bytes) -> None:
     with pytest.raises(CastInvalid):
         parse(data)
+
+
+def test_a_recording_takes_nothing_past_its_limit() -> None:
+    recorder = Recorder(Header(80, 24, 1_800_000_000), started=100.0, limit=200)
+    assert recorder.output(b"a" * 60, 100.5) and recorder.resize(100, 30, 101.0)
+    assert not recorder.output(b"b" * 100, 102.0)  # it would pass 200 bytes as stored
+    assert recorder.output(b"c", 102.5)  # a smaller event still fits
+    data = recorder.dumps()
+    assert len(data) <= 200 and b"b" not in data
+    _, events = parse(data)
+    assert [e.code for e in events] == ["o", "r", "o"]
