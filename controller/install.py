@@ -178,6 +178,8 @@ def unit_file(rmagent: str, home: str, user: str) -> str:
         "Restart=on-failure",
         "RestartSec=5",
         "UMask=0077",
+        # Each connection holds a descriptor: the default 1024 is soon taken by a flood.
+        "LimitNOFILE=65536",
         "",
         "[Install]",
         "WantedBy=multi-user.target",

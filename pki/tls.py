@@ -47,6 +47,9 @@ def channel_options(server: Identity) -> list[tuple[str, Any]]:
     ]
 
 
+HANDSHAKE_TIMEOUT_MS = 10_000
+
+
 def server_options() -> list[tuple[str, Any]]:
     return [
         # A port already served by another process is an error, never shared with it.
@@ -55,6 +58,10 @@ def server_options() -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", MAX_MESSAGE),
         *_KEEPALIVE,
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        # A connection holds a file descriptor: one that does not finish its TLS handshake
+        # soon, or carries no call for long, is closed (the client reconnects when it calls).
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        ("grpc.max_connection_idle_ms", 300_000),
     ]
 
 

@@ -24,6 +24,8 @@ accepted there and refused per login, as ever.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -39,6 +41,30 @@ from controller.services._common import Deps
 from pki.tls import TlsFiles
 
 LOGIN_TIMEOUT = 30.0
+SESSION_WAIT = 10.0  # after logging in: a connection that opens no session by then is closed
+MAX_CONNECTIONS = 256  # open at once: each holds a file descriptor
+MAX_PER_PEER = 16  # from one address, so one peer cannot take every other's room
+
+
+class _Connections:
+    """Open connections by peer address; one per gateway."""
+
+    def __init__(self) -> None:
+        self.by_peer: dict[str, int] = {}
+
+    def admit(self, host: str) -> bool:
+        if sum(self.by_peer.values()) >= MAX_CONNECTIONS \
+                or self.by_peer.get(host, 0) >= MAX_PER_PEER:
+            return False
+        self.by_peer[host] = self.by_peer.get(host, 0) + 1
+        return True
+
+    def release(self, host: str) -> None:
+        left = self.by_peer.get(host, 0) - 1
+        if left > 0:
+            self.by_peer[host] = left
+        else:
+            self.by_peer.pop(host, None)
 
 
 _KeyCheck = Callable[[str, bytes, bytes, bytes], Awaitable[bool]]
@@ -49,19 +75,32 @@ class _Server(asyncssh.SSHServer):
     its gateway certificate or why that certificate does not log in."""
 
     def __init__(self, ca: UserCA, clock: Callable[[], float],
-                 enrolled: Callable[[asyncssh.SSHKey], Awaitable[bool]]) -> None:
+                 enrolled: Callable[[asyncssh.SSHKey], Awaitable[bool]],
+                 connections: _Connections) -> None:
         self.key: asyncssh.SSHKey | None = None
         self.peer = ""
         self.cert_ticket: str | None = None
         self.cert_problem: CertificateRefused | None = None
+        self.sessions = 0
         self._ca = ca
         self._clock = clock
         self._enrolled = enrolled
         self._certifying = False
+        self._connections = connections
+        self._host: str | None = None  # set once admitted
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         peer = conn.get_extra_info("peername") or ("", 0)
         self.peer = f"{peer[0]}:{peer[1]}"
+        self._conn = conn
+        if not self._connections.admit(str(peer[0])):
+            log_event("gateway.refused", logging.WARNING, peer=self.peer,
+                      reason="too-many-connections")
+            conn.abort()
+            return
+        self._host = str(peer[0])
         conn.set_extra_info(gateway=self)
         setattr(conn, "validate_public_key",  # noqa: B010  # see the module docstring
                 self._with_certificates(conn.validate_public_key))
@@ -91,6 +130,21 @@ class _Server(asyncssh.SSHServer):
                 self.cert_ticket, self.cert_problem = ticket, problem
             return accepted
         return validate_public_key
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._host is not None:
+            self._connections.release(self._host)
+            self._host = None
+
+    def auth_completed(self) -> None:
+        self._idle = asyncio.get_running_loop().call_later(SESSION_WAIT, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.sessions == 0 and self._conn is not None:
+            log_event("gateway.refused", peer=self.peer, reason="no-session")
+            self._conn.close()
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -128,10 +182,12 @@ async def start_gateway(config: ControllerConfig, deps: Deps) -> Gateway:
     files = config.files
     ca = UserCA.load_or_create(config.home)
     session = GatewaySession(deps, TlsFiles(files.key, files.cert, files.ca_cert))
+    connections = _Connections()
 
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
         server: _Server = process.get_extra_info("gateway")
         assert server.key is not None, "public key authentication succeeded"
+        server.sessions += 1
         if process.command is not None or process.subsystem is not None:
             # Only an interactive login is recorded and watched as a shell: a command
             # would run unseen as one, so it is refused before the ticket is used.
@@ -148,7 +204,7 @@ async def start_gateway(config: ControllerConfig, deps: Deps) -> Gateway:
             process.close()
 
     acceptor = await asyncssh.create_server(
-        lambda: _Server(ca, deps.clock, lambda key: is_engineer_key(deps, key)),
+        lambda: _Server(ca, deps.clock, lambda key: is_engineer_key(deps, key), connections),
         config.gateway_listen.host, config.gateway_listen.port,
         server_host_keys=[load_or_create(config.home)], process_factory=handle,
         encoding=None, line_editor=False, login_timeout=LOGIN_TIMEOUT,

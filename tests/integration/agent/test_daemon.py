@@ -91,6 +91,20 @@ async def test_unknown_and_local_methods_are_denied_over_the_network(clients: Cl
             (grpc.StatusCode.PERMISSION_DENIED, "permission denied")
 
 
+async def test_a_connection_that_never_shakes_hands_is_closed(agent: AgentHandle) -> None:
+    # Each holds a file descriptor: silent ones must not pile up until calls fail.
+    from pki.tls import HANDSHAKE_TIMEOUT_MS
+
+    silent = socket.create_connection(("127.0.0.1", agent.port))
+    silent.settimeout(HANDSHAKE_TIMEOUT_MS / 1000 + 20)
+    started = time.monotonic()
+    try:
+        assert await asyncio.to_thread(silent.recv, 1) == b""  # closed by the server
+    finally:
+        silent.close()
+    assert time.monotonic() - started < HANDSHAKE_TIMEOUT_MS / 1000 + 10
+
+
 async def test_reflection_lists_the_services(clients: Clients) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(clients.channels["controller"])
     call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(

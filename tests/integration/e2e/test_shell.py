@@ -14,6 +14,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -236,6 +237,32 @@ def test_output_past_the_recording_s_limit_ends_the_shell_and_keeps_the_recordin
     _, replayed = asciicast.parse(cast_file.read_bytes())
     shown = asciicast.output_bytes(replayed)
     assert done.stdout.startswith(shown)  # all the engineer saw, up to the limit's note
+
+
+def test_one_address_holds_only_so_many_connections(shell_deployment: ShellE2E) -> None:
+    # Connections that never log in each hold a file descriptor until the login timeout:
+    # one address gets a few, so it cannot take every other engineer's room.
+    from controller.gateway.server import MAX_PER_PEER
+
+    e2e = shell_deployment
+    granted = shell_grant(e2e)
+    held = [socket.create_connection(("127.0.0.1", e2e.gateway_port))
+            for _ in range(MAX_PER_PEER)]
+    try:
+        for sock in held:
+            sock.settimeout(10)
+            assert sock.recv(64).startswith(b"SSH-2.0-")  # admitted: the server speaks
+        extra = socket.create_connection(("127.0.0.1", e2e.gateway_port))
+        extra.settimeout(10)
+        assert extra.recv(64) == b""  # closed at once
+        extra.close()
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10  # the gateway sees them go; a login works again
+    while run_ssh(wrapper_argv(e2e, granted.session_id), b"exit 0\n").returncode != 0:
+        assert time.monotonic() < deadline, "the closed connections still count"
+        time.sleep(0.2)
 
 
 def test_the_recording_replays_the_exact_bytes(shell_deployment: ShellE2E) -> None:
