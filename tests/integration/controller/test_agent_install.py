@@ -84,6 +84,7 @@ def test_installs_enrolls_and_writes_the_unit(tmp_path: Path,
         deployment.stop()
     unit = (tmp_path / "units" / "rmagent.service").read_text()
     assert f"ExecStart={tmp_path}/opt/venv/bin/rmagent --home {tmp_path}/agent-home run" in unit
+    assert "\nLimitNOFILE=65536\n" in unit  # a connection flood cannot take every descriptor
     key = tmp_path / "agent-home" / "agent.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert not any(token in command for command in commands)  # passed on stdin only
