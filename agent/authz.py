@@ -153,10 +153,13 @@ class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is u
         return guard
 
 
+MAX_LOGGED_METHOD = 200  # a name any caller picks: a long one must not fill the log's disk
+
+
 async def _refuse(context: grpc.aio.ServicerContext, method: str, refusal: Refusal) -> None:
     identity = caller_identity(context)
     _log.warning("call refused", extra={"fields": {
-        "method": method, "reason": refusal.reason,
+        "method": method[:MAX_LOGGED_METHOD], "reason": refusal.reason,
         "caller": identity.uri if identity else None, "peer": context.peer()}})
     text = UNAUTHENTICATED_TEXT if refusal.code == grpc.StatusCode.UNAUTHENTICATED \
         else REFUSED_TEXT

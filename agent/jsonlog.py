@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rmaint.logfiles import rotating_file
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -31,7 +33,7 @@ class JsonFormatter(logging.Formatter):
 def install(path: Path, *, level: int = logging.INFO) -> list[logging.Handler]:
     """Send the ``agent`` loggers to stderr and ``path``; return the handlers to remove."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr),
-                                       logging.FileHandler(path, encoding="utf-8")]
+                                       rotating_file(path)]
     logger = logging.getLogger("agent")
     for handler in handlers:
         handler.setFormatter(JsonFormatter())

@@ -188,6 +188,9 @@ _CALLERS_KEPT = 4096
 _CALLERS: dict[bytes, Caller] = {}
 
 
+MAX_LOGGED_METHOD = 200  # a name any caller picks: a long one must not fill the log's disk
+
+
 class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped base
     """Checks :data:`ROLES` before every method and translates its domain errors."""
 
@@ -227,7 +230,8 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # unt
         caller = peer_caller(context)
         refusal = authorize(method, caller.identity, self._trust_domain, self._table)
         if refusal is not None:
-            log_event("rpc.refused", logging.WARNING, method=method, caller=str(caller),
+            log_event("rpc.refused", logging.WARNING, method=method[:MAX_LOGGED_METHOD],
+                      caller=str(caller),
                       peer=context.peer(), code=refusal.code.name, reason=refusal.reason)
             await context.abort(refusal.code, refusal.message)
         _CALLER.set(caller)

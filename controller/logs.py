@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rmaint.logfiles import rotating_file
+
 LOGGER_NAME = "controller"
 logger = logging.getLogger(LOGGER_NAME)
 _MADE = "_rmaint_json_line"
@@ -56,7 +58,7 @@ class LogSinks:
 
     def __init__(self, path: Path, *, stderr: bool = True) -> None:
         formatter = JsonFormatter()
-        self._handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+        self._handlers: list[logging.Handler] = [rotating_file(path)]
         if stderr:
             self._handlers.append(logging.StreamHandler(sys.stderr))
         for handler in self._handlers:

@@ -80,15 +80,22 @@ async def test_engineer_certificate_cannot_execute(deployment: Deployment,
     await clients.controller.Execute(deployment.operation(1), timeout=10)
 
 
-async def test_unknown_and_local_methods_are_denied_over_the_network(clients: Clients) -> None:
+async def test_unknown_and_local_methods_are_denied_over_the_network(
+        clients: Clients, caplog: pytest.LogCaptureFixture) -> None:
     channel = clients.channels["controller"]
+    long_name = "/no.such.Service/" + "x" * 7000  # the caller picks it: it is logged short
+    caplog.set_level(logging.WARNING, logger="agent")
     for method in ("/rmaint.v1.AgentLocalService/Status",
                    "/rmaint.v1.AgentLocalService/ForgetEngineerKeys",
-                   "/rmaint.v1.AgentLocalService/ListEngineerKeys", "/no.such.Service/Call"):
+                   "/rmaint.v1.AgentLocalService/ListEngineerKeys", "/no.such.Service/Call",
+                   long_name):
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await channel.unary_unary(method)(b"", timeout=10)
         assert (denied.value.code(), denied.value.details()) == \
             (grpc.StatusCode.PERMISSION_DENIED, "permission denied")
+    logged = [r.fields["method"] for r in caplog.records  # type: ignore[attr-defined]
+              if r.getMessage() == "call refused"]
+    assert logged[-1] == long_name[:200] and len(logged) == 5
 
 
 async def test_a_connection_that_never_shakes_hands_is_closed(agent: AgentHandle) -> None:
