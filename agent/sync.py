@@ -44,6 +44,11 @@ _TRANSIENT = frozenset({
     grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED,
 })
 
+# Codes that say the controller cannot be talked to at all this round.
+_UNREACHABLE = frozenset({
+    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+})
+
 
 class SyncLoop:
     """Talks to the controller at ``controller`` as the agent identity in ``files``."""
@@ -146,10 +151,18 @@ class SyncLoop:
 
     async def _round(self, stub: Stub) -> None:
         await self._heartbeat(stub)
-        await self._fetch(stub)
+        refused: grpc.aio.AioRpcError | None = None
+        try:
+            await self._fetch(stub)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _UNREACHABLE:
+                raise  # the controller is not there: the rest would fail too
+            refused = exc  # the decisions kept here still go, and witnessing still runs
         await self._deliver(stub)
         if self._witness is not None and await self._witness.due():
             await self._witness_round(self._witness, stub)
+        if refused is not None:
+            raise refused
 
     async def _witness_round(self, witness: Witness, stub: Stub) -> None:
         """A refused exchange is logged (on both sides) and retried next round; it does not

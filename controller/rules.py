@@ -26,6 +26,9 @@ from controller.store.records import (
 from permissions import MAX_GRANT_SECONDS, AccessRequest, Grant
 
 REQUEST_TTL = 24 * 3600  # undecided requests expire after a day
+# Undecided requests one engineer may have at one agent: enough for any repair, and the
+# agent's fetch and the customer's list stay small whatever one engineer files.
+MAX_PENDING_REQUESTS = 16
 OUTSIDE_CONTRACT = "outside the service contract: the service company may only advise"
 
 

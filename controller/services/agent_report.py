@@ -39,7 +39,7 @@ from permissions import (
 )
 from permissions.locks import Subject
 from rmaint.envelopes import to_wire
-from rmaint.v1 import agent_pb2, controller_pb2_grpc
+from rmaint.v1 import agent_pb2, common_pb2, controller_pb2_grpc
 from rmaint.v1 import controller_pb2 as pb
 
 _TICKET = re.compile(r"[0-9a-f]{32}")
@@ -65,7 +65,7 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         agent_id = await self._agent()
         found = await self._deps.store.read(_pending, agent_id,
                                             self._deps.clock() - REQUEST_TTL)
-        return pb.FetchRequestsResponse(requests=[to_wire(r) for r in found])
+        return pb.FetchRequestsResponse(requests=within_budget(found))
 
     async def ReportConsent(self, request: pb.ReportConsentRequest,
                             context: grpc.aio.ServicerContext) -> pb.ReportConsentResponse:
@@ -136,6 +136,23 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         """The locks in force for the calling agent (also for a locked one: they only
         restrict)."""
         return await _locks.fetch_locks(self._deps, await self._agent())
+
+
+FETCH_BUDGET = 2 * 2**20  # bytes of requests per fetch: well inside a 4 MiB message
+
+
+def within_budget(found: list[Envelope]) -> list[common_pb2.Envelope]:
+    """The newest of ``found`` (oldest first) that fit in FETCH_BUDGET, oldest first: the
+    rest come once these are decided, and old ones never keep a new one out."""
+    kept: list[common_pb2.Envelope] = []
+    size = 0
+    for envelope in reversed(found):
+        message = to_wire(envelope)
+        size += message.ByteSize()
+        if size > FETCH_BUDGET:
+            break
+        kept.append(message)
+    return kept[::-1]
 
 
 def approver_keys(reported: Mapping[str, bytes]) -> dict[str, bytes]:

@@ -150,6 +150,12 @@ def _file_request(conn: Connection, statement: AccessRequest, envelope: Envelope
                                directory.get_customer(conn, case.customer_id), now)
     refuse_locked(conn, Subject(agent_id=statement.agent_id, case_id=statement.case_id,
                                 engineer_key_id=statement.engineer_key_id), now, "access request")
+    waiting = requests.count_pending(conn, engineer=statement.engineer,
+                                     agent_id=statement.agent_id, since=now - rules.REQUEST_TTL)
+    if waiting >= rules.MAX_PENDING_REQUESTS:
+        raise FailedPrecondition(f"{waiting} of your requests to {statement.agent_id} await "
+                                 "the customer's decision: wait for decisions, or for them "
+                                 "to expire (a day after they were filed)")
     record = RequestRecord(
         request_id=statement.request_id, case_id=statement.case_id,
         agent_id=statement.agent_id, engineer=statement.engineer,

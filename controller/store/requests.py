@@ -47,6 +47,14 @@ def pending_for_agent(conn: Connection, agent_id: str, since: float) -> list[Req
     return [load(RequestRecord, r) for r in conn.execute(query)]
 
 
+def count_pending(conn: Connection, *, engineer: str, agent_id: str, since: float) -> int:
+    """How many of ``engineer``'s requests to ``agent_id`` filed after ``since`` wait."""
+    query = sa.select(sa.func.count()).select_from(access_requests).where(
+        access_requests.c.engineer == engineer, access_requests.c.agent_id == agent_id,
+        access_requests.c.status == PENDING, access_requests.c.created_at > since)
+    return int(conn.execute(query).scalar_one())
+
+
 def stale_requests(conn: Connection, cutoff: float) -> list[RequestRecord]:
     """Pending requests filed at or before ``cutoff``."""
     query = access_requests.select().where(

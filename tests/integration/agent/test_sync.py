@@ -33,6 +33,8 @@ class FakeController(controller_pb2_grpc.AgentReportServiceServicer):
     heartbeats: list[controller_pb2.HeartbeatRequest] = field(default_factory=list)
     reports: list[p.Envelope] = field(default_factory=list)
     callers: set[str] = field(default_factory=set)
+    refuse_fetch: bool = False
+    refuse_reports: int = 0
 
     def _caller(self, context: grpc.aio.ServicerContext) -> None:
         identity = peer_identity(context)
@@ -48,12 +50,17 @@ class FakeController(controller_pb2_grpc.AgentReportServiceServicer):
                             context: grpc.aio.ServicerContext
                             ) -> controller_pb2.FetchRequestsResponse:
         self._caller(context)
+        if self.refuse_fetch:  # as an answer over gRPC's message limit is refused
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "message too large")
         return controller_pb2.FetchRequestsResponse(requests=[to_wire(r) for r in self.requests])
 
     async def ReportConsent(self, request: controller_pb2.ReportConsentRequest,
                             context: grpc.aio.ServicerContext
                             ) -> controller_pb2.ReportConsentResponse:
         self._caller(context)
+        if self.refuse_reports:
+            self.refuse_reports -= 1
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         self.reports.append(from_wire(request.decision))
         return controller_pb2.ReportConsentResponse()
 
@@ -94,6 +101,24 @@ async def test_requests_arrive_and_decisions_are_reported(
     assert beat.address == agent.address
     assert dict(beat.approver_keys) == {p.key_id(approver): p.public_key_bytes(approver)}
     assert controller.callers == {Identity(TD, "agent", "web-1").uri}
+
+
+async def test_a_refused_fetch_does_not_hold_up_the_decisions_or_the_witnessing(
+        deployment: Deployment, controller: FakeController, start_agent: StartAgent) -> None:
+    request = deployment.request("R-1")
+    controller.requests.append(request)
+    agent = await start_agent()
+    async with grpc.aio.insecure_channel(f"unix:{agent.socket}") as channel:
+        local = agent_pb2_grpc.AgentLocalServiceStub(channel)
+        await local.ListRequests(agent_pb2.ListRequestsRequest(sync=True))
+        controller.refuse_fetch, controller.refuse_reports = True, 1
+        grant = deployment.grant(request)
+        approved = await local.Approve(agent_pb2.ApproveRequest(grant=to_wire(grant)))
+        assert not approved.reported  # kept, to be delivered by a later round
+        done = await local.Sync(agent_pb2.SyncRequest())
+        assert done.sync_error.endswith(": resource_exhausted: message too large")  # said
+        assert controller.reports == [grant]  # delivered all the same
+        assert (await local.Status(agent_pb2.StatusRequest())).unreported == 0
 
 
 def _signed_with_reason(deployment: Deployment, request_id: str, reason: str) -> p.Envelope:

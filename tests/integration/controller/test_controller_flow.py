@@ -181,6 +181,24 @@ async def test_request_is_recorded_and_fetched_by_its_agent(world: World) -> Non
     assert from_wire(entry.envelope) == envelope
 
 
+async def test_one_engineer_keeps_only_so_many_requests_waiting_at_an_agent(
+        world: World) -> None:
+    from controller.rules import MAX_PENDING_REQUESTS, REQUEST_TTL
+
+    for n in range(MAX_PENDING_REQUESTS):
+        await world.request(f"R-{n}")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.request("R-more")
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.value.details() == (
+        f"{MAX_PENDING_REQUESTS} of your requests to web-1 await the customer's decision: "
+        "wait for decisions, or for them to expire (a day after they were filed)")
+    fetched = await world.as_agent().FetchRequests(pb.FetchRequestsRequest())
+    assert len(fetched.requests) == MAX_PENDING_REQUESTS
+    world.d.clock.now += REQUEST_TTL + 1  # undecided for a day: they expired
+    await world.request("R-more")
+
+
 async def test_duplicate_request_id_already_exists(world: World) -> None:
     await world.request("R-1")
     with pytest.raises(grpc.aio.AioRpcError) as duplicate:
