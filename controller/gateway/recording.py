@@ -61,11 +61,15 @@ def store_recording(conn: Connection, cast: bytes, shell: Finished, now: float) 
     return digest
 
 
-def recording_of(conn: Connection, session_id: str) -> list[tuple[SessionEvent, bytes | None]]:
-    """The session's recordings, oldest first, each with its blob (None if gone)."""
-    found = []
-    for event in sessions.list_events(conn, session_id):
-        if event.operation == OPERATION:
-            digest = json.loads(event.params_json).get("recording_sha256", "")
-            found.append((event, blobs.get(conn, digest)))
-    return found
+def recordings(conn: Connection, session_id: str) -> list[SessionEvent]:
+    """The session's recording events, oldest first, without their blobs."""
+    return [e for e in sessions.list_events(conn, session_id) if e.operation == OPERATION]
+
+
+def recording_blob(conn: Connection, event: SessionEvent) -> bytes | None:
+    """The recording ``event`` names (None if gone)."""
+    return blobs.get(conn, _digest_of(event))
+
+
+def _digest_of(event: SessionEvent) -> str:
+    return str(json.loads(event.params_json).get("recording_sha256", ""))

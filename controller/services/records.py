@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from controller.authz import current_caller
 from controller.errors import NotFound, PermissionDenied
-from controller.gateway.recording import recording_of
+from controller.gateway.recording import recording_blob, recordings
 from controller.services import _common, _convert, archive
 from controller.services._common import Deps
 from controller.services.locks import refuse_locked
@@ -93,7 +93,8 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
             raise NotFound(f"session {session_id} has no recording")
         if not -len(found) <= request.index < len(found):
             raise NotFound(f"session {session_id} has {len(found)} recording(s)")
-        _, cast = found[request.index]
+        # The one asked for alone: a session may hold many, each up to 64 MiB.
+        cast = await self._deps.store.read(recording_blob, found[request.index])
         if cast is None:
             raise NotFound("the recording is no longer stored (removed under retention)")
         digest = hashlib.sha256(cast).hexdigest()
@@ -144,10 +145,10 @@ def _sessions_of(conn: Connection, case_id: str) -> list[Session]:
     return sessions.list_sessions(conn, case_id=case_id)
 
 
-def _recordings(conn: Connection, session_id: str) -> list[tuple[SessionEvent, bytes | None]]:
+def _recordings(conn: Connection, session_id: str) -> list[SessionEvent]:
     if sessions.get_session(conn, session_id) is None:
         raise NotFound(f"unknown session {session_id}")
-    return recording_of(conn, session_id)
+    return recordings(conn, session_id)
 
 
 def _consent_log(conn: Connection, case_id: str, agent_id: str,
