@@ -20,6 +20,7 @@ from controller.audit.reconcile import reconcile
 from controller.errors import FailedPrecondition, InvalidArgument
 from controller.services import _common
 from controller.services._common import Deps
+from controller.services._downloads import download
 from controller.store import auditlog
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
@@ -59,14 +60,15 @@ class AuditService(controller_pb2_grpc.AuditServiceServicer):
         if len(request.since_checkpoint) > MAX_SINCE:
             raise InvalidArgument("since_checkpoint is too large to be a checkpoint")
         since = request.since_checkpoint or None
-        evidence = await self._deps.store.read(collect, scope, since=since)
-        data = await asyncio.to_thread(to_json, evidence)
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-        view = memoryview(data)
-        yield pb.EvidenceChunk(data=bytes(view[:EVIDENCE_CHUNK]), total_size=len(data),
-                               sha256=digest)
-        for start in range(EVIDENCE_CHUNK, len(data), EVIDENCE_CHUNK):
-            yield pb.EvidenceChunk(data=bytes(view[start:start + EVIDENCE_CHUNK]))
+        with download():
+            evidence = await self._deps.store.read(collect, scope, since=since)
+            data = await asyncio.to_thread(to_json, evidence)
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+            view = memoryview(data)
+            yield pb.EvidenceChunk(data=bytes(view[:EVIDENCE_CHUNK]), total_size=len(data),
+                                   sha256=digest)
+            for start in range(EVIDENCE_CHUNK, len(data), EVIDENCE_CHUNK):
+                yield pb.EvidenceChunk(data=bytes(view[start:start + EVIDENCE_CHUNK]))
 
     async def Reconcile(self, request: pb.ReconcileRequest,
                         context: grpc.aio.ServicerContext) -> pb.ReconcileResponse:

@@ -18,6 +18,7 @@ from controller.errors import NotFound, PermissionDenied
 from controller.gateway.recording import recording_blob, recordings
 from controller.services import _common, _convert, archive
 from controller.services._common import Deps
+from controller.services._downloads import download
 from controller.services.locks import refuse_locked
 from controller.store import bundles, cases, directory, requests, sessions
 from controller.store.records import ConsentEntry, Session, SessionEvent
@@ -93,14 +94,15 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
             raise NotFound(f"session {session_id} has no recording")
         if not -len(found) <= request.index < len(found):
             raise NotFound(f"session {session_id} has {len(found)} recording(s)")
-        # The one asked for alone: a session may hold many, each up to 64 MiB.
-        cast = await self._deps.store.read(recording_blob, found[request.index])
-        if cast is None:
-            raise NotFound("the recording is no longer stored (removed under retention)")
-        digest = hashlib.sha256(cast).hexdigest()
-        for start in range(0, max(len(cast), 1), RECORDING_CHUNK):
-            yield pb.RecordingChunk(data=cast[start:start + RECORDING_CHUNK], sha256=digest,
-                                    count=len(found))
+        with download():
+            # The one asked for alone: a session may hold many, each up to 64 MiB.
+            cast = await self._deps.store.read(recording_blob, found[request.index])
+            if cast is None:
+                raise NotFound("the recording is no longer stored (removed under retention)")
+            digest = hashlib.sha256(cast).hexdigest()
+            for start in range(0, max(len(cast), 1), RECORDING_CHUNK):
+                yield pb.RecordingChunk(data=cast[start:start + RECORDING_CHUNK],
+                                        sha256=digest, count=len(found))
 
 
     async def GetBundle(self, request: pb.GetBundleRequest,
@@ -108,6 +110,11 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
         case_id = _common.text(request.case_id, "case_id", limit=64)
         sha256 = _common.text(request.sha256, "sha256", required=False, limit=64).lower()
         await self._reader(bundle_of=case_id)
+        with download():
+            async for chunk in self._bundle_chunks(case_id, sha256):
+                yield chunk
+
+    async def _bundle_chunks(self, case_id: str, sha256: str) -> AsyncIterator[pb.BundleChunk]:
         found = await self._deps.store.read(bundles.get_bundle, case_id, sha256)
         if found is None:
             if await self._deps.store.read(cases.get_case, case_id) is None:
