@@ -96,6 +96,10 @@ class AgentReportService(controller_pb2_grpc.AgentReportServiceServicer):
         log_event("inspection.reported", agent_id=agent_id, run_id=run.run_id,
                   findings=len(run.findings), duplicate=recorded.duplicate,
                   opened=list(recorded.opened), cleared=list(recorded.cleared))
+        if recorded.held:
+            log_event("inspection.cases_held", logging.WARNING, agent_id=agent_id,
+                      run_id=run.run_id, findings=len(recorded.held),
+                      limit=inspection.MAX_OPEN_CASES)
         return pb.ReportInspectionResponse(server_time=self._deps.clock())
 
     async def Witness(self, request: pb.WitnessRequest,

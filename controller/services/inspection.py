@@ -32,6 +32,9 @@ OPENED_BY = "inspection"
 AUTHOR = "inspection"
 SEVERITIES = frozenset({"warning", "unknown", "error"})
 MAX_FINDINGS = 500
+# Open cases of one agent's findings at once: one host, or a hostile agent, cannot flood
+# the service company's case list; a finding past it is kept in its run, with no case.
+MAX_OPEN_CASES = 32
 MAX_KEY = 300
 MAX_MESSAGE = 1000
 
@@ -70,6 +73,7 @@ class Recorded:
     opened: tuple[str, ...] = ()
     updated: tuple[str, ...] = ()
     cleared: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()  # finding keys that opened no case: the agent has its fill
 
 
 def parse_run(message: pb.InspectionRun) -> Run:
@@ -119,16 +123,20 @@ def record_run(conn: Connection, agent_id: str, run: Run, now: float) -> Recorde
         finished_at=run.finished_at, received_at=now, completed=json.dumps(run.completed),
         findings=json.dumps([f.to_json() for f in run.findings])))
     open_cases = _open_cases(conn, agent_id)
-    opened, updated = [], []
+    opened: list[str] = []
+    updated: list[str] = []
+    held: list[str] = []
     for finding in run.findings:
         existing = open_cases.get(finding.key)
-        if existing is None:
-            opened.append(_open_case(conn, agent.customer_id, agent_id, finding, run))
-        else:
+        if existing is not None:
             _update_case(conn, existing, finding, run)
             updated.append(existing["case_id"])
+        elif len(open_cases) + len(opened) >= MAX_OPEN_CASES:
+            held.append(finding.key)
+        else:
+            opened.append(_open_case(conn, agent.customer_id, agent_id, finding, run))
     cleared = _clear(conn, open_cases, run)
-    return Recorded(False, tuple(opened), tuple(updated), tuple(cleared))
+    return Recorded(False, tuple(opened), tuple(updated), tuple(cleared), tuple(held))
 
 
 def _open_cases(conn: Connection, agent_id: str) -> dict[str, Any]:

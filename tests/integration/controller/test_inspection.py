@@ -54,6 +54,19 @@ def test_one_case_per_finding_not_per_run(store: Store) -> None:
     assert case is not None and case.assignee == "" and case.opened_by.startswith("inspection")
 
 
+def test_one_agent_opens_only_so_many_cases(store: Store) -> None:
+    # A run may hold hundreds of findings: past the limit they open no case, and later
+    # runs neither, until cases are closed; the findings stay in their runs.
+    store.write_sync(_seed)
+    many = [(f"disk.use:/mnt/{n}", 95.0) for n in range(inspection.MAX_OPEN_CASES + 10)]
+    first = _record(store, _run(1, *many))
+    assert len(first.opened) == inspection.MAX_OPEN_CASES and len(first.held) == 10
+    second = _record(store, _run(2, *many, ("memory.use", 97.0)))
+    assert second.opened == () and len(second.held) == 11
+    assert len(second.updated) == inspection.MAX_OPEN_CASES
+    assert len(_inspection_cases(store)) == inspection.MAX_OPEN_CASES
+
+
 def test_a_persisting_finding_updates_value_and_last_seen(store: Store) -> None:
     store.write_sync(_seed)
     _record(store, _run(1, (DISK, 91.0)))
