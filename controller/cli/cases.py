@@ -56,16 +56,21 @@ def case_list(
     opts: Options,
     status: Annotated[Status | None, typer.Option(help="Only open or closed cases.")] = None,
     customer: Annotated[str, typer.Option(help="Only this customer's cases.")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000,
+                                       help="Show the newest N cases.")] = 50,
 ) -> None:
     """List cases, newest first."""
     wanted = status.value if status else ""
-    cases = with_client(opts, lambda c: c.list_cases(wanted, customer))
+    cases, total = with_client(opts, lambda c: c.list_cases(wanted, customer, limit))
     if opts.json:
         out.emit_json(out.messages_data(cases))
         return
     out.table("Cases", ("Case", "Customer", "Title", "Status", "Assignee", "Opened"),
               ((c.case_id, c.customer_id, c.title, c.status, c.assignee or "-",
                 out.when(c.opened_at)) for c in cases))
+    if total > len(cases):
+        out.note(f"the {len(cases)} newest of {total} cases: --limit shows more "
+                 "(up to 1000), --status and --customer fewer")
 
 
 @command(case_app, "show")

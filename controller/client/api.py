@@ -195,11 +195,15 @@ class ControllerClient:
 
     # RecordsService
 
-    async def list_cases(self, status: str = "", customer_id: str = "") -> list[pb.Case]:
+    async def list_cases(self, status: str = "", customer_id: str = "",
+                         limit: int = 0) -> tuple[list[pb.Case], int]:
+        """The newest cases (at most ``limit``; 0: the controller's default) and how many
+        there are."""
         reply = await self._call(self._records.ListCases,
-                                 pb.ListCasesRequest(status=status, customer_id=customer_id),
+                                 pb.ListCasesRequest(status=status, customer_id=customer_id,
+                                                     limit=limit),
                                  name="ListCases")
-        return list(reply.cases)
+        return list(reply.cases), reply.total
 
     async def get_case(self, case_id: str) -> pb.GetCaseResponse:
         return await self._call(self._records.GetCase, pb.GetCaseRequest(case_id=case_id),

@@ -54,12 +54,15 @@ def save_inventory(conn: Connection, agent_id: str, reported: pb.AgentInventory,
         conn.execute(agent_inventory.insert().values(agent_id=agent_id, **values))
 
 
+ARCHIVED_CASES = 100  # the newest; each brings its sessions and notes along
+
+
 def archive(conn: Connection, customer_id: str, now: float) -> pb.GetCustomerArchiveResponse:
     """Everything the controller knows of one customer; NotFound for an unknown one."""
     customer = directory.get_customer(conn, customer_id)
     if customer is None:
         raise NotFound(f"unknown customer {customer_id}")
-    found = cases.list_cases(conn, customer_id=customer_id)
+    found = cases.list_cases(conn, customer_id=customer_id, limit=ARCHIVED_CASES)
     held = sorted((s for c in found for s in sessions.list_sessions(conn, case_id=c.case_id)),
                   key=lambda s: (-s.started_at, s.session_id))
     return pb.GetCustomerArchiveResponse(

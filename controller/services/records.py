@@ -14,14 +14,14 @@ import grpc
 from sqlalchemy.engine import Connection
 
 from controller.authz import current_caller
-from controller.errors import NotFound, PermissionDenied
+from controller.errors import InvalidArgument, NotFound, PermissionDenied
 from controller.gateway.recording import recording_blob, recordings
 from controller.services import _common, _convert, archive
 from controller.services._common import Deps
 from controller.services._downloads import download
 from controller.services.locks import refuse_locked
 from controller.store import bundles, cases, directory, requests, sessions
-from controller.store.records import ConsentEntry, Session, SessionEvent
+from controller.store.records import Case, ConsentEntry, Session, SessionEvent
 from permissions.locks import Subject
 from rmaint.v1 import controller_pb2 as pb
 from rmaint.v1 import controller_pb2_grpc
@@ -46,9 +46,11 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
                         context: grpc.aio.ServicerContext) -> pb.ListCasesResponse:
         await self._reader()
         status = _common.choice(request.status, "status", CASE_STATUSES)
-        found = await self._deps.store.read(cases.list_cases, status=status,
-                                            customer_id=request.customer_id)
-        return pb.ListCasesResponse(cases=[_convert.case(c) for c in found])
+        if request.limit > MAX_CASES_LISTED:
+            raise InvalidArgument(f"limit: at most {MAX_CASES_LISTED}")
+        found, total = await self._deps.store.read(
+            _cases, status, request.customer_id, request.limit or DEFAULT_CASES_LISTED)
+        return pb.ListCasesResponse(cases=[_convert.case(c) for c in found], total=total)
 
     async def GetCase(self, request: pb.GetCaseRequest,
                       context: grpc.aio.ServicerContext) -> pb.GetCaseResponse:
@@ -150,6 +152,17 @@ def _sessions_of(conn: Connection, case_id: str) -> list[Session]:
     if case_id and cases.get_case(conn, case_id) is None:
         raise NotFound(f"unknown case {case_id}")
     return sessions.list_sessions(conn, case_id=case_id)
+
+
+# A case with its title and resolution is at most a few KB: a list stays inside a message.
+DEFAULT_CASES_LISTED = 200
+MAX_CASES_LISTED = 1000
+
+
+def _cases(conn: Connection, status: str, customer_id: str,
+           limit: int) -> tuple[list[Case], int]:
+    return (cases.list_cases(conn, status=status, customer_id=customer_id, limit=limit),
+            cases.count_cases(conn, status=status, customer_id=customer_id))
 
 
 def _recordings(conn: Connection, session_id: str) -> list[SessionEvent]:

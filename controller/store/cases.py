@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -29,16 +31,29 @@ def get_case(conn: Connection, case_id: str) -> Case | None:
     return None if row is None else load(Case, row)
 
 
-def list_cases(conn: Connection, *, status: str = "", customer_id: str = "") -> list[Case]:
-    """Newest first."""
+def list_cases(conn: Connection, *, status: str = "", customer_id: str = "",
+               limit: int | None = None) -> list[Case]:
+    """Newest first; at most ``limit`` of them."""
     # Ids grow past four digits, so order by number (length, then text), not text alone.
-    query = cases.select().order_by(sa.func.length(cases.c.case_id).desc(),
-                                    cases.c.case_id.desc())
+    query = _matching(cases.select(), status, customer_id).order_by(
+        sa.func.length(cases.c.case_id).desc(), cases.c.case_id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [load(Case, r) for r in conn.execute(query)]
+
+
+def count_cases(conn: Connection, *, status: str = "", customer_id: str = "") -> int:
+    """How many cases :func:`list_cases` would list with no limit."""
+    query = _matching(sa.select(sa.func.count()).select_from(cases), status, customer_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def _matching(query: Any, status: str, customer_id: str) -> Any:
     if status:
         query = query.where(cases.c.status == status)
     if customer_id:
         query = query.where(cases.c.customer_id == customer_id)
-    return [load(Case, r) for r in conn.execute(query)]
+    return query
 
 
 def close_case(conn: Connection, case_id: str, resolution: str, now: float) -> bool:

@@ -127,6 +127,11 @@ async def test_engineer_opens_cases_for_themselves_only(world: World) -> None:
         grpc.StatusCode.PERMISSION_DENIED, "permission denied")
     second = await cases.OpenCase(pb.OpenCaseRequest(customer_id="acme", title="y"))
     assert (second.case.case_id, second.case.assignee) == ("C-0002", "alice")
+    listed = await world.records().ListCases(pb.ListCasesRequest(limit=1))
+    assert ([c.case_id for c in listed.cases], listed.total) == (["C-0002"], 2)
+    with pytest.raises(grpc.aio.AioRpcError) as too_many:
+        await world.records().ListCases(pb.ListCasesRequest(limit=1001))
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_an_administrator_assigns_cases_to_known_engineers_only(world: World) -> None:
