@@ -59,10 +59,15 @@ def consent_log(
     opts: Options,
     case: Annotated[str, typer.Option(help="Only this case.")] = "",
     agent: Annotated[str, typer.Option(help="Only this agent.")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=500,
+                                       help="Show the newest N entries.")] = 100,
 ) -> None:
     """Every request, approval, denial, revocation and expiry, oldest first."""
-    entries = with_client(opts, lambda c: c.consent_log(case, agent))
+    entries, total = with_client(opts, lambda c: c.consent_log(case, agent, limit))
     if opts.json:
         out.emit_json(out.messages_data(entries))
         return
     consent_table(entries)
+    if total > len(entries):
+        out.note(f"the {len(entries)} newest of {total} entries: --limit shows more "
+                 "(up to 500), --case and --agent fewer")

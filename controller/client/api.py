@@ -260,11 +260,15 @@ class ControllerClient:
                                 pb.GetCustomerArchiveRequest(customer_id=customer_id),
                                 name="GetCustomerArchive")
 
-    async def consent_log(self, case_id: str = "", agent_id: str = "") -> list[pb.ConsentEntry]:
+    async def consent_log(self, case_id: str = "", agent_id: str = "",
+                          limit: int = 0) -> tuple[list[pb.ConsentEntry], int]:
+        """The newest entries, oldest first (at most ``limit``; 0: the controller's
+        default), and how many there are."""
         reply = await self._call(self._records.ConsentLog,
-                                 pb.ConsentLogRequest(case_id=case_id, agent_id=agent_id),
+                                 pb.ConsentLogRequest(case_id=case_id, agent_id=agent_id,
+                                                      limit=limit),
                                  name="ConsentLog")
-        return list(reply.entries)
+        return list(reply.entries), reply.total
 
     # AuditService
 

@@ -76,9 +76,13 @@ class RecordsService(controller_pb2_grpc.RecordsServiceServicer):
         await self._reader()
         case_id = _common.text(request.case_id, "case_id", required=False, limit=64)
         agent_id = _common.text(request.agent_id, "agent_id", required=False, limit=64)
-        found, names = await self._deps.store.read(_consent_log, case_id, agent_id)
+        if request.limit > MAX_CONSENT_LISTED:
+            raise InvalidArgument(f"limit: at most {MAX_CONSENT_LISTED}")
+        found, names, total = await self._deps.store.read(
+            _consent_log, case_id, agent_id, request.limit or DEFAULT_CONSENT_LISTED)
         return pb.ConsentLogResponse(entries=[
-            _convert.consent(e, names.get((e.agent_id, e.actor), "")) for e in found])
+            _convert.consent(e, names.get((e.agent_id, e.actor), "")) for e in found],
+            total=total)
 
     async def GetCustomerArchive(
             self, request: pb.GetCustomerArchiveRequest,
@@ -154,6 +158,9 @@ def _sessions_of(conn: Connection, case_id: str) -> list[Session]:
     return sessions.list_sessions(conn, case_id=case_id)
 
 
+# An entry with its signed statement is a few KB: a log stays inside a message.
+DEFAULT_CONSENT_LISTED = 200
+MAX_CONSENT_LISTED = 500
 # A case with its title and resolution is at most a few KB: a list stays inside a message.
 DEFAULT_CASES_LISTED = 200
 MAX_CASES_LISTED = 1000
@@ -171,8 +178,8 @@ def _recordings(conn: Connection, session_id: str) -> list[SessionEvent]:
     return recordings(conn, session_id)
 
 
-def _consent_log(conn: Connection, case_id: str, agent_id: str,
-                 ) -> tuple[list[ConsentEntry], dict[tuple[str, str], str]]:
+def _consent_log(conn: Connection, case_id: str, agent_id: str, newest: int,
+                 ) -> tuple[list[ConsentEntry], dict[tuple[str, str], str], int]:
     """The entries of that case and agent, and the names their agents report for approver
     keys; NotFound for a case or agent that does not exist (an empty log is a known case
     with no decisions yet)."""
@@ -180,8 +187,10 @@ def _consent_log(conn: Connection, case_id: str, agent_id: str,
         raise NotFound(f"unknown case {case_id}")
     if agent_id and directory.get_agent(conn, agent_id) is None:
         raise NotFound(f"unknown agent {agent_id}")
-    entries = requests.consent_entries(conn, case_id=case_id, agent_id=agent_id)
-    return entries, directory.approver_names(conn, {e.agent_id for e in entries})
+    entries = requests.consent_entries(conn, case_id=case_id, agent_id=agent_id,
+                                       newest=newest)
+    return (entries, directory.approver_names(conn, {e.agent_id for e in entries}),
+            requests.count_consent_entries(conn, case_id=case_id, agent_id=agent_id))
 
 
 def _get_case(conn: Connection, case_id: str) -> pb.GetCaseResponse:

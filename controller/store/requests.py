@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -84,15 +86,28 @@ def append_consent(conn: Connection, entry: ConsentEntry) -> int:
     return int(key[0])
 
 
-def consent_entries(conn: Connection, *, case_id: str = "",
-                    agent_id: str = "") -> list[ConsentEntry]:
-    """Oldest first."""
-    query = consent_log.select().order_by(consent_log.c.entry_id)
+def consent_entries(conn: Connection, *, case_id: str = "", agent_id: str = "",
+                    newest: int | None = None) -> list[ConsentEntry]:
+    """Oldest first; only the ``newest`` so many when given."""
+    query = _consent_of(consent_log.select(), case_id, agent_id)
+    if newest is None:
+        rows = conn.execute(query.order_by(consent_log.c.entry_id))
+        return [load(ConsentEntry, r) for r in rows]
+    rows = conn.execute(query.order_by(consent_log.c.entry_id.desc()).limit(newest))
+    return [load(ConsentEntry, r) for r in rows][::-1]
+
+
+def count_consent_entries(conn: Connection, *, case_id: str = "", agent_id: str = "") -> int:
+    query = _consent_of(sa.select(sa.func.count()).select_from(consent_log), case_id, agent_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def _consent_of(query: Any, case_id: str, agent_id: str) -> Any:
     if case_id:
         query = query.where(consent_log.c.case_id == case_id)
     if agent_id:
         query = query.where(consent_log.c.agent_id == agent_id)
-    return [load(ConsentEntry, r) for r in conn.execute(query)]
+    return query
 
 
 def count_consent(conn: Connection, kind: str, request_id: str) -> int:

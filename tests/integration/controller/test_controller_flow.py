@@ -200,6 +200,9 @@ async def test_one_engineer_keeps_only_so_many_requests_waiting_at_an_agent(
         "wait for decisions, or for them to expire (a day after they were filed)")
     fetched = await world.as_agent().FetchRequests(pb.FetchRequestsRequest())
     assert len(fetched.requests) == MAX_PENDING_REQUESTS
+    newest = await world.records().ConsentLog(pb.ConsentLogRequest(agent_id="web-1", limit=3))
+    assert [e.request_id for e in newest.entries] == ["R-13", "R-14", "R-15"]  # oldest first
+    assert newest.total == MAX_PENDING_REQUESTS
     world.d.clock.now += REQUEST_TTL + 1  # undecided for a day: they expired
     await world.request("R-more")
 
