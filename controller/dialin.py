@@ -335,13 +335,23 @@ class DialIn:
                 self._seen |= seen
 
 
+MAX_REFUSALS = 64  # refused frames one stream may send; then it is closed (the agent redials)
+
+
 async def _read(link: Link, frames: AsyncIterator[pb.AgentFrame]) -> None:
     """Take the agent's answers until its side ends, then close ``link``."""
+    refused = 0
     try:
         async for frame in frames:
             refusal = link.answer(frame)
-            if refusal is not None:
-                link.refuse(frame.call_id, refusal)
+            if refusal is None:
+                continue
+            refused += 1
+            if refused > MAX_REFUSALS:  # not a confused agent: one filling the log and queue
+                log_event("dialin.closed", logging.WARNING, agent_id=link.agent_id,
+                          peer=link.peer, reason=f"over {MAX_REFUSALS} frames refused")
+                return
+            link.refuse(frame.call_id, refusal)
     except DecodeError:
         link.undecodable = True
         log_event("dialin.frame_refused", logging.WARNING, agent_id=link.agent_id,

@@ -240,6 +240,22 @@ def test_malformed_frames_and_foreign_call_ids_are_refused_and_the_stream_serves
                        f"call id {call.call_id + 7} is not awaiting an answer"]
 
 
+def test_a_stream_that_keeps_sending_frames_to_refuse_is_closed(
+        dialout: E2E, web2: Path, fake_web2: FakeAgent) -> None:
+    from controller.dialin import MAX_REFUSALS
+
+    _web2_session(dialout, web2)
+    mark = dialout.controller_log.mark()
+    for n in range(MAX_REFUSALS + 1):  # answers to calls nobody made, unread at first
+        fake_web2.send(pb.AgentFrame(call_id=10_000 + n, response=agent_pb2.ExecuteResponse()))
+    refusals = [fake_web2.receive() for _ in range(MAX_REFUSALS)]
+    assert {r.refused.message for r in refusals} == {REFUSED}
+    with pytest.raises(StopIteration):  # then the controller ends the stream
+        fake_web2.receive()
+    closed = [r for r in dialout.controller_log.since(mark) if r.get("event") == "dialin.closed"]
+    assert [r["reason"] for r in closed] == [f"over {MAX_REFUSALS} frames refused"]
+
+
 def test_undecodable_bytes_end_only_that_stream(dialout: E2E, web2: Path) -> None:
     with dialout.channel("controller", _tls(web2)) as channel:
         connect = channel.stream_stream("/rmaint.v1.AgentReportService/Connect",
