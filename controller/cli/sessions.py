@@ -87,6 +87,9 @@ def session_show(
         return
     out.fields(_session_fields(reply.session))
     events_table(reply.events)
+    if reply.total_events > len(reply.events):
+        out.note(f"the {len(reply.events)} newest of {reply.total_events} events: the others "
+                 "are in 'audit export' of the session's case")
 
 
 @command(session_app, "replay")

@@ -211,7 +211,22 @@ def _get_session(conn: Connection, session_id: str) -> pb.GetSessionResponse:
     session = sessions.get_session(conn, session_id)
     if session is None:
         raise NotFound(f"unknown session {session_id}")
-    return pb.GetSessionResponse(
-        session=_convert.session(session),
-        events=[_convert.event(e) for e in sessions.list_events(conn, session_id)],
-    )
+    events = [_convert.event(e) for e in sessions.list_events(conn, session_id)]
+    return pb.GetSessionResponse(session=_convert.session(session),
+                                 events=_newest_within(events, SESSION_BUDGET),
+                                 total_events=len(events))
+
+
+# Bytes of events one answer carries: an operation's parameters and envelopes may be large
+# (a refused one too), and a session with many must still be shown, its newest events first.
+SESSION_BUDGET = 3 * 2**20
+
+
+def _newest_within(events: list[pb.SessionEvent], budget: int) -> list[pb.SessionEvent]:
+    kept: list[pb.SessionEvent] = []
+    for event in reversed(events):
+        budget -= event.ByteSize()
+        if budget < 0:
+            break
+        kept.append(event)
+    return kept[::-1]

@@ -1619,23 +1619,27 @@ class GetSessionResponse(_message.Message):
 
     SESSION_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
+    TOTAL_EVENTS_FIELD_NUMBER: _builtins.int
+    total_events: _builtins.int
+    """How many events the session holds."""
     @_builtins.property
     def session(self) -> Global___Session:
         """The session."""
 
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionEvent]:
-        """Its events in order."""
+        """Its events in order: the newest that fit in one message."""
 
     def __init__(
         self,
         *,
         session: Global___Session | None = ...,
         events: _abc.Iterable[Global___SessionEvent] | None = ...,
+        total_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "session", b"session", "total_events", b"total_events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
