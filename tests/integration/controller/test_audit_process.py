@@ -24,6 +24,7 @@ from controller.audit.evidence import from_json
 from controller.audit.keys import read_vkey
 from controller.audit.records import decode
 from controller.audit.verify import VERIFIED, verify_evidence
+from controller.rules import MAX_PENDING_REQUESTS
 from controller.server import serve
 from controller.setup import init_deployment
 from pki import certs
@@ -96,24 +97,27 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         await server.stop(signal.SIGKILL)
 
 
-async def _world(d: Deployment) -> tuple[Person, str]:
-    """Customer acme, agent web-1, engineer alice with an open case; (alice, case id)."""
+async def _world(d: Deployment, agents: int = 1) -> tuple[Person, str]:
+    """Customer acme, agents web-1 .. web-N, engineer alice with an open case;
+    (alice, case id)."""
     admin = rpc.AdminServiceStub(d.channel(d.admin()))
     await admin.AddCustomer(pb.AddCustomerRequest(customer=pb.Customer(
         customer_id="acme", name="Acme", contract_start="2020-01-01", contract_end="2099-12-31")))
-    token = await admin.CreateJoinToken(pb.CreateJoinTokenRequest(
-        role="agent", subject="web-1", customer_id="acme"))
-    await enroll(JoinToken.decode(token.token), certs.generate_key(),
-                 agent_address="127.0.0.1:9")
+    for n in range(1, agents + 1):
+        token = await admin.CreateJoinToken(pb.CreateJoinTokenRequest(
+            role="agent", subject=f"web-{n}", customer_id="acme"))
+        await enroll(JoinToken.decode(token.token), certs.generate_key(),
+                     agent_address="127.0.0.1:9")
     alice = d.person("engineer", "alice")
     case = await rpc.CaseServiceStub(d.channel(alice)).OpenCase(pb.OpenCaseRequest(
         customer_id="acme", title="slow"))
     return alice, case.case.case_id
 
 
-async def _request(d: Deployment, alice: Person, case_id: str, request_id: str) -> str:
+async def _request(d: Deployment, alice: Person, case_id: str, request_id: str,
+                   agent_id: str = "web-1") -> str:
     envelope = p.request_access(alice.key, request_id=request_id, case_id=case_id,
-                                agent_id="web-1", engineer="alice", scopes=["diag.read"],
+                                agent_id=agent_id, engineer="alice", scopes=["diag.read"],
                                 duration_seconds=600, reason="load", now=int(time.time()))
     await rpc.EngineerServiceStub(d.channel(alice)).RequestAccess(
         pb.RequestAccessRequest(request=to_wire(envelope)))
@@ -128,19 +132,25 @@ async def _full_evidence(d: Deployment) -> bytes:
 
 async def test_sigkill_while_appending_loses_no_acknowledged_event(served: Served) -> None:
     assert served.d is not None
-    alice, case_id = await _world(served.d)
+    # One engineer keeps MAX_PENDING_REQUESTS undecided at an agent: spread over agents.
+    agents = -(-200 // MAX_PENDING_REQUESTS)
+    alice, case_id = await _world(served.d, agents)
     acknowledged: list[str] = []
 
     async def append_forever(worker: int) -> None:
         assert served.d is not None
         for n in range(10_000):
+            agent_id = f"web-{(worker + 8 * n) % agents + 1}"
             try:
-                acknowledged.append(await _request(served.d, alice, case_id, f"R-{worker}-{n}"))
+                acknowledged.append(await _request(served.d, alice, case_id,
+                                                   f"R-{worker}-{n}", agent_id))
             except grpc.aio.AioRpcError:
                 return  # the controller died under this call: not acknowledged
 
     workers = [asyncio.create_task(append_forever(w)) for w in range(8)]
     while len(acknowledged) < 150:
+        # Every worker stopped short (a refusal, not a kill): fail, do not wait forever.
+        assert not all(w.done() for w in workers), f"{len(acknowledged)} acknowledged"
         await asyncio.sleep(0.01)
     assert served.process is not None
     served.process.send_signal(signal.SIGKILL)  # mid-append: calls are in flight
