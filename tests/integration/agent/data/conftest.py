@@ -31,6 +31,7 @@ from agent.data.ops import DataOperations
 from agent.data.policy import DataConfig, DataSourcePolicy, TablePolicy
 
 ENGINES = ("sqlite", "postgresql", "mysql")
+SERVERS = ENGINES[1:]
 SECRET_EMAIL = "hidden-7f3a@example.test"  # noqa: S105 - a masked test value
 TABLES = (TablePolicy("customers", ("id", "name", "email", "credit"), ("email",)),
           TablePolicy("orders", ("id", "customer_id", "status", "total")))
@@ -199,7 +200,18 @@ class Harness:
 @pytest.fixture(params=ENGINES)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     """A harness on a filled shop database of each engine."""
-    maker = _MAKERS[request.param](tmp_path)
+    yield from _harness(request.param, tmp_path)
+
+
+@pytest.fixture(params=SERVERS)
+def server_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """A harness on each database server: another client can commit while the agent's
+    transaction runs (SQLite's writer holds the whole file)."""
+    yield from _harness(request.param, tmp_path)
+
+
+def _harness(engine: str, tmp_path: Path) -> Iterator[Harness]:
+    maker = _MAKERS[engine](tmp_path)
     source = next(maker)
     fill(source)
     h = Harness(source, tmp_path)
