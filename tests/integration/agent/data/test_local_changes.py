@@ -51,13 +51,27 @@ def _credit(db: Path) -> int:
         return int(conn.execute("SELECT credit FROM customers WHERE id = 1").fetchone()[0])
 
 
+async def _granted(deployment: Deployment, local: LocalClient) -> p.Envelope:
+    """Request R-1 for data reads and writes, received and approved here: its grant."""
+    request = deployment.request("R-1", scopes=("data.read", "data.write"))
+    deployment.receive(request)
+    grant = deployment.grant(request)
+    await local.approve(grant)
+    return grant
+
+
+async def _previewed(deployment: Deployment, handle: Any, seq: int = 1) -> str:
+    """PLAN previewed by the engineer under G-1: its digest."""
+    preview = await handle.dispatcher.execute(deployment.operation(
+        seq, "data.preview", {"source": "shop", "plan": PLAN}).operation)
+    return str(json.loads(preview.result_json)["digest"])
+
+
 async def test_review_consent_and_apply_through_the_daemon(
         deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
     handle = await start_agent()
-    request = deployment.request("R-1", scopes=("data.read", "data.write"))
-    deployment.receive(request)
     async with LocalClient(handle.socket) as local:
-        await local.approve(deployment.grant(request))
+        await _granted(deployment, local)
         preview = await handle.dispatcher.execute(deployment.operation(
             1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
         digest = json.loads(preview.result_json)["digest"]
@@ -87,13 +101,9 @@ async def test_review_consent_and_apply_through_the_daemon(
 async def test_denied_change_cannot_be_consented_or_applied(
         deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
     handle = await start_agent()
-    request = deployment.request("R-1", scopes=("data.read", "data.write"))
-    deployment.receive(request)
     async with LocalClient(handle.socket) as local:
-        await local.approve(deployment.grant(request))
-        preview = await handle.dispatcher.execute(deployment.operation(
-            1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
-        digest = json.loads(preview.result_json)["digest"]
+        await _granted(deployment, local)
+        digest = await _previewed(deployment, handle)
         [change] = (await local.list_changes())[0]
         await local.deny_change(digest, "not this one")
         with pytest.raises(DaemonRefused, match="denied"):
@@ -106,8 +116,6 @@ async def test_rmagent_shows_the_change_and_asks_before_it_consents(
         deployment: Deployment, shop: Path, start_agent: StartAgent,
         monkeypatch: pytest.MonkeyPatch) -> None:
     handle = await start_agent()
-    request = deployment.request("R-1", scopes=("data.read", "data.write"))
-    deployment.receive(request)
     runner = CliRunner(env={"COLUMNS": "200"})
 
     async def rmagent(*args: str, answer: str = "") -> Result:
@@ -116,10 +124,8 @@ async def test_rmagent_shows_the_change_and_asks_before_it_consents(
 
     assert (await rmagent("approver", "init", "--name", "ops")).exit_code == 0
     async with LocalClient(handle.socket) as local:
-        await local.approve(deployment.grant(request))
-    preview = await handle.dispatcher.execute(deployment.operation(
-        1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
-    digest = json.loads(preview.result_json)["digest"]
+        await _granted(deployment, local)
+    digest = await _previewed(deployment, handle)
     monkeypatch.setattr(_decide, "interactive", lambda: True)
     declined = await rmagent("approve-change", digest[:20], "--approver", "ops", answer="n\n")
     assert declined.exit_code == 1 and "error: not consented" in declined.output
@@ -138,15 +144,10 @@ async def test_rmagent_shows_the_change_and_asks_before_it_consents(
 async def test_a_change_under_a_revoked_grant_cannot_be_consented_to(
         deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
     handle = await start_agent()
-    request = deployment.request("R-1", scopes=("data.read", "data.write"))
-    deployment.receive(request)
     async with LocalClient(handle.socket) as local:
-        grant = deployment.grant(request)
-        await local.approve(grant)
-        preview = await handle.dispatcher.execute(deployment.operation(
-            1, "data.preview", {"source": "shop", "plan": PLAN}).operation)
+        grant = await _granted(deployment, local)
         [change] = (await local.list_changes(
-            digest_prefix=json.loads(preview.result_json)["digest"]))[0]
+            digest_prefix=await _previewed(deployment, handle)))[0]
         await local.revoke(p.revoke(p.Grant.from_payload(grant.payload), deployment.approver,
                                     reason="done", now=int(time.time())))
         with pytest.raises(DaemonRefused, match="grant G-1 was revoked: it can no longer"):
@@ -157,15 +158,11 @@ async def test_a_change_under_a_revoked_grant_cannot_be_consented_to(
 async def test_a_denial_holds_when_the_same_change_is_previewed_again(
         deployment: Deployment, shop: Path, start_agent: StartAgent) -> None:
     handle = await start_agent()
-    request = deployment.request("R-1", scopes=("data.read", "data.write"))
-    deployment.receive(request)
     async with LocalClient(handle.socket) as local:
-        await local.approve(deployment.grant(request))
+        await _granted(deployment, local)
 
         async def preview(seq: int) -> Any:
-            done = await handle.dispatcher.execute(deployment.operation(
-                seq, "data.preview", {"source": "shop", "plan": PLAN}).operation)
-            digest = json.loads(done.result_json)["digest"]
+            digest = await _previewed(deployment, handle, seq)
             [change] = (await local.list_changes(digest_prefix=digest))[0]
             return change
 
